@@ -1,0 +1,206 @@
+"""Edits of a spec: the moves the offline planner adapts examples with and refines programs with.
+
+Each edit takes a spec and returns a new, re-validated spec (specs are never mutated in place).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from ..kernel.catalog import Catalog
+from ..spec import ProgramSpec
+from ..spec import expr as E
+
+UNIT_FACTORS = {"ns": 1, "us": 1000, "ms": 1000000, "s": 1000000000}
+_DELTA = re.compile(r"\bdelta\b(\s*/\s*(\d+))?")
+
+
+def _edit(spec: ProgramSpec, **changes: Any) -> ProgramSpec:
+    data = spec.model_dump()
+    data.update(changes)
+    return ProgramSpec.model_validate(data)
+
+
+def _data(spec: ProgramSpec) -> dict[str, Any]:
+    return spec.model_dump()
+
+
+def set_process(spec: ProgramSpec, comm: str | None = None, pid: int | None = None) -> ProgramSpec:
+    data = _data(spec)
+    if comm is not None:
+        data["filter"]["comm"] = comm
+    if pid is not None:
+        data["filter"]["pid"] = pid
+    return ProgramSpec.model_validate(data)
+
+
+def add_condition(spec: ProgramSpec, condition: str) -> ProgramSpec:
+    E.parse(condition)
+    data = _data(spec)
+    old = data["filter"].get("expr")
+    data["filter"]["expr"] = f"({old}) && ({condition})" if old else condition
+    return ProgramSpec.model_validate(data)
+
+
+def uses_delta(spec: ProgramSpec) -> bool:
+    return any("delta" in E.builtins_used(x) for x in spec.expressions())
+
+
+def set_unit(spec: ProgramSpec, unit: str) -> ProgramSpec:
+    """Rewrite every ``delta`` (optionally already divided) to the requested unit."""
+    if unit not in UNIT_FACTORS or not uses_delta(spec):
+        return spec
+    factor = UNIT_FACTORS[unit]
+    repl = "delta" if factor == 1 else f"delta / {factor}"
+    data = _data(spec)
+
+    def fix(text: str) -> str:
+        return _DELTA.sub(repl, text)
+
+    for f in data["print"]:
+        if "delta" in f["expr"]:
+            f["expr"] = fix(f["expr"])
+            if f.get("label") and re.search(r"(NS|US|MS|_S)\)?$|\((ns|us|ms|s)\)$", f["label"]):
+                f["label"] = re.sub(r"(NS|US|MS|S)$", unit.upper(), f["label"])
+    for a in data["aggregates"]:
+        if a.get("value") and "delta" in a["value"]:
+            a["value"] = fix(a["value"])
+            a["unit"] = unit
+            if a.get("title"):
+                a["title"] = re.sub(r"\((?:ns|us|µs|ms|s|nsecs|usecs|msecs)\)", f"({unit})", a["title"])
+            if a.get("lhist"):
+                a["func"] = "hist"
+                a["lhist"] = None
+    return ProgramSpec.model_validate(data)
+
+
+def _numeric_value(spec: ProgramSpec) -> str | None:
+    """The value worth a histogram: an aggregate's value, else a latency, else a numeric printed column."""
+    for a in spec.aggregates:
+        if a.value:
+            return a.value
+    if uses_delta(spec):
+        for f in spec.print:
+            if "delta" in f.expr:
+                return f.expr
+        return "delta / 1000"
+    return None
+
+
+def to_histogram(spec: ProgramSpec, value: str | None = None, linear: tuple[int, int, int] | None = None,
+                 keys: list[dict[str, Any]] | None = None) -> ProgramSpec:
+    value = value or _numeric_value(spec)
+    if value is None:
+        return spec
+    data = _data(spec)
+    old = data["aggregates"][0] if data["aggregates"] else {}
+    agg: dict[str, Any] = {
+        "func": "lhist" if linear else "hist",
+        "value": value,
+        "keys": keys if keys is not None else [],
+        "unit": old.get("unit") or (_unit_of(value) if "delta" in value else None),
+    }
+    if linear:
+        agg["lhist"] = {"min": linear[0], "max": linear[1], "step": linear[2]}
+    data["aggregates"] = [agg]
+    data["print"] = []
+    data["interval_s"] = data.get("interval_s")
+    return ProgramSpec.model_validate(data)
+
+
+def _unit_of(value: str) -> str:
+    m = _DELTA.search(value)
+    factor = int(m.group(2)) if m and m.group(2) else 1
+    return {v: k for k, v in UNIT_FACTORS.items()}.get(factor, "ns")
+
+
+def to_aggregate(spec: ProgramSpec, func: str, keys: list[dict[str, Any]], value: str | None = None) -> ProgramSpec:
+    """Replace printing/aggregation with one aggregate ``func(value)`` by ``keys``."""
+    data = _data(spec)
+    if func != "count" and value is None:
+        value = _numeric_value(spec)
+        if value is None:
+            func = "count"
+    agg: dict[str, Any] = {"func": func, "keys": keys, "value": value if func != "count" else None}
+    old = data["aggregates"][0] if data["aggregates"] else None
+    if old and old.get("unit") and func in ("sum", "avg", "min", "max", "stats"):
+        agg["unit"] = old["unit"]
+    data["aggregates"] = [agg]
+    data["print"] = []
+    return ProgramSpec.model_validate(data)
+
+
+def set_keys(spec: ProgramSpec, keys: list[dict[str, Any]]) -> ProgramSpec:
+    if not spec.aggregates:
+        return to_aggregate(spec, "count", keys)
+    data = _data(spec)
+    for a in data["aggregates"]:
+        if a["func"] not in ("hist", "lhist") or keys:
+            a["keys"] = keys
+        a["title"] = None
+    return ProgramSpec.model_validate(data)
+
+
+def set_rate(spec: ProgramSpec, hz: int) -> ProgramSpec:
+    data = _data(spec)
+    data["probes"] = [f"profile:hz:{hz}" if p.startswith("profile:") else p for p in data["probes"]]
+    return ProgramSpec.model_validate(data)
+
+
+def set_interval(spec: ProgramSpec, seconds: int | None) -> ProgramSpec:
+    return _edit(spec, interval_s=seconds)
+
+
+def set_top(spec: ProgramSpec, n: int) -> ProgramSpec:
+    data = _data(spec)
+    for a in data["aggregates"]:
+        if a["func"] not in ("hist", "lhist"):
+            a["top"] = n
+    return ProgramSpec.model_validate(data)
+
+
+def set_backend(spec: ProgramSpec, backend: str) -> ProgramSpec:
+    return _edit(spec, backend=backend)
+
+
+def drop_field(spec: ProgramSpec, field: str) -> ProgramSpec | None:
+    """Remove every column/key/filter that reads ``args.<field>``; None when nothing would be left."""
+    data = _data(spec)
+
+    def ok(text: str | None) -> bool:
+        return not text or field not in E.fields_used(text)
+
+    data["print"] = [f for f in data["print"] if ok(f["expr"])]
+    aggs = []
+    for a in data["aggregates"]:
+        if not ok(a.get("value")) or not ok(a.get("filter")):
+            continue
+        a["keys"] = [k for k in a["keys"] if ok(k["expr"])]
+        aggs.append(a)
+    data["aggregates"] = aggs
+    if not ok(data["filter"].get("expr")):
+        data["filter"]["expr"] = None
+    if data.get("start"):
+        data["start"]["save"] = [s for s in data["start"]["save"] if ok(s["expr"])]
+    if not data["print"] and not data["aggregates"]:
+        return None
+    try:
+        return ProgramSpec.model_validate(data)
+    except ValueError:
+        return None
+
+
+def fit_to_kernel(spec: ProgramSpec, catalog: Catalog) -> ProgramSpec:
+    """Drop probes this kernel lacks from a list that still has others (open vs openat on arm64)."""
+    data = _data(spec)
+    changed = False
+    for holder in ([data] + ([data["start"]] if data.get("start") else [])):
+        probes = holder["probes"]
+        from ..spec import ProbeRef
+
+        present = [p for p in probes if catalog.check_probe(ProbeRef.model_validate(p)) is None]
+        if present and len(present) != len(probes):
+            holder["probes"] = present
+            changed = True
+    return ProgramSpec.model_validate(data) if changed else spec

@@ -1,0 +1,217 @@
+"""Read a plain-language tracing question into slots: what to do, on what, filtered how, shown how.
+
+Only words are read here; whether a named syscall or tracepoint exists is the catalog's business.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+MAX_INTENT = 2000
+
+ACTIONS = {
+    "hist": ("histogram", "histograms", "distribution", "distributions", "hist", "buckets", "spread", "power-of-2",
+             "log2"),
+    "lhist": ("linear histogram", "lhist"),
+    "count": ("count", "counts", "counting", "how many", "how often", "number of", "frequency of", "tally", "rate of",
+              "per second", "top", "most", "busiest", "which processes", "which process", "who calls", "who is calling",
+              "per process", "by process", "per-process"),
+    "sum": ("bytes", "total", "sum", "amount", "volume", "throughput"),
+    "avg": ("average", "mean", "avg"),
+    "max": ("maximum", "max", "largest", "biggest", "longest", "worst"),
+    "min": ("minimum", "min", "smallest", "shortest"),
+    "latency": ("latency", "latencies", "how long", "duration", "time spent", "slow", "slowest", "took", "takes",
+                "wait time", "waiting"),
+    "profile": ("profile", "profiling", "sample", "sampling", "on-cpu", "on cpu", "flame", "hot", "hottest", "cpu usage"),
+    "trace": ("trace", "show", "print", "log", "watch", "snoop", "list", "monitor", "display", "report", "see", "every",
+              "each", "who"),
+}
+
+GROUP_WORDS = {
+    "comm": ("process name", "process", "processes", "command", "comm", "program", "application", "app", "task",
+             "name", "executable", "binary"),
+    "pid": ("pid", "process id", "pids"),
+    "tid": ("thread", "tid", "threads", "thread id"),
+    "cpu": ("cpu", "cpus", "core", "processor"),
+    "uid": ("user", "uid", "users"),
+    "syscall": ("syscall", "system call", "syscalls", "system calls"),
+    "file": ("file", "filename", "path", "files"),
+    "stack": ("stack", "stacks", "call stack", "stack trace", "backtrace"),
+    "port": ("port", "ports"),
+    "device": ("disk", "device", "dev"),
+}
+
+UNITS = {"ns": 1, "nsec": 1, "nanosecond": 1, "nanoseconds": 1, "us": 1000, "usec": 1000, "µs": 1000,
+         "microsecond": 1000, "microseconds": 1000, "ms": 1000000, "msec": 1000000, "millisecond": 1000000,
+         "milliseconds": 1000000, "s": 1000000000, "sec": 1000000000, "second": 1000000000, "seconds": 1000000000}
+
+# Words after "by"/"from"/"of" that are never a process name.
+NOT_PROCESS = {
+    "process", "processes", "name", "pid", "thread", "threads", "cpu", "user", "users", "syscall", "syscalls",
+    "system", "file", "files", "path", "paths", "size", "sizes", "type", "vector", "device", "disk", "port",
+    "ports", "state", "states", "stack", "stacks", "kernel", "the", "a", "an", "all", "any", "each", "every", "command", "program", "programs", "application", "function", "functions", "latency", "count", "irq", "irqs",
+    "signal", "signals", "number", "reason", "return", "value", "errno", "error", "errors", "bytes", "mode", "uid",
+    "comm", "tid", "requests", "request", "duration", "time", "second", "seconds", "ms", "us", "one", "socket",
+    "sockets", "address", "host", "destination", "source", "category", "event", "events", "interface", "flags",
+    "library", "libc", "it", "them", "this", "that", "me", "per", "cgroup", "container", "directory", "fd", "level", "operation", "op", "sector", "cause", "caller", "callers", "code", "codes", "status", "length",
+    "dport", "sport", "family", "protocol", "vec", "prio", "priority", "node", "zone", "order", "inode", "ret", "result", "results", "kind", "class", "queue", "hz", "hertz", "frequency", "rate", "bucket", "buckets",
+    "ip", "addr", "remote", "local", "peer", "major", "minor", "rwbs", "direction", "key", "keys", "column",
+}
+
+
+@dataclass
+class Intent:
+    text: str
+    words: list[str]
+    actions: set[str] = field(default_factory=set)
+    group_by: list[str] = field(default_factory=list)
+    comm: str | None = None
+    pid: int | None = None
+    unit: str | None = None  # 'ns', 'us', 'ms', 's'
+    hz: int | None = None
+    duration_s: float | None = None
+    interval_s: int | None = None
+    top: int | None = None
+    names: list[str] = field(default_factory=list)  # written as "X calls", "the X syscall", "function X"
+    explicit_calls: list[str] = field(default_factory=list)  # written as name() or "the X syscall"
+    library: str | None = None
+    port: int | None = None
+    path: str | None = None
+    errors_only: bool = False
+    kernel_stack: bool = False
+    user_stack: bool = False
+
+    def has(self, *phrases: str) -> bool:
+        return any(_has_phrase(self.text, p) for p in phrases)
+
+
+def _has_phrase(text: str, phrase: str) -> bool:
+    return re.search(rf"(?<![\w-]){re.escape(phrase)}(?![\w-])", text) is not None
+
+
+_WORD_RE = re.compile(r"[a-z0-9_][a-z0-9_.+-]*")
+_STOP = {"the", "a", "an", "of", "for", "by", "to", "in", "on", "and", "or", "with", "me", "show", "please", "all",
+         "my", "is", "are", "what", "which", "that", "this", "from", "it", "its", "their", "them", "be", "being",
+         "i", "want", "see", "can", "you", "do", "does", "how", "each", "every", "at", "as", "per", "into", "when"}
+
+
+def words(text: str) -> list[str]:
+    return _WORD_RE.findall(text.lower())
+
+
+def content_words(text: str) -> list[str]:
+    return [w for w in words(text) if w not in _STOP]
+
+
+def parse(raw: str) -> Intent:
+    text = " ".join(raw.replace("\u2019", "'").split()).strip()
+    low = text.lower()
+    it = Intent(text=low, words=words(low))
+    for action, phrases in ACTIONS.items():
+        if any(_has_phrase(low, p) for p in phrases):
+            it.actions.add(action)
+    if it.has("linear histogram", "lhist"):
+        it.actions.add("lhist")
+
+    # Process filters: "by nginx", "for pid 42", "process nginx", "named nginx", "comm == nginx", 'of "my app"'
+    m = re.search(r"\b(?:pid|process id|pid=|pid ==)\s*[=:]?\s*(\d{1,7})\b", low)
+    if m:
+        it.pid = int(m.group(1))
+    quoted = re.search(r"[\"'`]([^\"'`]{1,64})[\"'`]", text)
+    for pattern in (
+        r"\b(?:process(?:es)? named|program named|command named|named|called|comm(?:and)?\s*(?:==|=|is))\s+([\w.+:-]+)",
+        r"\b(?:process|processes|program|command|comm)\s+([a-z][\w.+:-]*)",
+        r"\b(?:by|from|of|for|in|inside|only|just)\s+(?:the\s+)?([a-z][\w.+:-]*)(?:\s+(?:process(?:es)?|program|daemon|server|command|binary))?\b",
+        r"\b([a-z][\w.+-]*)'s\b",
+    ):
+        for cand in re.finditer(pattern, low):
+            name = cand.group(1).rstrip(".:")
+            if _plausible_process(name, low, cand):
+                it.comm = _original_case(text, name)
+                break
+        if it.comm:
+            break
+    if quoted and not it.comm and _plausible_quoted(quoted.group(1)):
+        it.comm = quoted.group(1)
+
+    # Units, frequencies, durations, intervals, top-N
+    m = re.search(r"\b(?:in|as|using|into)\s+(nanoseconds?|microseconds?|milliseconds?|seconds?|ns|us|µs|ms|usecs?|msecs?|nsecs?)\b", low)
+    m = m or re.search(r"\b(nanoseconds?|microseconds?|milliseconds?|ns|us|µs|ms|usecs|msecs|nsecs)\b", low)
+    if m:
+        it.unit = {1: "ns", 1000: "us", 1000000: "ms", 1000000000: "s"}[UNITS.get(m.group(1).rstrip("s") if m.group(1).rstrip("s") in UNITS else m.group(1), 1000)]
+    m = re.search(r"\b(\d{1,5})\s*(?:hz|hertz|samples? per second|times a second|times per second)\b", low)
+    if m:
+        it.hz = int(m.group(1))
+    m = re.search(r"\bfor\s+(\d+(?:\.\d+)?)\s*(s|sec|secs|seconds?|m|min|mins|minutes?)\b", low)
+    if m:
+        it.duration_s = float(m.group(1)) * (60 if m.group(2).startswith("m") else 1)
+    m = re.search(r"\bevery\s+(\d+)?\s*(s|sec|secs|seconds?|minutes?)\b", low)
+    if m:
+        n = int(m.group(1) or 1)
+        it.interval_s = n * (60 if m.group(2).startswith("min") else 1)
+    if re.search(r"\b(?:per|each|every) second\b", low) and it.interval_s is None and "count" in it.actions:
+        it.interval_s = 1
+    m = re.search(r"\btop\s+(\d{1,4})\b", low)
+    if m:
+        it.top = int(m.group(1))
+    m = re.search(r"\bport\s+(\d{1,5})\b", low)
+    if m:
+        it.port = int(m.group(1))
+    m = re.search(r"(/[\w./+-]+)", text)
+    if m and not re.match(r"/\d", m.group(1)):
+        it.path = m.group(1)
+    it.errors_only = it.has("failed", "failing", "failures", "fail", "errors", "error", "unsuccessful", "enoent")
+
+    # Grouping: "by X", "per X", "for each X"
+    for m in re.finditer(r"\b(?:by|per|for each|grouped by|broken down by|group by|keyed by|across)\s+(?:the\s+)?([a-z ]{2,30}?)(?=$|[,.;:!?)]|\s(?:and|with|in|as|for|on|over|during|every|while|using|at)\b)", low):
+        phrase = m.group(1).strip()
+        for key, ws in GROUP_WORDS.items():
+            if any(_has_phrase(phrase, w) for w in ws):
+                if key not in it.group_by:
+                    it.group_by.append(key)
+                break
+    if re.search(r"\b(?:which|what|who|top|busiest) (?:process|processes|programs?|commands?|tasks?)\b", low) and "comm" not in it.group_by:
+        it.group_by.append("comm")
+    it.kernel_stack = it.has("kernel stack", "kernel stacks", "kstack", "kernel-space", "in the kernel")
+    it.user_stack = it.has("user stack", "user stacks", "user-space stack", "user-space stacks", "ustack",
+                           "userspace stack", "user space stack", "user-level stack", "user-space")
+
+    # Names that may be syscalls, tracepoints or functions
+    for m in re.finditer(r"\b([a-z_][a-z0-9_]*)\s*\(\s*\)", low):
+        it.explicit_calls.append(m.group(1))
+    for m in re.finditer(r"\b(?:the\s+)?([a-z_][a-z0-9_]*)\s+(?:syscalls?|system calls?|calls?|tracepoint|function)\b", low):
+        it.names.append(m.group(1))
+    for m in re.finditer(r"\b(?:syscall|system call|tracepoint|function|probe)\s+([a-z_][a-z0-9_:]*)\b", low):
+        it.names.append(m.group(1))
+    m = re.search(r"\b(lib[a-z0-9_+-]*)\b", low)
+    if m:
+        it.library = m.group(1)
+    return it
+
+
+def _original_case(text: str, lowered: str) -> str:
+    m = re.search(re.escape(lowered), text, re.IGNORECASE)
+    return m.group(0) if m else lowered
+
+
+def _plausible_quoted(name: str) -> bool:
+    return 0 < len(name) <= 15 and "/" not in name and not name.strip().count(" ") > 1
+
+
+_ACTOR_NOUNS = ("process", "program", "daemon", "server", "command", "binary", "service")
+
+
+def _plausible_process(name: str, text: str, match: re.Match[str]) -> bool:
+    from .vocabulary import KNOWN_PROCESSES, NOT_A_PROCESS
+
+    if not name or name in NOT_PROCESS or name in NOT_A_PROCESS or name.isdigit() or len(name) > 15:
+        return False
+    if name in KNOWN_PROCESSES:
+        return True
+    phrase = match.group(0)
+    if text[match.end(1) :].lstrip().startswith(_ACTOR_NOUNS):
+        return True
+    if phrase.startswith(("by ", "named", "called", "comm", "process", "program", "command")) or phrase.endswith("'s"):
+        return True
+    return False

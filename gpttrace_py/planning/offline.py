@@ -1,0 +1,410 @@
+"""The offline planner: intent parsing + retrieval over the examples corpus + the live probe catalog.
+
+No network and no model. It ranks candidate specs for an intent:
+  1. the closest corpus examples (BM25), adapted to the intent (process filter, aggregation, unit, rate),
+  2. programs built from the catalog for a syscall or tracepoint the intent names ("trace the fchownat
+     syscall", "count sched:sched_wakeup by cpu"),
+and keeps the ranked list so that a load failure moves on to the next candidate (or drops the field the
+kernel rejected) instead of giving up.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import UnmappableIntent, UsageError
+from ..kernel.catalog import Catalog
+from ..kernel.syscalls import number_to_name
+from ..kernel.tracefs import Tracepoint
+from ..run.failure import LoadFailure
+from ..spec import ProgramSpec
+from . import edits
+from . import intent as intent_mod
+from .base import PlanContext
+from .intent import Intent
+from .retrieval import Hit, index
+from .vocabulary import COMMON_WORDS
+
+MIN_SCORE = 2.0  # below this a corpus hit is not trusted on its own
+
+# Syscall names that are also everyday words: only taken as a syscall when written as one ("read()",
+# "the read syscall", "read calls").
+AMBIGUOUS_SYSCALLS = {"read", "write", "open", "close", "kill", "exit", "time", "sync", "pause", "select", "poll",
+                      "link", "mount", "stat", "socket", "listen", "connect", "accept", "bind", "shutdown", "alarm",
+                      "wait4", "uname", "times", "brk", "pipe", "dup", "chroot", "ioctl", "fork", "clone", "access",
+                      "madvise", "msync", "flock", "futex", "reboot", "acct", "sysinfo", "capget", "capset", "kcmp",
+                      "personality", "quotactl", "rename", "truncate", "umask", "vhangup", "syslog", "tee", "splice"}
+
+SYSCALL_FAMILY_PATTERNS = ("{x}", "{x}at", "{x}at2", "f{x}at", "f{x}at2", "new{x}", "new{x}at", "{x}x", "{x}2",
+                           "{x}64", "p{x}64", "{x}v", "p{x}v", "p{x}v2", "{x}3", "{x}4", "{x}ve")
+
+GROUP_KEYS: dict[str, list[dict[str, Any]]] = {
+    "comm": [{"expr": "comm", "label": "COMM"}],
+    "pid": [{"expr": "pid", "label": "PID"}, {"expr": "comm", "label": "COMM"}],
+    "tid": [{"expr": "tid", "label": "TID"}, {"expr": "comm", "label": "COMM"}],
+    "cpu": [{"expr": "cpu", "label": "CPU"}],
+    "uid": [{"expr": "uid", "label": "UID"}],
+    "stack": [{"expr": "kstack", "label": "KSTACK"}],
+}
+
+
+@dataclass
+class Candidate:
+    spec: ProgramSpec
+    source: str  # 'corpus:<id>', 'syscall:<name>', 'tracepoint:<name>'
+    score: float
+
+
+@dataclass
+class _State:
+    intent: str
+    candidates: list[Candidate] = field(default_factory=list)
+    tried: list[str] = field(default_factory=list)
+
+
+class OfflinePlanner:
+    name = "offline"
+
+    def __init__(self) -> None:
+        self._state: _State | None = None
+        self.last_candidates: list[Candidate] = []
+
+    # -- Planner protocol ----------------------------------------------------------------------------
+    def plan(self, intent: str, ctx: PlanContext) -> ProgramSpec:
+        it = _parse(intent)
+        cands = self.candidates(it, ctx.catalog)
+        if not cands:
+            raise UnmappableIntent(f"no tracing program matches {_quote(intent)}", self.suggestions(intent))
+        self._state = _State(intent, cands, [cands[0].spec.model_dump_json()])
+        self.last_candidates = cands
+        spec = cands[0].spec
+        if ctx.backend in ("bpftrace", "bcc"):
+            spec = edits.set_backend(spec, ctx.backend)
+        return spec
+
+    def refine(self, request: str, spec: ProgramSpec, ctx: PlanContext) -> ProgramSpec:
+        from .refine import refine
+
+        return refine(request, spec, ctx.catalog, self)
+
+    def revise(self, intent: str, spec: ProgramSpec, failure: LoadFailure, ctx: PlanContext) -> ProgramSpec | None:
+        state = self._state if self._state and self._state.intent == intent else None
+        # 1. a field the kernel does not have: drop what reads it
+        m = re.search(r"(?:no field|field named|Unknown field|does not contain a field named)\s*'?\"?(\w+)", failure.message)
+        if m:
+            smaller = edits.drop_field(spec, m.group(1))
+            if smaller is not None and (state is None or smaller.model_dump_json() not in state.tried):
+                if state:
+                    state.tried.append(smaller.model_dump_json())
+                return smaller
+        # 2. the next candidate that was not tried yet
+        if state is None:
+            return None
+        for cand in state.candidates:
+            text = cand.spec.model_dump_json()
+            if text not in state.tried:
+                state.tried.append(text)
+                return cand.spec
+        return None
+
+    # -- candidates ----------------------------------------------------------------------------------
+    def candidates(self, it: Intent, catalog: Catalog) -> list[Candidate]:
+        out: list[Candidate] = []
+        hits = index().search(it.text, limit=6)
+        named_syscalls = self.named_syscalls(it, catalog)
+        named_tps = self.named_tracepoints(it, catalog)
+        for hit in hits:
+            for spec in [hit.example.spec, *hit.example.alternatives]:
+                adapted = _safe(lambda s=spec: adapt(s, it, catalog))
+                if adapted is not None:
+                    out.append(Candidate(adapted, f"corpus:{hit.example.id}", hit.score))
+        generated: list[Candidate] = []
+        if named_syscalls:
+            spec = _safe(lambda: syscall_spec(named_syscalls, it, catalog))
+            if spec is not None:
+                generated.append(Candidate(spec, f"syscall:{named_syscalls[0]}", 0.0))
+        for tp in named_tps[:1]:
+            spec = _safe(lambda tp=tp: tracepoint_spec([tp], it, catalog))
+            if spec is not None:
+                generated.append(Candidate(spec, f"tracepoint:{tp.category}:{tp.name}", 0.0))
+        # A named probe beats a corpus hit that does not use it.
+        top_ok = bool(out) and out[0].score >= MIN_SCORE
+        if generated:
+            named = {f"tracepoint:syscalls:sys_enter_{s}" for s in named_syscalls} | {
+                f"tracepoint:syscalls:sys_exit_{s}" for s in named_syscalls} | {tp.probe for tp in named_tps}
+            corpus_uses_named = [c for c in out if named & {p.text for p in c.spec.all_probes}]
+            rest = [c for c in out if c not in corpus_uses_named]
+            if corpus_uses_named and corpus_uses_named[0].score >= MIN_SCORE:
+                return corpus_uses_named + generated + rest
+            return generated + corpus_uses_named + rest
+        if not top_ok:
+            if not out or index().known_terms(it.text) == 0:
+                return []
+            # weak evidence: accept only when at least two content words agree with the example
+            if out[0].score < MIN_SCORE / 2:
+                return []
+        return out
+
+    def named_syscalls(self, it: Intent, catalog: Catalog) -> list[str]:
+        """Syscalls the intent names: written as one ("chmod()", "chmod calls", "the chmod syscall"), or a word
+        that can only be a syscall name ("fchownat", "openat")."""
+        found: list[str] = []
+
+        def add(name: str) -> None:
+            name = name.removeprefix("sys_enter_").removeprefix("sys_exit_")
+            if name not in found and catalog.syscall_tracepoint(name) is not None:
+                found.append(name)
+
+        for n in it.explicit_calls + it.names:
+            add(n)
+        for w in it.words:
+            w = w.removeprefix("sys_enter_").removeprefix("sys_exit_")
+            if len(w) > 3 and w not in AMBIGUOUS_SYSCALLS and w not in COMMON_WORDS:
+                add(w)
+        return found
+
+    def named_tracepoints(self, it: Intent, catalog: Catalog) -> list[Tracepoint]:
+        out: list[Tracepoint] = []
+        cats = catalog.tracepoints.categories()
+        for w in it.words:
+            cat, _, name = w.partition(":")
+            if name and cat in cats and name in cats[cat]:
+                tp = catalog.tracepoints.get(cat, name)
+            elif "_" in w and not w.startswith("sys_"):
+                tp = next((catalog.tracepoints.get(c, w) for c, ns in cats.items() if w in ns and c != "syscalls"), None)
+            else:
+                tp = None
+            if tp is not None and tp not in out:
+                out.append(tp)
+        return out
+
+    def suggestions(self, intent: str, limit: int = 4) -> list[str]:
+        hits = index().search(intent, limit=limit)
+        if len(hits) < limit:
+            from ..corpus import load
+
+            extra = [e for e in load() if e.id in ("opensnoop", "execsnoop", "syscount", "runqlat", "tcpconnect",
+                                                 "biolatency", "profile")]
+            hits += [Hit(e, 0.0) for e in extra if e not in [h.example for h in hits]]
+        return [h.example.paraphrases[0] if h.example.paraphrases else h.example.title for h in hits[:limit]]
+
+
+def _parse(intent: str) -> Intent:
+    text = intent.strip()
+    if not text:
+        raise UsageError("the intent is empty", 'say what to trace, e.g. gpttrace "trace files opened by nginx"')
+    if len(text) > intent_mod.MAX_INTENT:
+        raise UsageError(f"the intent is {len(text)} characters long; the limit is {intent_mod.MAX_INTENT}",
+                         "say what to trace in a sentence or two")
+    if any(ord(c) < 32 and c not in "\t\n" for c in text):
+        text = "".join(c if ord(c) >= 32 or c in "\t\n" else " " for c in text)
+    return intent_mod.parse(text)
+
+
+def _quote(text: str) -> str:
+    short = " ".join(text.split())[:60]
+    return repr(short + ("..." if len(text) > 60 else ""))
+
+
+def _safe(make: Any) -> ProgramSpec | None:
+    try:
+        return make()
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+# -- adapting a corpus spec to an intent ---------------------------------------------------------------
+def adapt(spec: ProgramSpec, it: Intent, catalog: Catalog) -> ProgramSpec:
+    spec = edits.fit_to_kernel(spec, catalog)
+    if it.comm or it.pid:
+        spec = edits.set_process(spec, comm=it.comm, pid=it.pid)
+    is_profile = any(p.kind == "profile" for p in spec.probes)
+    if is_profile:
+        if it.hz:
+            spec = edits.set_rate(spec, it.hz)
+        if it.user_stack and not it.kernel_stack:
+            spec = _stack_keys(spec, "ustack")
+        elif it.kernel_stack and not it.user_stack:
+            spec = _stack_keys(spec, "kstack")
+    wants_hist = "hist" in it.actions or "lhist" in it.actions
+    keys = [k for g in it.group_by if g in GROUP_KEYS for k in GROUP_KEYS[g]]
+    if wants_hist and not all(a.func in ("hist", "lhist") for a in spec.aggregates or [None]):  # type: ignore[list-item]
+        hist_keys = keys if it.group_by and "comm" in it.group_by else []
+        spec = edits.to_histogram(spec, keys=hist_keys)
+    elif not wants_hist and spec.print and not spec.aggregates and ("count" in it.actions or keys) and not it.has(
+            "trace", "show", "print", "watch", "snoop", "log", "list"):
+        spec = edits.to_aggregate(spec, "count", keys or GROUP_KEYS["comm"])
+    elif keys and spec.aggregates and not is_profile and not wants_hist:
+        current = [k.expr for a in spec.aggregates for k in a.keys]
+        wanted = [k["expr"] for k in keys]
+        if wanted[0] not in current:
+            spec = edits.set_keys(spec, keys)
+    if it.unit:
+        spec = edits.set_unit(spec, it.unit)
+    if it.interval_s:
+        spec = edits.set_interval(spec, it.interval_s)
+    if it.top and spec.aggregates:
+        spec = edits.set_top(spec, it.top)
+    if it.errors_only:
+        spec = _errors_only(spec)
+    if it.port:
+        spec = _port_filter(spec, it.port, catalog)
+    return spec
+
+
+def _stack_keys(spec: ProgramSpec, which: str) -> ProgramSpec:
+    data = spec.model_dump()
+    for a in data["aggregates"]:
+        for k in a["keys"]:
+            if k["expr"] in ("kstack", "ustack"):
+                k["expr"] = which
+                k["label"] = which.upper()
+        a["title"] = None
+    return ProgramSpec.model_validate(data)
+
+
+def _errors_only(spec: ProgramSpec) -> ProgramSpec:
+    if any(p.kind == "tracepoint" and (p.name or "").startswith("sys_exit_") for p in spec.probes):
+        if "ret" in " ".join(spec.expressions()) or spec.start is not None:
+            return edits.add_condition(spec, "args.ret < 0")
+    return spec
+
+
+def _port_filter(spec: ProgramSpec, port: int, catalog: Catalog) -> ProgramSpec:
+    fields = {f.name for p in spec.probes if (tp := catalog.tracepoint(p)) for f in tp.fields}
+    if {"sport", "dport"} <= fields:
+        return edits.add_condition(spec, f"args.sport == {port} || args.dport == {port}")
+    return spec
+
+
+# -- programs built from the catalog ---------------------------------------------------------------------
+def syscall_family(name: str, catalog: Catalog) -> list[str]:
+    have = set(catalog.syscalls())
+    base = name
+    if name in have and any(name == p.format(x=name) for p in ("{x}",)):
+        pass
+    family = []
+    for pat in SYSCALL_FAMILY_PATTERNS:
+        cand = pat.format(x=base)
+        tp = catalog.syscall_tracepoint(cand)
+        if tp is not None and cand not in family:
+            family.append(cand)
+    if name not in family and catalog.syscall_tracepoint(name):
+        family.insert(0, name)
+    return family
+
+
+def _syscall_probes(names: list[str], phase: str, catalog: Catalog) -> list[str]:
+    out = []
+    for n in names:
+        p = catalog.syscall_tracepoint(n, phase)
+        if p is not None and p.text not in out:
+            out.append(p.text)
+    return out
+
+
+def syscall_spec(names: list[str], it: Intent, catalog: Catalog) -> ProgramSpec:
+    """A program for named syscalls: print their arguments, or count/sum/histogram them as asked."""
+    exact = [n for n in names if n in it.explicit_calls or n.endswith(("at", "at2", "64", "v"))]
+    family: list[str] = []
+    for n in names:
+        members = [n] if n in exact else syscall_family(n, catalog)
+        # keep the members that carry every argument the named one has (chmod → fchmodat, not fchmod)
+        base_tp = catalog.tracepoint(catalog.syscall_tracepoint(members[0]) or "") if members else None
+        base_fields = {f.name for f in base_tp.user_fields} if base_tp else set()
+        for m in members:
+            tp = catalog.tracepoint(catalog.syscall_tracepoint(m) or "")
+            if tp and base_fields <= {f.name for f in tp.user_fields} | {"dfd"} and m not in family:
+                family.append(m)
+    if not family:
+        raise ValueError("no traceable syscall")
+    enter = _syscall_probes(family, "enter", catalog)
+    exit_ = _syscall_probes(family, "exit", catalog)
+    tps = [catalog.tracepoint(p) for p in enter]
+    common = [f for f in tps[0].user_fields if all(t.field(f.name) for t in tps if t)] if tps and tps[0] else []
+    label = "/".join(family[:3]) + ("..." if len(family) > 3 else "")
+    keys = [k for g in it.group_by if g in GROUP_KEYS for k in GROUP_KEYS[g]] or GROUP_KEYS["comm"]
+    wants_latency = "latency" in it.actions
+    size_field = next((f.name for f in common if f.name in ("count", "len", "size", "length")), None)
+    base: dict[str, Any] = {"rationale": f"the syscalls:sys_enter_{family[0]} tracepoint fires on every {family[0]}() call"}
+    if wants_latency:
+        unit = it.unit or "us"
+        value = "delta" if unit == "ns" else f"delta / {edits.UNIT_FACTORS[unit]}"
+        data = {**base, "title": f"{label}() latency ({unit})", "start": {"probes": enter, "key": ["tid"]},
+                "probes": exit_}
+        if "hist" in it.actions or not ({"count", "avg", "sum", "max", "trace"} & it.actions):
+            data["aggregates"] = [{"func": "hist", "value": value, "unit": unit}]
+        elif "avg" in it.actions or "max" in it.actions:
+            data["aggregates"] = [{"func": "avg" if "avg" in it.actions else "max", "value": value, "unit": unit,
+                                   "keys": keys}]
+        else:
+            data["print"] = [{"expr": "pid"}, {"expr": "comm"}, {"expr": "args.ret", "label": "RET"},
+                             {"expr": value, "label": f"LAT_{unit.upper()}"}]
+        return ProgramSpec.model_validate(data)
+    if "hist" in it.actions or "sum" in it.actions:
+        use_ret = bool(exit_) and (it.has("returned", "actual", "result", "return") or not size_field or "read" in label)
+        value = "args.ret" if use_ret else f"args.{size_field}"
+        probes = exit_ if use_ret else enter
+        cond = "args.ret >= 0" if use_ret else None
+        if "hist" in it.actions:
+            aggs = [{"func": "hist", "value": value, "unit": "bytes" if size_field else None, "filter": cond}]
+        else:
+            aggs = [{"func": "sum", "value": value, "keys": keys, "unit": "bytes" if size_field else None,
+                     "filter": cond}]
+        return ProgramSpec.model_validate({**base, "title": f"{label}() sizes", "probes": probes, "aggregates": aggs})
+    if ("count" in it.actions or it.group_by) and not it.has("trace", "show", "print", "watch", "log", "snoop"):
+        return ProgramSpec.model_validate({**base, "title": f"{label}() calls by {keys[0]['expr']}", "probes": enter,
+                                           "aggregates": [{"func": "count", "keys": keys}]})
+    cols: list[dict[str, Any]] = [{"expr": "pid", "label": "PID"}, {"expr": "comm", "label": "COMM"}]
+    if len(family) > 1:
+        cols.append({"expr": "probe", "label": "PROBE"})
+    cols += _field_columns(common, limit=6)
+    wants_ret = it.has("return", "returns", "result", "results", "error", "errors", "failed", "failures", "fail", "ret",
+                       "retval", "return value")
+    if wants_ret and exit_:
+        saves = [{"name": c["expr"].split(".", 1)[1], "expr": c["expr"]} for c in cols if c["expr"].startswith("args.")]
+        for c in cols:
+            if c["expr"].startswith("args."):
+                c["expr"] = "start." + c["expr"].split(".", 1)[1]
+        cols.insert(2, {"expr": "args.ret", "label": "RET"})
+        data = {**base, "title": f"{label}() calls with their result", "start": {"probes": enter, "save": saves[:8]},
+                "probes": exit_, "print": [c for c in cols if c["expr"] != "probe"]}
+    else:
+        data = {**base, "title": f"{label}() calls", "probes": enter, "print": cols}
+    return ProgramSpec.model_validate(data)
+
+
+def _field_columns(fields: Any, limit: int) -> list[dict[str, Any]]:
+    cols: list[dict[str, Any]] = []
+    strings = [f for f in fields if f.kind in ("ptr_str", "str")]
+    others = [f for f in fields if f.kind not in ("ptr_str", "str")]
+    for f in others + strings:  # text last: it is the widest column
+        if len(cols) >= limit:
+            break
+        if f.kind in ("ptr", "array") and f.kind != "ptr_str":
+            fmt = "hex" if f.kind == "ptr" else "auto"
+            if f.kind == "array":
+                continue
+            cols.append({"expr": f"args.{f.name}", "label": f.name.upper(), "format": fmt})
+        else:
+            fmt = "hex" if f.name in ("flags", "mode", "prot") else "auto"
+            cols.append({"expr": f"args.{f.name}", "label": f.name.upper(), "format": fmt})
+    return cols
+
+
+def tracepoint_spec(tps: list[Tracepoint], it: Intent, catalog: Catalog) -> ProgramSpec:
+    tp = tps[0]
+    keys = [k for g in it.group_by if g in GROUP_KEYS for k in GROUP_KEYS[g]]
+    base: dict[str, Any] = {"rationale": f"the {tp.category}:{tp.name} tracepoint is named in the request",
+                            "probes": [tp.probe]}
+    if "count" in it.actions or keys:
+        return ProgramSpec.model_validate({**base, "title": f"{tp.name} events by {(keys or GROUP_KEYS['comm'])[0]['expr']}",
+                                           "aggregates": [{"func": "count", "keys": keys or GROUP_KEYS["comm"]}]})
+    cols = [{"expr": "pid", "label": "PID"}, {"expr": "comm", "label": "COMM"}] + _field_columns(tp.user_fields, 7)
+    return ProgramSpec.model_validate({**base, "title": f"{tp.category}:{tp.name} events", "print": cols})
+
+
+def syscall_names_key() -> dict[str, Any]:
+    return {"expr": "args.id", "label": "SYSCALL", "names": number_to_name()}

@@ -1,0 +1,95 @@
+"""BM25 ranking of corpus entries for an intent: no network, no model, a few milliseconds."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from dataclasses import dataclass
+
+from ..corpus import Example
+from .vocabulary import SYNONYMS
+
+_TOKEN = re.compile(r"[a-z0-9]+")
+_STOP = {"the", "a", "an", "of", "for", "by", "to", "in", "on", "and", "or", "with", "me", "show", "please", "all",
+         "my", "is", "are", "what", "which", "that", "this", "from", "it", "its", "their", "them", "be", "being", "i",
+         "want", "see", "can", "you", "do", "does", "how", "each", "every", "at", "as", "per", "into", "when", "trace",
+         "tracing", "display", "print", "list", "log", "watch", "monitor", "give", "get", "tell", "let", "know",
+         "happening", "happen", "happens", "there", "any", "some", "us", "we", "using", "use", "via"}
+
+
+def stem(word: str) -> str:
+    for suffix, repl in (("ies", "y"), ("sses", "ss"), ("ing", ""), ("ed", ""), ("es", ""), ("s", "")):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            return word[: -len(suffix)] + repl
+    return word
+
+
+def tokens(text: str, expand: bool = False) -> list[str]:
+    out: list[str] = []
+    for w in _TOKEN.findall(text.lower().replace("_", " ")):
+        if w in _STOP:
+            continue
+        out.append(stem(w))
+        if expand and w in SYNONYMS:
+            out.extend(stem(s) for s in SYNONYMS[w])
+    return out
+
+
+@dataclass
+class Hit:
+    example: Example
+    score: float
+
+
+class Index:
+    def __init__(self, examples: tuple[Example, ...], k1: float = 1.4, b: float = 0.6) -> None:
+        self.examples = examples
+        self.k1, self.b = k1, b
+        self.docs = [Counter(tokens(e.search_text())) for e in examples]
+        # Titles and tags weigh more than paraphrases: count them twice.
+        for doc, e in zip(self.docs, examples):
+            doc.update(tokens(e.title + " " + " ".join(e.tags) + " " + e.id.replace("-", " ")))
+        self.lengths = [sum(d.values()) for d in self.docs]
+        self.avg = sum(self.lengths) / max(1, len(self.lengths))
+        df: Counter[str] = Counter()
+        for d in self.docs:
+            df.update(set(d))
+        n = len(self.docs)
+        self.idf = {t: math.log(1 + (n - c + 0.5) / (c + 0.5)) for t, c in df.items()}
+
+    def search(self, query: str, limit: int = 5) -> list[Hit]:
+        q = tokens(query, expand=True)
+        if not q:
+            return []
+        qc = Counter(q)
+        scored: list[Hit] = []
+        for e, doc, length in zip(self.examples, self.docs, self.lengths):
+            s = 0.0
+            for t, qn in qc.items():
+                f = doc.get(t)
+                if not f:
+                    continue
+                idf = self.idf.get(t, 0.0)
+                s += idf * (f * (self.k1 + 1)) / (f + self.k1 * (1 - self.b + self.b * length / self.avg)) * (
+                    1 + 0.3 * (qn - 1))
+            if s > 0:
+                scored.append(Hit(e, s))
+        scored.sort(key=lambda h: -h.score)
+        return scored[:limit]
+
+    def known_terms(self, query: str) -> int:
+        """How many of the query's words the corpus knows at all (0 means gibberish to us)."""
+        return sum(1 for t in set(tokens(query, expand=True)) if t in self.idf)
+
+
+_INDEX: Index | None = None
+
+
+def index() -> Index:
+    global _INDEX
+    if _INDEX is None:
+        from ..corpus import load
+
+        _INDEX = Index(load())
+    return _INDEX

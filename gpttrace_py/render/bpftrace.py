@@ -1,0 +1,342 @@
+"""Render a ProgramSpec as a bpftrace (0.17+) script."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..kernel.catalog import Catalog
+from ..spec import Aggregate, OutputField, ProbeRef, ProgramSpec
+from ..spec import expr as E
+from . import lower
+from .escape import Code, comment, environment, ident, integer, string_literal
+from .lower import Context
+from .program import AggregateLayout, ProgramLayout, RenderedProgram
+
+_BUILTIN_TEXT = {"delta": "$delta"}
+MAX_INLINE_NAMES = 64
+
+
+def compile_expr(node: E.Node, ctx: Context) -> str:
+    """The bpftrace text of an expression tree (no conversions)."""
+    if isinstance(node, E.Num):
+        return str(node.value)
+    if isinstance(node, E.Str):
+        return string_literal(node.value)
+    if isinstance(node, E.Builtin):
+        return _BUILTIN_TEXT.get(node.name, node.name)
+    if isinstance(node, E.Field):
+        return f"args->{ident(node.name)}"
+    if isinstance(node, E.Saved):
+        return f"$s_{ident(node.name)}"
+    if isinstance(node, E.Call):
+        inner = ", ".join(_as_string(a, ctx) if node.fn == "str" and i == 0 else compile_expr(a, ctx)
+                          for i, a in enumerate(node.args))
+        return f"{node.fn}({inner})"
+    if isinstance(node, E.Unary):
+        return f"{node.op}{_paren(node.operand, ctx)}"
+    if isinstance(node, E.Binary):
+        if node.op in ("==", "!=") and lower.infer(node.left, ctx) in lower.STRINGY | {"str"}:
+            return f"{as_text(node.left, ctx)} {node.op} {as_text(node.right, ctx)}"
+        return f"{_paren(node.left, ctx)} {node.op} {_paren(node.right, ctx)}"
+    if isinstance(node, E.Ternary):
+        return f"{_paren(node.cond, ctx)} ? {_paren(node.then, ctx)} : {_paren(node.other, ctx)}"
+    if isinstance(node, E.Index):
+        return f"{compile_expr(node.base, ctx)}[{node.index}]"
+    raise TypeError(node)
+
+
+def _as_string(node: E.Node, ctx: Context) -> str:
+    # str(x) of a field that is already text (data_loc/char array) is what bpftrace wants for data_loc.
+    return compile_expr(node, ctx)
+
+
+def _paren(node: E.Node, ctx: Context) -> str:
+    text = compile_expr(node, ctx)
+    return f"({text})" if isinstance(node, (E.Binary, E.Ternary)) else text
+
+
+def as_text(node: E.Node, ctx: Context) -> str:
+    """The expression converted to a printable string where its type needs it."""
+    kind = lower.infer(node, ctx)
+    text = compile_expr(node, ctx)
+    if kind == "ptr_str":
+        return f"str({text})"
+    if kind in ("ip4", "ip6"):
+        return f"ntop({text})"
+    if kind == "str" and isinstance(node, (E.Field, E.Saved)) and _is_data_loc(node, ctx):
+        return f"str({text})"
+    return text
+
+
+def _is_data_loc(node: E.Node, ctx: Context) -> bool:
+    if isinstance(node, E.Saved):
+        text, sctx = ctx.saved[node.name]
+        return _is_data_loc(E.parse(text), sctx)
+    if isinstance(node, E.Field):
+        for p in ctx.probes:
+            f = ctx.catalog.field(p, node.name)
+            if f is not None:
+                return f.data_loc
+    return False
+
+
+@dataclass
+class Column:
+    label: str
+    fmt: str  # printf conversion
+    value: str  # bpftrace text
+    join: bool = False
+
+
+@dataclass
+class Rendered:
+    begin: list[str] = field(default_factory=list)
+    end: list[str] = field(default_factory=list)
+
+
+class _Builder:
+    def __init__(self, spec: ProgramSpec, catalog: Catalog) -> None:
+        self.spec = spec
+        self.catalog = catalog
+        self.ctx = lower.main_context(spec, catalog)
+        self.begin: list[str] = []
+        self.names_maps: list[str] = []
+        self.layout = ProgramLayout()
+
+    # Small value-name tables become maps filled in BEGIN; large ones (syscall numbers) would slow the load
+    # by seconds, so the runner applies them to aggregate keys instead.
+    def names_map(self, out: OutputField, ctx: Context) -> str | None:
+        table = lower.value_names(out, ctx)
+        if not table or len(table) > MAX_INLINE_NAMES:
+            return None
+        name = f"@names_{len(self.names_maps)}"
+        self.names_maps.append(name)
+        for k in sorted(table):
+            self.begin.append(f"{name}[{integer(k)}] = {string_literal(table[k], 40)};")
+        return name
+
+    def column(self, out: OutputField, ctx: Context, last: bool) -> Column:
+        node = E.parse(out.expr)
+        label = lower.label_for(out)
+        kind = lower.infer(node, ctx)
+        if kind == "join":
+            return Column(label, "", compile_expr(node, ctx), join=True)
+        table = self.names_map(out, ctx)
+        if table:
+            return Column(label, "%s", f"{table}[{compile_expr(node, ctx)}]")
+        fmt = out.format
+        if fmt == "ip" or kind in ("ip4", "ip6"):
+            return Column(label, "%s", f"ntop({compile_expr(node, ctx)})" if kind in ("ip4", "ip6", "int") else as_text(node, ctx))
+        if fmt == "ksym":
+            return Column(label, "%s", f"ksym({compile_expr(node, ctx)})")
+        if fmt == "usym":
+            return Column(label, "%s", f"usym({compile_expr(node, ctx)})")
+        if fmt == "hex":
+            return Column(label, "0x%lx", compile_expr(node, ctx))
+        if kind in lower.STRINGY or kind == "stack" or fmt == "str":
+            return Column(label, "%s", as_text(node, ctx) if fmt != "str" or kind != "int" else f"str({compile_expr(node, ctx)})")
+        return Column(label, "%d", compile_expr(node, ctx))
+
+    def print_statements(self) -> tuple[list[str], str | None]:
+        """printf statements for one event, and the header line printed in BEGIN."""
+        if not self.spec.print:
+            return [], None
+        cols = [self.column(f, self.ctx, i == len(self.spec.print) - 1) for i, f in enumerate(self.spec.print)]
+        widths = [_width(c) for c in cols]
+        fmt_parts, head_parts, args, labels = [], [], [], []
+        stmts: list[str] = []
+        for i, (c, w) in enumerate(zip(cols, widths)):
+            last = i == len(cols) - 1
+            if c.join:
+                # join() prints the whole argv array itself, ending the line
+                fmt = " ".join(fmt_parts)
+                stmts.append(f"printf({string_literal(fmt + ' ' if fmt else '')}{''.join(', ' + a for a in args)});")
+                stmts.append(f"join({c.value});")
+                head_parts.append("%s")
+                labels.append(c.label)
+                break
+            conv = c.fmt if last or w == 0 else c.fmt.replace("%", f"%-{w}", 1)
+            fmt_parts.append(conv)
+            head_parts.append("%s" if last or w == 0 else f"%-{w}s")
+            args.append(c.value)
+            labels.append(c.label)
+        else:
+            stmts.append(f"printf({string_literal(' '.join(fmt_parts) + chr(10))}, {', '.join(args)});")
+        header = f"printf({string_literal(' '.join(head_parts) + chr(10))}, {', '.join(string_literal(lab, 40) for lab in labels)});"
+        self.layout.header = (" ".join(head_parts) % tuple(labels))
+        self.layout.columns = labels
+        return stmts, header
+
+    def aggregate_statement(self, agg: Aggregate) -> str:
+        keys = [self.key_text(k) for k in agg.keys]
+        target = f"@{ident(agg.name or 'x')}" + (f"[{', '.join(keys)}]" if keys else "")
+        value = compile_expr(E.parse(agg.value), self.ctx) if agg.value else ""
+        if agg.func == "count":
+            call = "count()"
+        elif agg.func == "lhist":
+            assert agg.lhist is not None
+            call = f"lhist({value}, {integer(agg.lhist.min)}, {integer(agg.lhist.max)}, {integer(agg.lhist.step)})"
+        else:
+            call = f"{agg.func}({value})"
+        stmt = f"{target} = {call};"
+        if agg.filter:
+            stmt = f"if ({compile_expr(E.parse(agg.filter), self.ctx)}) {{ {stmt} }}"
+        return stmt
+
+    def key_text(self, key: OutputField) -> str:
+        node = E.parse(key.expr)
+        table = self.names_map(key, self.ctx)
+        if table:
+            return f"{table}[{compile_expr(node, self.ctx)}]"
+        if key.format == "ksym":
+            return f"ksym({compile_expr(node, self.ctx)})"
+        if key.format == "usym":
+            return f"usym({compile_expr(node, self.ctx)})"
+        return as_text(node, self.ctx)
+
+    def end_statements(self) -> list[str]:
+        out: list[str] = []
+        for agg in self.spec.aggregates:
+            title = agg.title or _default_title(agg)
+            self.layout.titles.add(title)
+            key_names = [lower.value_names(k, self.ctx) for k in agg.keys]
+            self.layout.aggregates[agg.name or "x"] = AggregateLayout(
+                agg.name or "x", agg.func, title, [lower.label_for(k) for k in agg.keys], _value_label(agg),
+                [t if t and len(t) > MAX_INLINE_NAMES else None for t in key_names])
+            out.append(f"printf({string_literal(chr(10) + '%s' + chr(10))}, {string_literal(title, 120)});")
+            top = f", {integer(agg.top)}" if agg.top else ""
+            out.append(f"print(@{ident(agg.name or 'x')}{top});")
+        return out
+
+    def clear_statements(self) -> list[str]:
+        maps = [f"@{ident(a.name or 'x')}" for a in self.spec.aggregates] + self.names_maps
+        if self.spec.start:
+            maps += ["@start_ts"] + [f"@start_{ident(s.name)}" for s in self.spec.start.save]
+        return [f"clear({m});" for m in maps]
+
+    def predicate(self, probes_filter: list[str]) -> str | None:
+        return " && ".join(probes_filter) if probes_filter else None
+
+    def filter_terms(self, ctx: Context, use_expr: str | None) -> list[str]:
+        f = self.spec.filter
+        terms = []
+        if f.comm:
+            terms.append(f"comm == {string_literal(f.comm, 16)}")
+        if f.pid:
+            terms.append(f"pid == {integer(f.pid)}")
+        if use_expr:
+            terms.append(f"({compile_expr(E.parse(use_expr), ctx)})")
+        return terms
+
+
+def _width(c: Column) -> int:
+    if c.label in ("COMM", "PCOMM", "PARENT_COMM", "CHILD_COMM", "PREV_COMM", "NEXT_COMM", "PROCESS"):
+        return 16
+    if c.fmt == "%d":
+        return max(7, len(c.label))
+    if c.fmt == "%s":
+        return max(16, len(c.label))
+    return max(10, len(c.label))
+
+
+def _default_title(agg: Aggregate) -> str:
+    what = {"count": "count", "sum": "total", "avg": "average", "min": "minimum", "max": "maximum",
+            "hist": "histogram", "lhist": "linear histogram", "stats": "count/average/total"}[agg.func]
+    value = f" of {lower.default_label(E.parse(agg.value)).lower()}" if agg.value else ""
+    unit = f" ({agg.unit})" if agg.unit else ""
+    by = ""
+    if agg.keys:
+        by = " by " + ", ".join(lower.label_for(k).lower() for k in agg.keys)
+    return f"{what.capitalize()}{value}{unit}{by}"
+
+
+def probe_text(probe: ProbeRef, catalog: Catalog) -> str:
+    """The bpftrace attach point; library short names become paths."""
+    if probe.kind in ("uprobe", "uretprobe"):
+        path = catalog.uprobe_path(probe.target or "") or probe.target
+        return f"{probe.kind}:{path}:{probe.name}"
+    if probe.kind == "usdt":
+        path = catalog.uprobe_path(probe.target or "") or probe.target
+        return f"usdt:{path}:{probe.category}:{probe.name}"
+    if probe.kind in ("xdp", "tc"):
+        raise ValueError(f"bpftrace cannot attach {probe.kind} programs; use --backend bcc")
+    return probe.text
+
+
+def _ready_title(title: str) -> str:
+    """The title as it will read after escaping (the runner compares the line it gets back)."""
+    text = title[:80]
+    return "".join(c if " " <= c <= "~" else "?" for c in text)
+
+
+def _value_label(agg: Aggregate) -> str:
+    if agg.func == "count":
+        return "COUNT"
+    label = {"sum": "TOTAL", "avg": "AVERAGE", "min": "MIN", "max": "MAX", "stats": "STATS"}.get(agg.func, "COUNT")
+    return f"{label}({agg.unit})" if agg.unit and agg.func not in ("hist", "lhist") else label
+
+
+def render(spec: ProgramSpec, catalog: Catalog) -> RenderedProgram:
+    b = _Builder(spec, catalog)
+    print_stmts, header = b.print_statements()
+    agg_stmts = [b.aggregate_statement(a) for a in spec.aggregates]
+    main_terms = b.filter_terms(b.ctx, spec.filter.expr)
+    view: dict[str, object] = {
+        "title": comment(spec.title),
+        "rationale": comment(spec.rationale) if spec.rationale else None,
+        "probes": [Code(probe_text(p, catalog)) for p in spec.probes],
+        "probe_list": Code(",\n".join(probe_text(p, catalog) for p in spec.probes)),
+        "probe_comments": [comment(_probe_comment(p, catalog)) for p in spec.probes],
+        "body": [Code(s) for s in print_stmts + agg_stmts],
+        "end": [Code(s) for s in b.end_statements()],
+        "interval": integer(spec.interval_s) if spec.interval_s else None,
+        "lesson": comment(spec.lesson) if spec.lesson else None,
+    }
+    if spec.start:
+        sctx = lower.start_context(spec, catalog)
+        start_terms = b.filter_terms(sctx, spec.start.filter.expr)
+        key = ", ".join(compile_expr(E.parse(k), sctx) for k in spec.start.key)
+        end_key = ", ".join(compile_expr(E.parse(k), b.ctx) for k in (spec.end_key or spec.start.key))
+        view.update(
+            start_probes=[Code(probe_text(p, catalog)) for p in spec.start.probes],
+            start_probe_list=Code(",\n".join(probe_text(p, catalog) for p in spec.start.probes)),
+            start_comments=[comment(_probe_comment(p, catalog)) for p in spec.start.probes],
+            start_predicate=Code(" && ".join(start_terms)) if start_terms else None,
+            start_key=Code(key),
+            end_key=Code(end_key),
+            saves=[(ident(s.name), Code(compile_expr(E.parse(s.expr), sctx))) for s in spec.start.save],
+            end_predicate=Code(" && ".join([f"@start_ts[{end_key}]"] + [t for t in main_terms if not t.startswith("comm") and not t.startswith("pid")])),
+        )
+        template = "pair.bt.j2"
+    else:
+        view["predicate"] = Code(" && ".join(main_terms)) if main_terms else None
+        template = "events.bt.j2"
+    b.layout.ready = f"Tracing {_ready_title(spec.title)}... Hit Ctrl-C to end."
+    ready = f"printf(\"%s\\n\", {string_literal(b.layout.ready)});"
+    view["begin"] = [Code(s) for s in b.begin] + [Code(ready)] + ([Code(header)] if header else [])
+    view["clear"] = [Code(s) for s in b.clear_statements()]
+    view["interval_clear"] = [Code(f"clear(@{ident(a.name or 'x')});") for a in spec.aggregates]
+    text = environment("bpftrace").get_template(template).render(**view)
+    return RenderedProgram("bpftrace", text, b.layout)
+
+
+def _probe_comment(probe: ProbeRef, catalog: Catalog) -> str:
+    k = probe.kind
+    if k == "tracepoint":
+        if probe.category == "syscalls":
+            phase, _, call = (probe.name or "").removeprefix("sys_").partition("_")
+            return f"fires on {'entry to' if phase == 'enter' else 'return from'} the {call}() system call (stable tracepoint)"
+        return f"kernel tracepoint {probe.category}:{probe.name} (a stable interface)"
+    if k in ("uprobe", "uretprobe"):
+        return f"user-space {'return from' if k == 'uretprobe' else 'entry to'} {probe.name}() in {probe.target}"
+    if k == "profile":
+        return f"samples every CPU {probe.rate} times per {'second' if probe.unit == 'hz' else probe.unit}"
+    if k == "interval":
+        return f"fires on one CPU every {probe.rate} {probe.unit}"
+    if k == "software":
+        return f"software perf event {probe.name} (every {probe.rate or 1} events)"
+    if k in ("kprobe", "kretprobe"):
+        return f"dynamic kernel probe on {probe.name}() (unstable: may change between kernels)"
+    if k in ("kfunc", "kretfunc"):
+        return f"BTF-typed kernel function probe on {probe.name}() (fentry/fexit)"
+    return f"{k} probe"

@@ -1,0 +1,98 @@
+"""The only ways a value reaches program text.
+
+Templates receive ``Code`` values (text produced by the expression compiler or by one of the escapers
+below) and plain ints. The Jinja environment refuses anything else at render time, so a template that
+pastes a raw string fails loudly instead of producing an injectable program.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from typing import Any
+
+from ..spec.expr import IDENT_RE
+
+
+class Code(str):
+    """Program text that has passed an escaper or the expression compiler."""
+
+    __slots__ = ()
+
+
+class RawTextInTemplate(TypeError):
+    pass
+
+
+def ident(value: str) -> Code:
+    if not isinstance(value, str) or not IDENT_RE.match(value):
+        raise ValueError(f"not an identifier: {value!r}")
+    return Code(value)
+
+
+def integer(value: int) -> Code:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"not an integer: {value!r}")
+    return Code(str(value))
+
+
+def _printable(value: str, limit: int) -> str:
+    text = value.encode("utf-8", "replace").decode("utf-8")[:limit]
+    return "".join(c if " " <= c <= "~" else "?" for c in text)
+
+
+_LITERAL_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t"}
+
+
+def string_literal(value: str, limit: int = 200) -> Code:
+    """A double-quoted literal valid in bpftrace, C and Python: printable ASCII; backslash, quote, newline
+    and tab escaped; any other character becomes '?'."""
+    text = value.encode("utf-8", "replace").decode("utf-8")[:limit]
+    out = "".join(_LITERAL_ESCAPES.get(c, c if " " <= c <= "~" else "?") for c in text)
+    return Code(f'"{out}"')
+
+
+def comment(value: str, limit: int = 200) -> Code:
+    """Text safe inside a // or # comment line and inside /* */ (no newline, no */)."""
+    return Code(_printable(value, limit).replace("*/", "* /"))
+
+
+def _finalize(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, Code) or (isinstance(value, int) and not isinstance(value, bool)):
+        return value
+    raise RawTextInTemplate(f"template tried to insert an unescaped {type(value).__name__}: {str(value)[:60]!r}")
+
+
+@lru_cache(maxsize=2)
+def environment(backend: str):
+    import jinja2
+
+    from ..paths import data_dir
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(data_dir("templates") / backend)),
+        autoescape=False,
+        finalize=_finalize,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    env.filters["str"] = string_literal
+    env.filters["ident"] = ident
+    env.filters["int"] = integer
+    env.filters["comment"] = comment
+    return env
+
+
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9_]+")
+
+
+def slug(value: str, default: str = "x") -> str:
+    """An identifier made from free text (for map and variable names)."""
+    s = _SAFE_NAME.sub("_", value).strip("_").lower()[:40]
+    if not s or s[0].isdigit():
+        s = f"{default}_{s}" if s else default
+    return s

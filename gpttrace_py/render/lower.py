@@ -1,0 +1,116 @@
+"""Backend-neutral lowering of a spec: types of expressions, column labels, value-name tables.
+
+Both renderers start here, so a spec means the same thing whichever backend runs it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..kernel.catalog import Catalog
+from ..spec import OutputField, ProbeRef, ProgramSpec
+from ..spec import expr as E
+
+# Types of values: 'int', 'str' (text in the event), 'ptr_str' (pointer to text), 'ip4'/'ip6' (raw address
+# bytes), 'stack', 'sym' (function name), 'join' (argv array printed joined).
+STRINGY = {"str", "ptr_str", "ip4", "ip6", "sym"}
+
+
+@dataclass
+class Context:
+    catalog: Catalog
+    probes: list[ProbeRef]
+    saved: dict[str, tuple[str, Context]] = field(default_factory=dict)
+
+    def field_kind(self, name: str) -> str:
+        for p in self.probes:
+            f = self.catalog.field(p, name)
+            if f is not None:
+                return {"ptr": "int", "array": "int"}.get(f.kind, f.kind)
+        return "int"
+
+    def symbols(self, name: str) -> dict[int, str] | None:
+        for p in self.probes:
+            table = self.catalog.symbols(p, name)
+            if table:
+                return table
+        return None
+
+
+def infer(node: E.Node, ctx: Context) -> str:
+    if isinstance(node, E.Num):
+        return "int"
+    if isinstance(node, E.Str):
+        return "str"
+    if isinstance(node, E.Builtin):
+        return {"comm": "str", "kstack": "stack", "ustack": "stack", "func": "sym", "probe": "sym"}.get(node.name, "int")
+    if isinstance(node, E.Field):
+        return ctx.field_kind(node.name)
+    if isinstance(node, E.Saved):
+        text, sctx = ctx.saved[node.name]
+        return infer(E.parse(text), sctx)
+    if isinstance(node, E.Call):
+        return {"str": "str", "ntop": "str", "ksym": "sym", "usym": "sym", "join": "join", "kstack": "stack",
+                "ustack": "stack"}[node.fn]
+    if isinstance(node, E.Ternary):
+        return infer(node.then, ctx)
+    if isinstance(node, E.Index):
+        return "ptr_str" if isinstance(node.base, E.Field) and ctx_field_is_argv(node.base, ctx) else "int"
+    return "int"
+
+
+def ctx_field_is_argv(node: E.Field, ctx: Context) -> bool:
+    for p in ctx.probes:
+        f = ctx.catalog.field(p, node.name)
+        if f is not None:
+            return f.ctype.replace(" ", "").endswith("char*const*")
+    return False
+
+
+def default_label(node: E.Node) -> str:
+    if isinstance(node, E.Builtin):
+        return {"delta": "LAT_NS", "nsecs": "TIME_NS", "kstack": "KSTACK", "ustack": "USTACK"}.get(
+            node.name, node.name.upper())
+    if isinstance(node, (E.Field, E.Saved)):
+        return node.name.upper()
+    if isinstance(node, E.Call) and node.args:
+        return default_label(node.args[0])
+    if isinstance(node, E.Call):
+        return node.fn.upper()
+    if isinstance(node, E.Binary) and node.op in ("/", "*"):
+        inner = default_label(node.left)
+        if isinstance(node.right, E.Num) and inner.endswith("_NS"):
+            return inner[:-3] + {1000: "_US", 1000000: "_MS", 1000000000: "_S"}.get(node.right.value, "")
+        return inner
+    if isinstance(node, E.Index):
+        return f"{default_label(node.base)}{node.index}"
+    return "VALUE"
+
+
+def value_names(out: OutputField, ctx: Context) -> dict[int, str] | None:
+    """The number → name table for a column: given in the spec, or read from the tracepoint's print format
+    when the column is a bare field the format prints symbolically."""
+    if out.names:
+        return dict(out.names)
+    if out.format in ("auto", "names"):
+        node = E.parse(out.expr)
+        if isinstance(node, E.Field):
+            return ctx.symbols(node.name)
+    return None
+
+
+def label_for(out: OutputField) -> str:
+    return out.label or default_label(E.parse(out.expr))
+
+
+def main_context(spec: ProgramSpec, catalog: Catalog) -> Context:
+    ctx = Context(catalog, list(spec.probes))
+    if spec.start:
+        sctx = Context(catalog, list(spec.start.probes))
+        ctx.saved = {s.name: (s.expr, sctx) for s in spec.start.save}
+    return ctx
+
+
+def start_context(spec: ProgramSpec, catalog: Catalog) -> Context:
+    assert spec.start is not None
+    return Context(catalog, list(spec.start.probes))

@@ -1,0 +1,63 @@
+"""What went wrong when a program was loaded: parsed from the tool's error output, for the user and the planner."""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import BaseModel
+
+NOISE = (
+    re.compile(r"couldn't set RLIMIT_MEMLOCK"),
+    re.compile(r"^WARNING: Cannot parse DWARF"),
+    re.compile(r"^Attaching \d+ probes?\.\.\.$"),
+    re.compile(r"^\s*$"),
+)
+_LOCATED = re.compile(r"^(?P<file>[^:\s]+):(?P<line>\d+):(?P<col>\d+)(?:-\d+)?: ERROR: (?P<msg>.*)$")
+
+
+class LoadFailure(BaseModel):
+    """One failed load: stage (parse, semantic, verifier, attach, start), message, location, full log."""
+
+    backend: str
+    stage: str
+    message: str
+    line: int | None = None
+    column: int | None = None
+    log: str = ""
+
+    def summary(self) -> str:
+        where = f" (line {self.line}, column {self.column})" if self.line else ""
+        return f"{self.backend} {self.stage} error{where}: {self.message}"
+
+
+def clean_stderr(text: str) -> list[str]:
+    return [ln for ln in text.splitlines() if not any(p.search(ln) for p in NOISE)]
+
+
+def parse_bpftrace_error(stderr: str, returncode: int | None) -> LoadFailure:
+    lines = clean_stderr(stderr)
+    log = "\n".join(lines)
+    line = col = None
+    message = ""
+    for ln in lines:
+        m = _LOCATED.match(ln)
+        if m:
+            line, col, message = int(m.group("line")), int(m.group("col")), m.group("msg")
+            break
+        if "ERROR:" in ln:
+            message = ln.split("ERROR:", 1)[1].strip()
+            break
+    if not message:
+        message = lines[-1] if lines else f"bpftrace exited with status {returncode} before attaching"
+    lowered = log.lower()
+    if "verifier" in lowered or "error loading program" in lowered or "invalid mem access" in lowered:
+        stage = "verifier"
+    elif "attach" in lowered or "could not resolve symbol" in lowered or "no probes to attach" in lowered:
+        stage = "attach"
+    elif "syntax error" in lowered:
+        stage = "parse"
+    elif line is not None:
+        stage = "semantic"
+    else:
+        stage = "start"
+    return LoadFailure(backend="bpftrace", stage=stage, message=message, line=line, column=col, log=log[-4000:])

@@ -1,0 +1,326 @@
+"""The expression language of a program spec.
+
+Filters, map keys, printed values and aggregated values are written in one small, backend-neutral
+language, close to what bpftrace and C share:
+
+    args.filename          a field of the probe's tracepoint (``args->filename`` is accepted too)
+    pid, tid, comm, uid, cpu, nsecs, retval, arg0..arg9, kstack, ustack, cgroup, func, probe
+    delta                  in a start/end pair: nanoseconds since the start probe fired
+    start.NAME             in a start/end pair: a value saved by the start probe
+    str(x), ntop(x), ksym(x), usym(x), join(x), kstack(n), ustack(n)
+    literals 42 0x1f "text", operators ! ~ - * / % + - << >> < <= > >= == != & ^ | && || ?:
+    x[3]                   an element of an array field
+
+Text is parsed into a tree here and only the tree is rendered, so nothing in an expression reaches
+program text without passing this grammar.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+BUILTINS: dict[str, str] = {
+    "pid": "process id (the kernel's tgid)",
+    "tid": "thread id",
+    "uid": "user id",
+    "gid": "group id",
+    "comm": "process name (16 bytes at most)",
+    "cpu": "CPU the probe fired on",
+    "nsecs": "monotonic timestamp in nanoseconds",
+    "retval": "return value of a uretprobe/kretprobe/kretfunc",
+    "kstack": "kernel stack",
+    "ustack": "user-space stack",
+    "cgroup": "cgroup v2 id",
+    "func": "name of the traced function",
+    "probe": "full name of the probe that fired",
+    "delta": "nanoseconds since the start probe of this pair fired",
+}
+BUILTINS.update({f"arg{i}": f"argument {i} of a kprobe/uprobe" for i in range(10)})
+
+FUNCTIONS: dict[str, tuple[int, int]] = {
+    # name: (min args, max args)
+    "str": (1, 2),
+    "ntop": (1, 1),
+    "ksym": (1, 1),
+    "usym": (1, 1),
+    "join": (1, 1),
+    "kstack": (0, 1),
+    "ustack": (0, 1),
+}
+
+IDENT_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}\Z")
+_TOKEN_RE = re.compile(
+    r"""
+    (?P<ws>\s+)
+  | (?P<num>0[xX][0-9a-fA-F]+|\d+)
+  | (?P<str>"(?:[^"\\\n]|\\[\\"nt])*")
+  | (?P<arrow>->)
+  | (?P<op>&&|\|\||<<|>>|<=|>=|==|!=|[-+*/%<>!~&|^?:(),.\[\]])
+  | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
+    """,
+    re.VERBOSE,
+)
+
+MAX_EXPR_LEN = 400
+
+
+class ExprError(ValueError):
+    """An expression that does not follow the grammar."""
+
+
+@dataclass(frozen=True)
+class Num:
+    value: int
+
+
+@dataclass(frozen=True)
+class Str:
+    value: str
+
+
+@dataclass(frozen=True)
+class Builtin:
+    name: str
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+
+
+@dataclass(frozen=True)
+class Saved:
+    name: str
+
+
+@dataclass(frozen=True)
+class Call:
+    fn: str
+    args: tuple[Node, ...]
+
+
+@dataclass(frozen=True)
+class Unary:
+    op: str
+    operand: Node
+
+
+@dataclass(frozen=True)
+class Binary:
+    op: str
+    left: Node
+    right: Node
+
+
+@dataclass(frozen=True)
+class Ternary:
+    cond: Node
+    then: Node
+    other: Node
+
+
+@dataclass(frozen=True)
+class Index:
+    base: Node
+    index: int
+
+
+Node = Num | Str | Builtin | Field | Saved | Call | Unary | Binary | Ternary | Index
+
+_BINARY_PRECEDENCE = {
+    "||": 1,
+    "&&": 2,
+    "|": 3,
+    "^": 4,
+    "&": 5,
+    "==": 6,
+    "!=": 6,
+    "<": 7,
+    "<=": 7,
+    ">": 7,
+    ">=": 7,
+    "<<": 8,
+    ">>": 8,
+    "+": 9,
+    "-": 9,
+    "*": 10,
+    "/": 10,
+    "%": 10,
+}
+
+
+def _tokenize(text: str) -> list[tuple[str, str]]:
+    tokens: list[tuple[str, str]] = []
+    pos = 0
+    while pos < len(text):
+        m = _TOKEN_RE.match(text, pos)
+        if not m:
+            raise ExprError(f"unexpected character {text[pos]!r} at column {pos + 1}")
+        kind = m.lastgroup or ""
+        if kind != "ws":
+            tokens.append((kind, m.group()))
+        pos = m.end()
+    return tokens
+
+
+class _Parser:
+    def __init__(self, text: str) -> None:
+        self.tokens = _tokenize(text)
+        self.pos = 0
+
+    def peek(self) -> tuple[str, str] | None:
+        return self.tokens[self.pos] if self.pos < len(self.tokens) else None
+
+    def take(self) -> tuple[str, str]:
+        tok = self.peek()
+        if tok is None:
+            raise ExprError("expression ends too early")
+        self.pos += 1
+        return tok
+
+    def expect(self, value: str) -> None:
+        tok = self.take()
+        if tok[1] != value:
+            raise ExprError(f"expected {value!r}, found {tok[1]!r}")
+
+    def parse(self) -> Node:
+        node = self.ternary()
+        if self.peek() is not None:
+            raise ExprError(f"unexpected {self.peek()[1]!r} after a complete expression")  # type: ignore[index]
+        return node
+
+    def ternary(self) -> Node:
+        cond = self.binary(1)
+        tok = self.peek()
+        if tok and tok[1] == "?":
+            self.take()
+            then = self.ternary()
+            self.expect(":")
+            other = self.ternary()
+            return Ternary(cond, then, other)
+        return cond
+
+    def binary(self, min_prec: int) -> Node:
+        left = self.unary()
+        while True:
+            tok = self.peek()
+            if not tok or tok[0] != "op" or tok[1] not in _BINARY_PRECEDENCE:
+                return left
+            prec = _BINARY_PRECEDENCE[tok[1]]
+            if prec < min_prec:
+                return left
+            self.take()
+            right = self.binary(prec + 1)
+            left = Binary(tok[1], left, right)
+
+    def unary(self) -> Node:
+        tok = self.peek()
+        if tok and tok[1] in ("!", "-", "~"):
+            self.take()
+            return Unary(tok[1], self.unary())
+        return self.postfix()
+
+    def postfix(self) -> Node:
+        node = self.primary()
+        while True:
+            tok = self.peek()
+            if not tok or tok[1] != "[":
+                return node
+            self.take()
+            idx = self.take()
+            if idx[0] != "num":
+                raise ExprError("an array index must be a number")
+            self.expect("]")
+            node = Index(node, int(idx[1], 0))
+
+    def primary(self) -> Node:
+        kind, value = self.take()
+        if kind == "num":
+            return Num(int(value, 0))
+        if kind == "str":
+            body = value[1:-1]
+            return Str(re.sub(r"\\(.)", lambda m: {"n": "\n", "t": "\t"}.get(m.group(1), m.group(1)), body))
+        if value == "(":
+            node = self.ternary()
+            self.expect(")")
+            return node
+        if kind != "name":
+            raise ExprError(f"unexpected {value!r}")
+        nxt = self.peek()
+        if value in ("args", "start") and nxt and nxt[1] in (".", "->"):
+            self.take()
+            name_kind, name = self.take()
+            if name_kind != "name":
+                raise ExprError(f"expected a field name after {value}.")
+            return Field(name) if value == "args" else Saved(name)
+        if nxt and nxt[1] == "(":
+            if value not in FUNCTIONS:
+                raise ExprError(f"unknown function {value}(); known: {', '.join(sorted(FUNCTIONS))}")
+            self.take()
+            call_args: list[Node] = []
+            if self.peek() and self.peek()[1] != ")":  # type: ignore[index]
+                call_args.append(self.ternary())
+                while self.peek() and self.peek()[1] == ",":  # type: ignore[index]
+                    self.take()
+                    call_args.append(self.ternary())
+            self.expect(")")
+            lo, hi = FUNCTIONS[value]
+            if not lo <= len(call_args) <= hi:
+                raise ExprError(f"{value}() takes {lo}..{hi} arguments, got {len(call_args)}")
+            if value in ("kstack", "ustack"):
+                if call_args and not isinstance(call_args[0], Num):
+                    raise ExprError(f"{value}(n) takes a number of frames")
+                return Call(value, tuple(call_args))
+            if value == "str" and len(call_args) == 2 and not isinstance(call_args[1], Num):
+                raise ExprError("str(x, n) takes a literal length")
+            return Call(value, tuple(call_args))
+        if value in BUILTINS:
+            return Builtin(value)
+        raise ExprError(
+            f"unknown name {value!r}: use args.FIELD for a tracepoint field or one of {', '.join(sorted(BUILTINS))}"
+        )
+
+
+@lru_cache(maxsize=4096)
+def parse(text: str) -> Node:
+    """Parse an expression, raising ExprError with a reason a user or a model can act on."""
+    if not isinstance(text, str) or not text.strip():
+        raise ExprError("empty expression")
+    if len(text) > MAX_EXPR_LEN:
+        raise ExprError(f"expression longer than {MAX_EXPR_LEN} characters")
+    return _Parser(text).parse()
+
+
+def walk(node: Node):
+    """Yield every node of a tree, parents first."""
+    yield node
+    if isinstance(node, Call):
+        for a in node.args:
+            yield from walk(a)
+    elif isinstance(node, Unary):
+        yield from walk(node.operand)
+    elif isinstance(node, Binary):
+        yield from walk(node.left)
+        yield from walk(node.right)
+    elif isinstance(node, Ternary):
+        yield from walk(node.cond)
+        yield from walk(node.then)
+        yield from walk(node.other)
+    elif isinstance(node, Index):
+        yield from walk(node.base)
+
+
+def fields_used(text: str) -> set[str]:
+    return {n.name for n in walk(parse(text)) if isinstance(n, Field)}
+
+
+def saved_used(text: str) -> set[str]:
+    return {n.name for n in walk(parse(text)) if isinstance(n, Saved)}
+
+
+def builtins_used(text: str) -> set[str]:
+    out = {n.name for n in walk(parse(text)) if isinstance(n, Builtin)}
+    out |= {n.fn for n in walk(parse(text)) if isinstance(n, Call) and n.fn in ("kstack", "ustack")}
+    return out
