@@ -35,6 +35,15 @@ def set_process(spec: ProgramSpec, comm: str | None = None, pid: int | None = No
     return ProgramSpec.model_validate(data)
 
 
+def clear_process(spec: ProgramSpec) -> ProgramSpec:
+    if spec.filter.comm is None and spec.filter.pid is None:
+        return spec
+    data = _data(spec)
+    data["filter"]["comm"] = None
+    data["filter"]["pid"] = None
+    return ProgramSpec.model_validate(data)
+
+
 def add_condition(spec: ProgramSpec, condition: str) -> ProgramSpec:
     E.parse(condition)
     data = _data(spec)

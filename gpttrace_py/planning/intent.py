@@ -75,6 +75,7 @@ class Intent:
     top: int | None = None
     names: list[str] = field(default_factory=list)  # written as "X calls", "the X syscall", "function X"
     explicit_calls: list[str] = field(default_factory=list)  # written as name() or "the X syscall"
+    syscall_words: list[str] = field(default_factory=list)  # written as "the X syscall" / "syscall X"
     library: str | None = None
     port: int | None = None
     path: str | None = None
@@ -184,10 +185,25 @@ def parse(raw: str) -> Intent:
         it.names.append(m.group(1))
     for m in re.finditer(r"\b(?:syscall|system call|tracepoint|function|probe)\s+([a-z_][a-z0-9_:]*)\b", low):
         it.names.append(m.group(1))
+    for m in re.finditer(r"\b(?:the\s+)?([a-z_][a-z0-9_]*)\s+(?:syscall|system call)s?\b|\b(?:syscall|system call)\s+([a-z_][a-z0-9_]*)\b", low):
+        name = m.group(1) or m.group(2)
+        if not _ordinary_word(name):
+            it.syscall_words.append(name)
     m = re.search(r"\b(lib[a-z0-9_+-]*)\b", low)
     if m:
         it.library = m.group(1)
     return it
+
+
+def _ordinary_word(word: str) -> bool:
+    """An English or tracing word (count, slow, failed, ...), as opposed to an identifier like fchownat."""
+    from .vocabulary import COMMON_WORDS
+
+    action_words = {w for phrases in ACTIONS.values() for p in phrases for w in p.split()}
+    group_words = {w for phrases in GROUP_WORDS.values() for p in phrases for w in p.split()}
+    return (word in COMMON_WORDS or word in NOT_PROCESS or word in action_words or word in group_words
+            or word in _STOP or word in {"slow", "failed", "failing", "frequent", "common", "rare", "unusual",
+                                         "blocking", "expensive", "long", "short", "many", "few", "total", "unique"})
 
 
 def _original_case(text: str, lowered: str) -> str:

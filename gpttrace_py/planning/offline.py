@@ -74,6 +74,7 @@ class OfflinePlanner:
     # -- Planner protocol ----------------------------------------------------------------------------
     def plan(self, intent: str, ctx: PlanContext) -> ProgramSpec:
         it = _parse(intent)
+        self._check_named_syscalls(it, ctx.catalog)
         cands = self.candidates(it, ctx.catalog)
         if not cands:
             raise UnmappableIntent(f"no tracing program matches {_quote(intent)}", self.suggestions(intent))
@@ -112,7 +113,8 @@ class OfflinePlanner:
     # -- candidates ----------------------------------------------------------------------------------
     def candidates(self, it: Intent, catalog: Catalog) -> list[Candidate]:
         out: list[Candidate] = []
-        hits = index().search(it.text, limit=6)
+        topic = index().topic_terms(it.text)
+        hits = [h for h in index().search(it.text, limit=6) if not topic or h.matched & topic]
         named_syscalls = self.named_syscalls(it, catalog)
         named_tps = self.named_tracepoints(it, catalog)
         for hit in hits:
@@ -164,6 +166,16 @@ class OfflinePlanner:
             if len(w) > 3 and w not in AMBIGUOUS_SYSCALLS and w not in COMMON_WORDS:
                 add(w)
         return found
+
+    def _check_named_syscalls(self, it: Intent, catalog: Catalog) -> None:
+        """'trace the frobnicate syscall' on a kernel without it: say so, with the nearest names."""
+        import difflib
+
+        for name in it.syscall_words:
+            if catalog.syscall_tracepoint(name) is None:
+                near = difflib.get_close_matches(name, catalog.syscalls(), n=4, cutoff=0.6)
+                raise UnmappableIntent(f"this kernel has no traceable syscall named {name!r}",
+                                       [f"trace the {n} syscall" for n in near] or self.suggestions(it.text))
 
     def named_tracepoints(self, it: Intent, catalog: Catalog) -> list[Tracepoint]:
         out: list[Tracepoint] = []
@@ -218,6 +230,8 @@ def _safe(make: Any) -> ProgramSpec | None:
 # -- adapting a corpus spec to an intent ---------------------------------------------------------------
 def adapt(spec: ProgramSpec, it: Intent, catalog: Catalog) -> ProgramSpec:
     spec = edits.fit_to_kernel(spec, catalog)
+    # An example's own process filter is an illustration: the intent's (or none) replaces it.
+    spec = edits.clear_process(spec)
     if it.comm or it.pid:
         spec = edits.set_process(spec, comm=it.comm, pid=it.pid)
     is_profile = any(p.kind == "profile" for p in spec.probes)

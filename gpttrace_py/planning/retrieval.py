@@ -18,6 +18,17 @@ _STOP = {"the", "a", "an", "of", "for", "by", "to", "in", "on", "and", "or", "wi
          "happening", "happen", "happens", "there", "any", "some", "us", "we", "using", "use", "via"}
 
 
+# Words about the shape of the answer rather than its subject: matching only these is not a match.
+GENERIC = {stem_ for stem_ in (
+    "count", "number", "process", "name", "program", "histogram", "distribution", "total", "pid", "comm", "time",
+    "start", "line", "event", "call", "new", "system", "wide", "everything", "latency", "size", "byte", "per",
+    "second", "top", "most", "rate", "often", "much", "many", "which", "who", "thread", "cpu", "user", "kernel",
+    "stack", "sum", "average", "avg", "max", "min", "show", "trace", "print", "hz", "ms", "us", "ns", "arg",
+    "argument", "return", "value", "result", "error", "fail", "path", "file", "id", "task", "command", "sample",
+    "distribut", "happen", "each", "every", "all", "one", "activity", "tool", "snoop", "watch",
+)}
+
+
 def stem(word: str) -> str:
     for suffix, repl in (("ies", "y"), ("sses", "ss"), ("ing", ""), ("ed", ""), ("es", ""), ("s", "")):
         if word.endswith(suffix) and len(word) - len(suffix) >= 3:
@@ -40,6 +51,7 @@ def tokens(text: str, expand: bool = False) -> list[str]:
 class Hit:
     example: Example
     score: float
+    matched: frozenset[str] = frozenset()
 
 
 class Index:
@@ -66,17 +78,23 @@ class Index:
         scored: list[Hit] = []
         for e, doc, length in zip(self.examples, self.docs, self.lengths):
             s = 0.0
+            matched = set()
             for t, qn in qc.items():
                 f = doc.get(t)
                 if not f:
                     continue
+                matched.add(t)
                 idf = self.idf.get(t, 0.0)
                 s += idf * (f * (self.k1 + 1)) / (f + self.k1 * (1 - self.b + self.b * length / self.avg)) * (
                     1 + 0.3 * (qn - 1))
             if s > 0:
-                scored.append(Hit(e, s))
+                scored.append(Hit(e, s, frozenset(matched)))
         scored.sort(key=lambda h: -h.score)
         return scored[:limit]
+
+    def topic_terms(self, query: str) -> set[str]:
+        """The query's words that say what to trace (not how to show it)."""
+        return {t for t in tokens(query, expand=True) if t not in GENERIC}
 
     def known_terms(self, query: str) -> int:
         """How many of the query's words the corpus knows at all (0 means gibberish to us)."""

@@ -197,13 +197,14 @@ class _Builder:
     def end_statements(self) -> list[str]:
         out: list[str] = []
         for agg in self.spec.aggregates:
-            title = agg.title or _default_title(agg)
+            title = (agg.title or _default_title(agg))[:120].replace("%", " percent")
             self.layout.titles.add(title)
             key_names = [lower.value_names(k, self.ctx) for k in agg.keys]
             self.layout.aggregates[agg.name or "x"] = AggregateLayout(
                 agg.name or "x", agg.func, title, [lower.label_for(k) for k in agg.keys], _value_label(agg),
                 [t if t and len(t) > MAX_INLINE_NAMES else None for t in key_names])
-            out.append(f"printf({string_literal(chr(10) + '%s' + chr(10))}, {string_literal(title, 120)});")
+            # Constant text goes in the format itself: bpftrace 0.17 refuses string arguments over 64 bytes.
+            out.append(f"printf({string_literal(chr(10) + title + chr(10), 200)});")
             top = f", {integer(agg.top)}" if agg.top else ""
             out.append(f"print(@{ident(agg.name or 'x')}{top});")
         return out
@@ -265,7 +266,7 @@ def probe_text(probe: ProbeRef, catalog: Catalog) -> str:
 
 def _ready_title(title: str) -> str:
     """The title as it will read after escaping (the runner compares the line it gets back)."""
-    text = title[:80]
+    text = title[:80].replace("%", " percent")
     return "".join(c if " " <= c <= "~" else "?" for c in text)
 
 
@@ -312,7 +313,8 @@ def render(spec: ProgramSpec, catalog: Catalog) -> RenderedProgram:
         view["predicate"] = Code(" && ".join(main_terms)) if main_terms else None
         template = "events.bt.j2"
     b.layout.ready = f"Tracing {_ready_title(spec.title)}... Hit Ctrl-C to end."
-    ready = f"printf(\"%s\\n\", {string_literal(b.layout.ready)});"
+    # In the format itself: bpftrace 0.17 refuses string literal arguments over 64 bytes, not formats.
+    ready = f"printf({string_literal(b.layout.ready + chr(10), 200)});"
     view["begin"] = [Code(s) for s in b.begin] + [Code(ready)] + ([Code(header)] if header else [])
     view["clear"] = [Code(s) for s in b.clear_statements()]
     view["interval_clear"] = [Code(f"clear(@{ident(a.name or 'x')});") for a in spec.aggregates]

@@ -95,7 +95,12 @@ def value_names(out: OutputField, ctx: Context) -> dict[int, str] | None:
     if out.format in ("auto", "names"):
         node = E.parse(out.expr)
         if isinstance(node, E.Field):
-            return ctx.symbols(node.name)
+            table = ctx.symbols(node.name)
+            if table is None and node.name == "id" and any(p.category == "raw_syscalls" for p in ctx.probes):
+                from ..kernel.syscalls import number_to_name
+
+                table = number_to_name()  # raw_syscalls' id is a syscall number; the runner names it
+            return table
     return None
 
 

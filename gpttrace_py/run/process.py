@@ -42,6 +42,7 @@ class RunOptions:
     dry_run: bool = False
     linger: float = 0.2  # seconds to keep tracing after the workload exits (late events, completions)
     attach_timeout: float = 60.0
+    stop_event: threading.Event | None = None  # set it (e.g. from a chat REPL) to stop the run gently
 
 
 @dataclass
@@ -143,6 +144,14 @@ def run_tracer(
                 stop("workload exited")
 
             threading.Thread(target=watch, daemon=True).start()
+        if options.stop_event is not None:
+            ev = options.stop_event
+
+            def watch_stop() -> None:
+                ev.wait()
+                stop("stop requested")
+
+            threading.Thread(target=watch_stop, daemon=True).start()
         if options.duration:
             t = threading.Timer(options.duration, stop, args=("duration",))
             t.daemon = True

@@ -1,0 +1,36 @@
+"""``gpttrace [OPTIONS] "INTENT"``: plan a program, show it, run it, stream its events."""
+
+from __future__ import annotations
+
+import click
+
+from .options import planner_options, run_options
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("intent", nargs=-1, required=True)
+@planner_options
+@run_options
+@click.option("--retries", type=click.IntRange(0, 10), default=3, show_default=True,
+              help="How many corrected programs to try after a load failure.")
+@click.option("--show-spec", is_flag=True, help="Print the program spec (JSON) on stderr.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Save the program to a file.")
+@click.option("--explain", is_flag=True, help="Explain the program line by line before running it.")
+@click.option("--unsafe", is_flag=True, help="Allow programs that change the system (signals, system(), ...).")
+def trace(intent: tuple[str, ...], offline: bool, model: str | None, backend: str, yes: bool, command: str | None,
+          duration: float | None, json_out: bool, dry_run: bool, retries: int, show_spec: bool, output: str | None,
+          explain: bool, unsafe: bool) -> None:
+    """Trace what INTENT asks for, e.g. "trace files opened by nginx"."""
+    from ..errors import ExitCode
+    from ..pipeline import TraceOptions, parse_command
+    from ..pipeline import trace as run_trace
+    from ..planning.select import get_planner
+    from ..ui import UI
+
+    text = " ".join(intent)
+    options = TraceOptions(backend=backend, retries=retries, yes=yes, command=parse_command(command),
+                           duration=duration, json_out=json_out, dry_run=dry_run, show_spec=show_spec, output=output,
+                           explain=explain, unsafe=unsafe)
+    result = run_trace(text, get_planner(offline=offline, model=model), options, UI())
+    if result.code != ExitCode.OK:
+        raise SystemExit(int(result.code))

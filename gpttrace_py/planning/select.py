@@ -1,0 +1,31 @@
+"""Which planner answers: the LLM planner when a model endpoint is configured, else the offline one."""
+
+from __future__ import annotations
+
+import os
+
+from .base import Planner
+
+
+def llm_configured() -> bool:
+    if os.environ.get("OPENAI_API_KEY") or os.environ.get("OPENAI_BASE_URL"):
+        return True
+    try:
+        from ..config import load_config
+    except ImportError:
+        return False
+    cfg = load_config()
+    return bool(cfg.get("api_key") or cfg.get("base_url"))
+
+
+def get_planner(offline: bool = False, model: str | None = None) -> Planner:
+    if not offline and llm_configured():
+        try:
+            from .llm import LLMPlanner
+        except ImportError:
+            pass
+        else:
+            return LLMPlanner(model=model)
+    from .offline import OfflinePlanner
+
+    return OfflinePlanner()

@@ -1,0 +1,90 @@
+"""Talking to the user: messages and programs on stderr, events on stdout, confirmation prompts.
+
+Tests build a UI with their own streams instead of patching globals (the httpie ``Environment`` idea).
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from dataclasses import dataclass, field
+from typing import TextIO
+
+from .render.program import RenderedProgram
+from .run.failure import LoadFailure
+from .spec import ProgramSpec
+
+
+@dataclass
+class UI:
+    stdout: TextIO = field(default_factory=lambda: sys.stdout)
+    stderr: TextIO = field(default_factory=lambda: sys.stderr)
+    stdin: TextIO = field(default_factory=lambda: sys.stdin)
+    quiet: bool = False
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def interactive(self) -> bool:
+        try:
+            return self.stdin.isatty() and self.stderr.isatty()
+        except (ValueError, AttributeError):
+            return False
+
+    @property
+    def color(self) -> bool:
+        try:
+            return self.stderr.isatty()
+        except (ValueError, AttributeError):
+            return False
+
+    # -- output channels -----------------------------------------------------------------------------
+    def out(self, line: str) -> None:
+        """An event or aggregate line (stdout, flushed so pipes see it at once)."""
+        with self._lock:
+            self.stdout.write(line + "\n")
+            self.stdout.flush()
+
+    def talk(self, message: str) -> None:
+        if self.quiet:
+            return
+        with self._lock:
+            self.stderr.write(message + "\n")
+            self.stderr.flush()
+
+    def warn(self, message: str) -> None:
+        with self._lock:
+            self.stderr.write(message + "\n")
+            self.stderr.flush()
+
+    # -- programs ------------------------------------------------------------------------------------
+    def show_program(self, program: RenderedProgram, spec: ProgramSpec, source: str = "") -> None:
+        if self.quiet:
+            return
+        if spec.rationale:
+            self.talk(f"# {spec.title}: {spec.rationale}")
+        lexer = "python" if program.backend == "bcc" else "c"
+        if self.color:
+            from rich.console import Console
+            from rich.syntax import Syntax
+
+            Console(file=self.stderr, stderr=True).print(Syntax(program.text, lexer, theme="ansi_dark",
+                                                                background_color="default"))
+        else:
+            self.talk(program.text.rstrip("\n"))
+        if source:
+            self.talk(f"(planned from {source}; backend {program.backend})")
+
+    def show_spec(self, spec: ProgramSpec) -> None:
+        self.warn(spec.model_dump_json(indent=2, exclude_none=True))
+
+    def attempt_failed(self, number: int, total: int, failure: LoadFailure) -> None:
+        self.warn(f"attempt {number}/{total} failed: {failure.summary()}")
+        detail = [ln for ln in failure.log.splitlines() if ln.strip()][:6]
+        for ln in detail:
+            if ln.strip() != failure.message.strip():
+                self.warn(f"    {ln}")
+
+    def confirm(self, question: str) -> bool:
+        import click
+
+        return click.confirm(question, default=False, err=True)

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Set up this machine for gpttrace, then run one offline one-shot trace to show it works.
+#   sudo ./install.sh            (idempotent: run it again any time)
+# What it does: installs bpftrace, BCC and kernel headers (Debian/Ubuntu apt), mounts tracefs/debugfs,
+# links the kernel headers where BCC looks for them, creates .venv with gpttrace in it, runs a trace.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install.sh: run as root (sudo ./install.sh): it installs packages and mounts tracefs" >&2
+  exit 2
+fi
+
+log() { printf '\n== %s\n' "$*" >&2; }
+
+log "apt packages: bpftrace, BCC, kernel headers, tmux (for the chat tests)"
+export DEBIAN_FRONTEND=noninteractive
+if ! command -v bpftrace >/dev/null || ! /usr/bin/python3 -c 'import bcc' 2>/dev/null \
+   || ! dpkg -s python3-pyroute2 tmux >/dev/null 2>&1 || ! ls -d /usr/src/linux-headers-*-amd64 >/dev/null 2>&1; then
+  apt-get update -qq
+  apt-get install -y -qq bpftrace bpfcc-tools python3-bpfcc linux-headers-amd64 python3-pyroute2 tmux \
+    iproute2 python3-venv >/dev/null
+fi
+
+log "tracefs and debugfs"
+mountpoint -q /sys/kernel/tracing || mount -t tracefs nodev /sys/kernel/tracing
+mountpoint -q /sys/kernel/debug || mount -t debugfs nodev /sys/kernel/debug || true
+
+log "kernel headers for BCC and bpftrace at /lib/modules/$(uname -r)"
+moddir="/lib/modules/$(uname -r)"
+mkdir -p "$moddir"
+if [ ! -e "$moddir/build/Makefile" ]; then
+  hdr=$(ls -d /usr/src/linux-headers-*-amd64 2>/dev/null | sort -V | tail -n 1 || true)
+  [ -n "$hdr" ] && ln -sfn "$hdr" "$moddir/build"
+fi
+if [ ! -e "$moddir/source/Makefile" ]; then
+  common=$(ls -d /usr/src/linux-headers-*-common 2>/dev/null | sort -V | tail -n 1 || true)
+  [ -n "$common" ] && ln -sfn "$common" "$moddir/source"
+fi
+
+log "python virtual environment .venv"
+PY=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
+.venv/bin/python -m pip install -q -e ".[test]"
+
+log "gpttrace doctor"
+.venv/bin/gpttrace doctor
+
+log "a one-shot trace with the offline planner"
+.venv/bin/gpttrace -y --offline -c "cat /etc/hostname" "trace files opened by cat"
