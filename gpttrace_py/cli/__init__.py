@@ -91,6 +91,12 @@ def main(argv: list[str] | None = None) -> None:
     except BrokenPipeError:
         sys.stderr.close()
         sys.exit(ExitCode.OK)
+    except Exception as exc:  # a bug: one line for the user, the traceback under GPTTRACE_DEBUG=1
+        if debug:
+            raise
+        _fail(f"internal error: {type(exc).__name__}: {exc}",
+              "this is a bug in gpttrace; run again with GPTTRACE_DEBUG=1 for the traceback")
+        sys.exit(ExitCode.TRACE_FAILED)
     sys.exit(ExitCode.OK)
 
 

@@ -125,6 +125,9 @@ def parse(raw: str) -> Intent:
         r"\b(?:process|processes|program|command|comm)\s+([a-z][\w.+:-]*)",
         r"\b(?:by|from|of|for|in|inside|only|just)\s+(?:the\s+)?([a-z][\w.+:-]*)(?:\s+(?:process(?:es)?|program|daemon|server|command|binary))?\b",
         r"\b([a-z][\w.+-]*)'s\b",
+        r"\b(?:does|did|do|is|are|was|were|has|have)\s+(?:the\s+)?([a-z][\w.+:-]*)\s+(?:\w+ing|open|read|write|call|"
+        r"use|send|receive|connect|touch|access|exec|run|spawn|allocate|do|make|create|delete|block|wait|fork|"
+        r"spend|hit|take|get)\b",
     ):
         for cand in re.finditer(pattern, low):
             name = cand.group(1).rstrip(".:")
@@ -230,4 +233,6 @@ def _plausible_process(name: str, text: str, match: re.Match[str]) -> bool:
         return True
     if phrase.startswith(("by ", "named", "called", "comm", "process", "program", "command")) or phrase.endswith("'s"):
         return True
+    if phrase.startswith(("does ", "did ", "do ", "is ", "are ", "was ", "were ", "has ", "have ")):
+        return not _ordinary_word(name)
     return False

@@ -244,7 +244,7 @@ def adapt(spec: ProgramSpec, it: Intent, catalog: Catalog) -> ProgramSpec:
             spec = _stack_keys(spec, "kstack")
     wants_hist = "hist" in it.actions or "lhist" in it.actions
     keys = [k for g in it.group_by if g in GROUP_KEYS for k in GROUP_KEYS[g]]
-    if wants_hist and not all(a.func in ("hist", "lhist") for a in spec.aggregates or [None]):  # type: ignore[list-item]
+    if wants_hist and not (spec.aggregates and all(a.func in ("hist", "lhist") for a in spec.aggregates)):
         hist_keys = keys if it.group_by and "comm" in it.group_by else []
         spec = edits.to_histogram(spec, keys=hist_keys)
     elif not wants_hist and spec.print and not spec.aggregates and ("count" in it.actions or keys) and not it.has(

@@ -23,6 +23,9 @@ def compile_expr(node: E.Node, ctx: Context) -> str:
     if isinstance(node, E.Str):
         return string_literal(node.value)
     if isinstance(node, E.Builtin):
+        if node.name in E.PACKET_BUILTINS:
+            raise ValueError(f"{node.name} is a packet value of xdp/tc probes, which bpftrace cannot attach; "
+                             "use --backend bcc")
         return _BUILTIN_TEXT.get(node.name, node.name)
     if isinstance(node, E.Field):
         return f"args->{ident(node.name)}"
@@ -120,7 +123,8 @@ class _Builder:
         label = lower.label_for(out)
         kind = lower.infer(node, ctx)
         if kind == "join":
-            return Column(label, "", compile_expr(node, ctx), join=True)
+            inner = node.args[0] if isinstance(node, E.Call) and node.fn == "join" else node
+            return Column(label, "", compile_expr(inner, ctx), join=True)
         table = self.names_map(out, ctx)
         if table:
             return Column(label, "%s", f"{table}[{compile_expr(node, ctx)}]")

@@ -1,0 +1,63 @@
+"""Reading intents into slots."""
+
+from __future__ import annotations
+
+import pytest
+
+from gpttrace_py.planning.intent import parse
+
+
+@pytest.mark.parametrize("text,comm", [
+    ("trace files opened by head", "head"),
+    ("which files does nginx open", "nginx"),
+    ("trace files opened by redis-server", "redis-server"),
+    ("show reads for the postgres process", "postgres"),
+    ("opens by process \"my app\"", "my app"),
+    ("syscalls made by process bpftrace", "bpftrace"),
+    ("count syscalls by process name", None),
+    ("trace signals sent by kill", None),
+    ("hello world: print a line every time a program starts", None),
+    ("which processes call connect()?", None),
+    ("page faults by process", None),
+    ("context switches by process name", None),
+    ("run queue latency histogram", None),
+])
+def test_process_filter(text, comm):
+    assert parse(text).comm == comm
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("read latency in milliseconds", "ms"),
+    ("read latency in us", "us"),
+    ("runqueue latency as nanoseconds", "ns"),
+    ("block io latency", None),
+])
+def test_units(text, expected):
+    assert parse(text).unit == expected
+
+
+def test_rates_durations_intervals_top():
+    it = parse("profile kernel stacks at 99 Hz for 5 seconds, print every 2 seconds, top 10")
+    assert (it.hz, it.duration_s, it.interval_s, it.top) == (99, 5.0, 2, 10)
+    assert it.kernel_stack and "profile" in it.actions
+
+
+def test_pid_and_grouping():
+    it = parse("count read calls by pid for pid 4242")
+    assert it.pid == 4242
+    assert "pid" in it.group_by
+    assert "count" in it.actions
+
+
+@pytest.mark.parametrize("text,names", [
+    ("trace the fchownat syscall", ["fchownat"]),
+    ("count syscalls by process", []),
+    ("show slow system calls", []),
+    ("syscall mkdirat per process", ["mkdirat"]),
+])
+def test_syscall_words(text, names):
+    assert parse(text).syscall_words == names
+
+
+def test_explicit_calls():
+    assert parse("distribution of write() sizes").explicit_calls == ["write"]
