@@ -62,8 +62,9 @@ NOT_PROCESS = {
 
 @dataclass
 class Intent:
-    text: str
+    text: str  # lowercased, whitespace folded
     words: list[str]
+    raw: str = ""  # as typed (function names keep their case: SSL_write)
     actions: set[str] = field(default_factory=set)
     group_by: list[str] = field(default_factory=list)
     comm: str | None = None
@@ -108,7 +109,7 @@ def content_words(text: str) -> list[str]:
 def parse(raw: str) -> Intent:
     text = " ".join(raw.replace("\u2019", "'").split()).strip()
     low = text.lower()
-    it = Intent(text=low, words=words(low))
+    it = Intent(text=low, words=words(low), raw=text)
     for action, phrases in ACTIONS.items():
         if any(_has_phrase(low, p) for p in phrases):
             it.actions.add(action)

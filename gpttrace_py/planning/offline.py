@@ -23,7 +23,7 @@ from ..spec import ProgramSpec
 from . import edits
 from . import intent as intent_mod
 from .base import PlanContext
-from .intent import Intent
+from .intent import Intent, _ordinary_word
 from .retrieval import Hit, index
 from .vocabulary import COMMON_WORDS
 
@@ -131,12 +131,19 @@ class OfflinePlanner:
             spec = _safe(lambda tp=tp: tracepoint_spec([tp], it, catalog))
             if spec is not None:
                 generated.append(Candidate(spec, f"tracepoint:{tp.category}:{tp.name}", 0.0))
+        named_funcs = [] if named_syscalls else self.named_functions(it, catalog)
+        for lib, func in named_funcs[:1]:
+            spec = _safe(lambda lib=lib, func=func: function_spec(lib, func, it, catalog))
+            if spec is not None:
+                generated.append(Candidate(spec, f"uprobe:{lib}:{func}", 0.0))
         # A named probe beats a corpus hit that does not use it.
         top_ok = bool(out) and out[0].score >= MIN_SCORE
         if generated:
             named = {f"tracepoint:syscalls:sys_enter_{s}" for s in named_syscalls} | {
-                f"tracepoint:syscalls:sys_exit_{s}" for s in named_syscalls} | {tp.probe for tp in named_tps}
-            corpus_uses_named = [c for c in out if named & {p.text for p in c.spec.all_probes}]
+                f"tracepoint:syscalls:sys_exit_{s}" for s in named_syscalls} | {tp.probe for tp in named_tps} | {
+                f"{kind}:{lib}:{fn}" for lib, fn in named_funcs for kind in ("uprobe", "uretprobe")}
+            corpus_uses_named = [c for c in out if named & {p.text for p in c.spec.all_probes}
+                                 and ("latency" not in it.actions or edits.uses_delta(c.spec))]
             rest = [c for c in out if c not in corpus_uses_named]
             if corpus_uses_named and corpus_uses_named[0].score >= MIN_SCORE:
                 return corpus_uses_named + generated + rest
@@ -176,6 +183,28 @@ class OfflinePlanner:
                 near = difflib.get_close_matches(name, catalog.syscalls(), n=4, cutoff=0.6)
                 raise UnmappableIntent(f"this kernel has no traceable syscall named {name!r}",
                                        [f"trace the {n} syscall" for n in near] or self.suggestions(it.text))
+
+    def named_functions(self, it: Intent, catalog: Catalog) -> list[tuple[str, str]]:
+        """(library, function) pairs the intent names: "malloc()", "SSL_write calls", "getaddrinfo in libc"."""
+        from ..kernel.uprobes import function_symbols
+
+        if not catalog.features.uprobes:
+            return []
+        libs = [it.library] if it.library else []
+        libs += [lib for lib in ("libc", "libssl", "libcrypto", "bash") if lib not in libs]
+        wanted = list(dict.fromkeys(it.explicit_calls + it.names + [w for w in it.words if w in KNOWN_FUNCTIONS]))
+        out: list[tuple[str, str]] = []
+        raw_words = {w: w for w in re.findall(r"[A-Za-z_][A-Za-z0-9_]*", it.raw)}
+        for name in wanted:
+            original = next((w for w in raw_words if w.lower() == name), name)
+            if _ordinary_word(name) and name not in KNOWN_FUNCTIONS:
+                continue
+            for lib in libs:
+                path = catalog.uprobe_path(lib)
+                if path and original in function_symbols(path):
+                    out.append((lib, original))
+                    break
+        return out
 
     def named_tracepoints(self, it: Intent, catalog: Catalog) -> list[Tracepoint]:
         out: list[Tracepoint] = []
@@ -418,6 +447,38 @@ def tracepoint_spec(tps: list[Tracepoint], it: Intent, catalog: Catalog) -> Prog
                                            "aggregates": [{"func": "count", "keys": keys or GROUP_KEYS["comm"]}]})
     cols = [{"expr": "pid", "label": "PID"}, {"expr": "comm", "label": "COMM"}] + _field_columns(tp.user_fields, 7)
     return ProgramSpec.model_validate({**base, "title": f"{tp.category}:{tp.name} events", "print": cols})
+
+
+KNOWN_FUNCTIONS = {"malloc", "free", "calloc", "realloc", "getaddrinfo", "gethostbyname", "ssl_write", "ssl_read",
+                   "readline", "fopen", "mmap", "pthread_create", "pthread_mutex_lock", "strlen", "memcpy",
+                   "posix_memalign", "aligned_alloc", "dlopen", "system", "popen"}
+
+
+def function_spec(lib: str, func: str, it: Intent, catalog: Catalog) -> ProgramSpec:
+    """A program for a named user-space function: count its calls, time them, or print each call."""
+    keys = [k for g in it.group_by if g in GROUP_KEYS for k in GROUP_KEYS[g]] or GROUP_KEYS["comm"]
+    base: dict[str, Any] = {"rationale": f"a uprobe on {func}() in {lib} fires on every call, in every process"}
+    entry, ret = f"uprobe:{lib}:{func}", f"uretprobe:{lib}:{func}"
+    if "latency" in it.actions:
+        unit = it.unit or "us"
+        value = "delta" if unit == "ns" else f"delta / {edits.UNIT_FACTORS[unit]}"
+        return ProgramSpec.model_validate({**base, "title": f"{func}() latency ({unit})",
+                                           "start": {"probes": [entry], "key": ["tid"]}, "probes": [ret],
+                                           "aggregates": [{"func": "hist", "value": value, "unit": unit}]})
+    if "hist" in it.actions and func in ("malloc", "calloc", "realloc", "posix_memalign", "aligned_alloc"):
+        size = {"calloc": "arg0 * arg1", "realloc": "arg1", "posix_memalign": "arg2"}.get(func, "arg0")
+        return ProgramSpec.model_validate({**base, "title": f"{func}() request sizes (bytes)", "probes": [entry],
+                                           "aggregates": [{"func": "hist", "value": size, "unit": "bytes"}]})
+    if ("count" in it.actions or it.group_by) and not it.has("trace", "print", "show each", "log", "watch"):
+        return ProgramSpec.model_validate({**base, "title": f"{func}() calls by {keys[0]['expr']}", "probes": [entry],
+                                           "aggregates": [{"func": "count", "keys": keys}]})
+    if it.has("return", "returns", "result", "returned"):
+        return ProgramSpec.model_validate({**base, "title": f"{func}() returns", "probes": [ret],
+                                           "print": [{"expr": "pid"}, {"expr": "comm"},
+                                                     {"expr": "retval", "label": "RET"}]})
+    return ProgramSpec.model_validate({**base, "title": f"{func}() calls", "probes": [entry],
+                                       "print": [{"expr": "pid"}, {"expr": "comm"}, {"expr": "arg0", "label": "ARG0"}],
+                                       "aggregates": [{"func": "count", "keys": GROUP_KEYS["comm"]}]})
 
 
 def syscall_names_key() -> dict[str, Any]:
