@@ -23,8 +23,10 @@ Each entry is one YAML file in ``examples_corpus/``:
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
@@ -74,21 +76,91 @@ def corpus_dir() -> Path:
 
 @lru_cache(maxsize=2)
 def load(directory: str | None = None) -> tuple[Example, ...]:
-    """Every entry, sorted by id. A malformed entry is an error naming its file (the corpus ships with the tool)."""
-    import yaml
+    """Every entry, sorted by id. A malformed entry is an error naming its file (the corpus ships with the tool).
 
+    Parsing the YAML is most of the cost of loading (and of a one-shot trace's planning), so the parsed
+    data of the shipped corpus is kept in the cache dir and reused while no file changed; it is validated
+    into models every time."""
     root = Path(directory) if directory else corpus_dir()
+    paths = sorted(root.glob("*.yaml"))
+    key = _fingerprint(root, paths) if directory is None else None
+    parsed = _cached_parse(key) if key is not None else None
+    if parsed is None:
+        parsed = [_parse(path) for path in paths]
+        if key is not None:
+            _save_parse(key, parsed)
     entries: list[Example] = []
-    for path in sorted(root.glob("*.yaml")):
+    for path, data in zip(paths, parsed):
         try:
-            data = yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
             entry = Example.model_validate({**data, "path": str(path)})
-        except (ValidationError, yaml.YAMLError, TypeError) as exc:
+        except (ValidationError, TypeError) as exc:
             raise CorpusError(f"{path.name}: {exc}") from exc
         if entry.id != path.stem:
             raise CorpusError(f"{path.name}: id {entry.id!r} does not match the file name")
         entries.append(entry)
     return tuple(entries)
+
+
+def _parse(path: Path) -> Any:
+    import yaml
+
+    try:
+        return yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except yaml.YAMLError as exc:
+        raise CorpusError(f"{path.name}: {exc}") from exc
+
+
+# -- the parse cache: marshal (plain data only; loading it runs no code), in a file only this user can write --
+_PARSE_FORMAT = 1
+
+
+def _parse_cache_file() -> Path:
+    from .paths import cache_dir
+
+    return cache_dir() / "corpus-parsed.marshal"
+
+
+def _fingerprint(root: Path, paths: list[Path]) -> tuple[Any, ...] | None:
+    try:
+        stats = tuple((p.name, st.st_size, st.st_mtime_ns, st.st_ino) for p in paths for st in (p.stat(),))
+    except OSError:
+        return None
+    return (_PARSE_FORMAT, str(root), stats)
+
+
+def _cached_parse(key: tuple[Any, ...]) -> list[Any] | None:
+    import marshal
+
+    path = _parse_cache_file()
+    try:
+        with open(path, "rb") as fh:
+            st = os.fstat(fh.fileno())
+            if st.st_uid != os.geteuid() or st.st_mode & 0o022:
+                return None
+            stored_key, parsed = marshal.loads(fh.read())
+    except (OSError, ValueError, EOFError, TypeError):
+        return None
+    return parsed if stored_key == key and isinstance(parsed, list) and len(parsed) == len(key[2]) else None
+
+
+def _save_parse(key: tuple[Any, ...], parsed: list[Any]) -> None:
+    import marshal
+    import tempfile
+
+    path = _parse_cache_file()
+    try:
+        blob = marshal.dumps((key, parsed))
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".corpus-")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(blob)
+            os.replace(tmp, path)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+    except (OSError, ValueError):  # no cache dir, or data marshal cannot hold: just parse next time too
+        pass
 
 
 def by_id(entry_id: str) -> Example | None:

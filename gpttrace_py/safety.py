@@ -1,63 +1,395 @@
-"""Refuse programs that can change the system unless the user asked for it with --unsafe.
+"""Safety: what a program may do, who may load it, and whether its text says what the spec says.
 
-The check reads the rendered program text, not the spec: whatever produced the text (a planner, a
-template, a hand edit), a call that writes user memory, sends signals, overrides return values or runs
-commands is found here.
+* ``check(text, backend, allow_unsafe)`` reads the **rendered program**, not the spec: whatever produced the
+  text (a planner, a template, a hand edit), a call that writes user memory, sends signals, overrides return
+  values, runs commands or drops packets is found here and refused unless the user passed ``--unsafe``.
+  bpftrace itself also refuses ``system``/``signal``/``override`` unless it is started with ``--unsafe``,
+  which the runner passes only when the user did: two independent locks.
+* ``preflight(backend)`` runs before anything is planned or loaded: root and the capabilities to load eBPF
+  (CapEff from /proc/self/status), a mounted tracefs, and the tracer for the backend. Each failure is one
+  line, a fix, and exit code 2.
+* ``bpftrace_outline(text)`` is a small lexer/parser of bpftrace scripts (probes, predicates, blocks,
+  statements, string literals, calls). The injection tests use it to show that text from a user or a model
+  never changes a program's structure; ``check`` uses its lexer to find calls outside strings and comments.
+
+bpftrace 0.17 has no builtin that writes user memory; its unsafe builtins are ``system``, ``signal`` and
+``override`` (plus C preprocessor macros, which could spell them indirectly and are refused too).
 """
 
 from __future__ import annotations
 
+import itertools
+import os
 import re
+from dataclasses import dataclass, field
+from pathlib import Path
 
-from .errors import ExitCode, GpttraceError
+from .errors import ExitCode, GpttraceError, UsageError
 
-UNSAFE_CALLS = {
+UNSAFE_CALLS: dict[str, dict[str, str]] = {
     "bpftrace": {
-        "system": "runs a shell command for each event",
-        "signal": "sends a signal to the traced process",
+        "system": "runs a shell command as root for each event",
+        "signal": "sends a signal to (and can kill) the traced process",
         "override": "changes a kernel function's return value",
-        "unwatch": "changes watchpoints",
     },
     "bcc": {
         "bpf_override_return": "changes a kernel function's return value",
-        "bpf_send_signal": "sends a signal to the traced process",
-        "bpf_send_signal_thread": "sends a signal to the traced thread",
+        "bpf_send_signal": "sends a signal to (and can kill) the traced process",
+        "bpf_send_signal_thread": "sends a signal to (and can kill) the traced thread",
         "bpf_probe_write_user": "writes into the traced process's memory",
-        "os.system": "runs a shell command",
-        "subprocess": "runs commands",
+        "bpf_copy_to_user": "writes into a process's memory",
+        "BPF_FUNC_override_return": "changes a kernel function's return value (helper called by number)",
+        "BPF_FUNC_send_signal": "sends a signal (helper called by number)",
+        "BPF_FUNC_send_signal_thread": "sends a signal (helper called by number)",
+        "BPF_FUNC_probe_write_user": "writes into the traced process's memory (helper called by number)",
+        "XDP_DROP": "drops network packets",
+        "XDP_TX": "bounces network packets back out",
+        "XDP_REDIRECT": "redirects network packets",
+        "TC_ACT_SHOT": "drops network packets",
+        "TC_ACT_REDIRECT": "redirects network packets",
+        "bpf_redirect": "redirects network packets",
+        "bpf_skb_store_bytes": "rewrites network packets",
+        "os.system": "runs a shell command as root",
+        "os.popen": "runs a shell command as root",
+        "os.kill": "sends signals",
+        "subprocess": "runs commands as root",
     },
 }
+_BCC_PATTERNS: list[tuple[re.Pattern[str], str, str]] = [
+    # token pasting works only in a macro body (backslash-continued lines are joined first)
+    (re.compile(r"(?m)^[ \t]*#[ \t]*define\b[^\n]*##"), "##",
+     "C preprocessor token pasting (can spell a helper's name)"),
+    (re.compile(r"\bos\.(?:exec|spawn)\w*\s*\("), "os.exec/os.spawn", "runs programs as root"),
+]
+
+# -- the bpftrace lexer ------------------------------------------------------------------------------------
+_BT_TOKEN = re.compile(
+    r"""
+    (?P<ws>[ \t\r\n\f\v]+)
+  | (?P<comment>//[^\n]*|/\*.*?\*/)
+  | (?P<badcomment>/\*)
+  | (?P<str>"(?:[^"\\\n]|\\.)*")
+  | (?P<badstr>"[^\n]*)
+  | (?P<char>'(?:[^'\\\n]|\\[^\n]{1,3})')
+  | (?P<map>@[A-Za-z0-9_]*)
+  | (?P<var>\$[A-Za-z0-9_]+)
+  | (?P<ident>[A-Za-z_][A-Za-z0-9_]*)
+  | (?P<num>0[xX][0-9a-fA-F]+|[0-9]+)
+  | (?P<punct>->|&&|\|\||<<=|>>=|<<|>>|<=|>=|==|!=|\+\+|--|[-+*/%&|^]=|[-+*/%<>!~&|^?:(),.\[\];{}=])
+  | (?P<other>.)
+    """,
+    re.S | re.X,
+)
+# What the bpftrace 0.17 lexer accepts inside "...": printable characters and these escapes.
+_GOOD_STRING = re.compile(r'"(?:[ !#-\[\]-~]|\\(?:[ntr"\\]|[0-7]{1,3}|x[0-9a-fA-F]{2}))*"\Z')
+_ATTACH = re.compile(r"[A-Za-z_][^\s,{}]*")
+_KEYWORDS = {"if", "else", "while", "unroll", "for", "return", "sizeof", "offsetof"}
 
 
-def _strip_strings_and_comments(text: str, backend: str) -> str:
-    text = re.sub(r'"(?:[^"\\\n]|\\.)*"', '""', text)
-    if backend == "bpftrace":
-        text = re.sub(r"//[^\n]*", "", text)
-        text = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
-    else:
-        text = re.sub(r"(?m)^\s*#[^\n]*", "", text)
-        text = re.sub(r"//[^\n]*", "", text)
-        text = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
-    return text
+@dataclass(frozen=True)
+class Token:
+    kind: str  # ws comment directive str char map var ident num punct, and the errors badstr badcomment other
+    text: str
+    pos: int
 
 
+def bpftrace_tokens(text: str) -> list[Token]:
+    """Tokens of bpftrace text; a ``#`` at the start of a line is a preprocessor ``directive`` token."""
+    return list(_iter_tokens(text, 0))
+
+
+def _calls(tokens: list[Token]) -> list[str]:
+    """Identifiers called like functions (``name(``), outside strings and comments."""
+    code = [t for t in tokens if t.kind not in ("ws", "comment", "directive")]
+    return [t.text for t, nxt in itertools.pairwise(code)
+            if t.kind == "ident" and nxt.text == "(" and t.text not in _KEYWORDS]
+
+
+@dataclass
+class Block:
+    probes: tuple[str, ...]
+    predicate: str | None
+    statements: int  # ';' in the body, nested blocks included
+    nested: int  # '{' inside the body (if/else/unroll)
+    calls: tuple[str, ...]
+
+
+@dataclass
+class Outline:
+    """The structure of a bpftrace script, as far as injection is concerned."""
+
+    blocks: list[Block] = field(default_factory=list)
+    strings: list[str] = field(default_factory=list)  # every string literal, quotes included
+    calls: list[str] = field(default_factory=list)  # every name(...) outside strings and comments
+    directives: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def probes(self) -> list[str]:
+        return [p for b in self.blocks for p in b.probes]
+
+    @property
+    def shape(self) -> list[tuple[tuple[str, ...], int, int]]:
+        return [(b.probes, b.statements, b.nested) for b in self.blocks]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def _skip_trivia(text: str, pos: int, out: Outline) -> int:
+    while pos < len(text):
+        if text[pos] in " \t\r\n\f\v":
+            pos += 1
+        elif text.startswith("//", pos):
+            nl = text.find("\n", pos)
+            pos = len(text) if nl == -1 else nl
+        elif text.startswith("/*", pos):
+            close = text.find("*/", pos + 2)
+            if close == -1:
+                out.errors.append(f"unterminated comment at offset {pos}")
+                return len(text)
+            pos = close + 2
+        elif text[pos] == "#" and text[text.rfind("\n", 0, pos) + 1:pos].strip() == "":
+            nl = text.find("\n", pos)
+            nl = len(text) if nl == -1 else nl
+            out.directives.append(text[pos:nl])
+            pos = nl
+        else:
+            break
+    return pos
+
+
+def _scan(text: str, pos: int, out: Outline, closer: str) -> tuple[list[Token], int]:
+    """Tokens from ``pos`` up to ``closer`` at bracket depth 0 (``/`` ends a predicate, ``}`` a block)."""
+    depth = 0
+    toks: list[Token] = []
+    for tok in _iter_tokens(text, pos):
+        if tok.kind in ("badstr", "badcomment", "other"):
+            out.errors.append(f"bad token {tok.text[:20]!r} at offset {tok.pos}")
+        if tok.kind == "str":
+            out.strings.append(tok.text)
+            if not _GOOD_STRING.match(tok.text):
+                out.errors.append(f"malformed string literal {tok.text[:40]!r}")
+        if tok.kind == "directive":
+            out.directives.append(tok.text)
+        if tok.kind == "punct":
+            if tok.text == closer and depth == 0:
+                return toks, tok.pos + 1
+            if tok.text in "([{":
+                depth += 1
+            elif tok.text in ")]}":
+                depth -= 1
+                if depth < 0:
+                    out.errors.append(f"unbalanced {tok.text!r} at offset {tok.pos}")
+                    depth = 0
+        toks.append(tok)
+    out.errors.append(f"missing {closer!r} at the end")
+    return toks, len(text)
+
+
+def _iter_tokens(text: str, pos: int):
+    while pos < len(text):
+        if text[pos] == "#" and text[text.rfind("\n", 0, pos) + 1:pos].strip() == "":
+            nl = text.find("\n", pos)
+            nl = len(text) if nl == -1 else nl
+            yield Token("directive", text[pos:nl], pos)
+            pos = nl
+            continue
+        m = _BT_TOKEN.match(text, pos)
+        assert m is not None
+        yield Token(m.lastgroup or "other", m.group(), pos)
+        pos = m.end()
+
+
+def bpftrace_outline(text: str) -> Outline:
+    """Probes, predicates, blocks, statements, strings and calls of a bpftrace script."""
+    out = Outline()
+    pos = _skip_trivia(text, 0, out)
+    while pos < len(text):
+        probes: list[str] = []
+        while True:
+            m = _ATTACH.match(text, pos)
+            if not m:
+                out.errors.append(f"expected a probe at offset {pos}: {text[pos:pos + 30]!r}")
+                return out
+            probes.append(m.group())
+            pos = _skip_trivia(text, m.end(), out)
+            if text.startswith(",", pos):
+                pos = _skip_trivia(text, pos + 1, out)
+                continue
+            break
+        predicate = None
+        if text.startswith("/", pos):
+            toks, pos = _scan(text, pos + 1, out, "/")
+            predicate = " ".join(t.text for t in toks if t.kind not in ("ws", "comment"))
+            out.calls += _calls(toks)
+            pos = _skip_trivia(text, pos, out)
+        if not text.startswith("{", pos):
+            out.errors.append(f"expected '{{' after {', '.join(probes)} at offset {pos}")
+            return out
+        toks, pos = _scan(text, pos + 1, out, "}")
+        calls = _calls(toks)
+        out.calls += calls
+        out.blocks.append(Block(tuple(probes), predicate, sum(1 for t in toks if t.text == ";" and t.kind == "punct"),
+                                sum(1 for t in toks if t.text == "{" and t.kind == "punct"), tuple(calls)))
+        pos = _skip_trivia(text, pos, out)
+    return out
+
+
+# -- unsafe capabilities -----------------------------------------------------------------------------------
 def unsafe_uses(text: str, backend: str) -> list[tuple[str, str]]:
     """(call, what it does) for each unsafe capability the program text uses."""
-    code = _strip_strings_and_comments(text, backend)
-    found = []
-    for name, why in UNSAFE_CALLS.get(backend, {}).items():
-        pattern = rf"(?<![\w.]){re.escape(name)}\s*\(" if "." not in name and name != "subprocess" else rf"\b{re.escape(name)}\b"
-        if re.search(pattern, code):
+    found: list[tuple[str, str]] = []
+
+    def add(name: str, why: str) -> None:
+        if all(n != name for n, _ in found):
             found.append((name, why))
-    if backend == "bpftrace" and re.search(r"(?m)^\s*#!.*--unsafe|\s--unsafe\b", code):
-        found.append(("--unsafe", "asks bpftrace for unsafe mode"))
+
+    if backend == "bpftrace":
+        tokens = bpftrace_tokens(text)
+        table = UNSAFE_CALLS["bpftrace"]
+        for name in _calls(tokens):
+            if name in table:
+                add(name, table[name])
+        for tok in tokens:
+            if tok.kind != "directive":
+                continue
+            if tok.pos == 0 and tok.text.startswith("#!"):
+                if re.search(r"\s--unsafe\b", tok.text):
+                    add("--unsafe", "asks bpftrace for unsafe mode")
+            elif not re.match(r"#\s*include\s*[<\"]", tok.text):
+                add(tok.text.split()[0] if tok.text.split() else "#",
+                    "C preprocessor directive (can spell a call indirectly)")
+        return found
+    # BCC: the C program is a string inside Python, so strings are not skipped; a mention in a comment is
+    # refused too (conservative: --unsafe overrides).
+    for name, why in UNSAFE_CALLS.get("bcc", {}).items():
+        if re.search(rf"(?<![\w.]){re.escape(name)}(?!\w)", text):
+            add(name, why)
+    joined = re.sub(r"\\\n", " ", text)
+    for pattern, name, why in _BCC_PATTERNS:
+        if pattern.search(joined):
+            add(name, why)
     return found
 
 
+def describe(uses: list[tuple[str, str]]) -> str:
+    return "; ".join(f"{name}{'()' if name[:1].isalpha() and '.' not in name else ''} {why}" for name, why in uses)
+
+
 def check(text: str, backend: str, allow_unsafe: bool) -> list[tuple[str, str]]:
+    """Refuse (exit 2) a program that changes the system unless ``allow_unsafe``; return what it uses."""
     uses = unsafe_uses(text, backend)
     if uses and not allow_unsafe:
-        what = "; ".join(f"{name}() {why}" for name, why in uses)
-        raise GpttraceError(f"refusing to run a program that changes the system: {what}",
-                            "read the program, then pass --unsafe if that is what you want", ExitCode.USAGE)
+        raise GpttraceError(f"refusing to run a program that changes the system: {describe(uses)}",
+                            "read the program, then pass --unsafe if that is what you want (-y alone never allows it)",
+                            ExitCode.USAGE)
     return uses
+
+
+# -- who may load programs -----------------------------------------------------------------------------------
+CAP_SYS_ADMIN = 21
+CAP_PERFMON = 38
+CAP_BPF = 39
+
+
+def effective_capabilities(status_text: str | None = None) -> int | None:
+    """The CapEff mask of this process (from /proc/self/status), or None when it cannot be read."""
+    if status_text is None:
+        try:
+            status_text = Path("/proc/self/status").read_text()
+        except OSError:
+            return None
+    m = re.search(r"^CapEff:\s*([0-9a-fA-F]+)\s*$", status_text, re.M)
+    return int(m.group(1), 16) if m else None
+
+
+def can_load_bpf(caps: int) -> bool:
+    has = lambda n: bool(caps >> n & 1)  # noqa: E731
+    return has(CAP_SYS_ADMIN) or (has(CAP_BPF) and has(CAP_PERFMON))
+
+
+def privilege_problem(euid: int | None = None, caps: int | None = None) -> tuple[str, str] | None:
+    """(reason, fix) when this process cannot load eBPF programs, else None."""
+    euid = os.geteuid() if euid is None else euid
+    if euid != 0:
+        return (f"loading eBPF programs needs root (gpttrace runs as uid {euid})",
+                "run it as root: sudo gpttrace ...")
+    caps = effective_capabilities() if caps is None else caps
+    if caps is not None and not can_load_bpf(caps):
+        return ("running as root but without the capabilities to load eBPF programs "
+                f"(needs CAP_SYS_ADMIN, or CAP_BPF and CAP_PERFMON; CapEff is {caps:#x})",
+                "run it where root keeps its capabilities: not under setpriv/capsh dropping them, and in a container "
+                "with --cap-add SYS_ADMIN (or BPF and PERFMON), or --privileged")
+    return None
+
+
+def check_privileges() -> None:
+    problem = privilege_problem()
+    if problem:
+        raise UsageError(*problem)
+
+
+def check_tracefs() -> None:
+    from .kernel.tracefs import TRACEFS_CANDIDATES, tracefs_root
+
+    if tracefs_root() is not None:
+        return
+    override = os.environ.get("GPTTRACE_TRACEFS")
+    if override:
+        raise UsageError(f"GPTTRACE_TRACEFS={override} is not a tracefs mount (it has no events/ directory)",
+                         "unset GPTTRACE_TRACEFS, or point it at a mounted tracefs")
+    raise UsageError(f"tracefs is not mounted (looked in {' and '.join(TRACEFS_CANDIDATES)})",
+                     "mount it: mount -t tracefs nodev /sys/kernel/tracing")
+
+
+def tool_problem(backend: str) -> tuple[str, str] | None:
+    """(reason, fix) when the tracer for ``backend`` (bpftrace, bcc or auto) cannot be started."""
+    from .kernel.features import find_bcc_python, find_bpftrace
+
+    def bpftrace_problem() -> tuple[str, str] | None:
+        if find_bpftrace() is not None:
+            return None
+        env = os.environ.get("GPTTRACE_BPFTRACE")
+        if env:
+            return (f"GPTTRACE_BPFTRACE={env} is not an executable file",
+                    "point it at bpftrace, or unset it to use the bpftrace on PATH")
+        return ("bpftrace is not installed",
+                "apt-get install -y bpftrace (or set GPTTRACE_BPFTRACE, or use --backend bcc)")
+
+    def bcc_problem() -> tuple[str, str] | None:
+        if find_bcc_python() is not None:
+            return None
+        env = os.environ.get("GPTTRACE_BCC_PYTHON")
+        if env:
+            what = "does not exist" if not os.path.exists(env) else "cannot import bcc"
+            return (f"GPTTRACE_BCC_PYTHON={env} {what}",
+                    "point it at a Python that can `import bcc`, or unset it to use the system Python")
+        return ("BCC is not installed (no Python here can `import bcc`)",
+                "apt-get install -y python3-bpfcc bpfcc-tools (or set GPTTRACE_BCC_PYTHON, or use --backend bpftrace)")
+
+    if backend == "bpftrace":
+        return bpftrace_problem()
+    if backend == "bcc":
+        return bcc_problem()
+    first = bpftrace_problem()
+    if first is None:
+        return None
+    if bcc_problem() is None:
+        return None
+    return (f"neither bpftrace nor BCC can be used here ({first[0]})",
+            "apt-get install -y bpftrace (or python3-bpfcc), or set GPTTRACE_BPFTRACE / GPTTRACE_BCC_PYTHON")
+
+
+def check_tool(backend: str) -> None:
+    problem = tool_problem(backend)
+    if problem:
+        raise UsageError(*problem)
+
+
+def preflight(backend: str = "auto") -> None:
+    """Everything that must hold before planning and loading; raises UsageError (exit 2) with the fix."""
+    check_privileges()
+    check_tracefs()
+    check_tool(backend)

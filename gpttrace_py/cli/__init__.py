@@ -69,6 +69,12 @@ def cli() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI, turning expected failures into one message and an exit code."""
+    import atexit
+    import gc
+
+    # At exit, Python runs garbage collections over every object still alive (the corpus, pydantic's schemas):
+    # 50-150 ms after a trace. Frozen objects are skipped; atexit callbacks run before those collections.
+    atexit.register(gc.freeze)
     debug = bool(os.environ.get("GPTTRACE_DEBUG"))
     try:
         cli.main(args=argv, prog_name="gpttrace", standalone_mode=False)

@@ -16,12 +16,17 @@ from .options import planner_options, run_options
 @click.option("--show-spec", is_flag=True, help="Print the program spec (JSON) on stderr.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Save the program to a file.")
 @click.option("--explain", is_flag=True, help="Explain the program line by line before running it.")
-@click.option("--unsafe", is_flag=True, help="Allow programs that change the system (signals, system(), ...).")
+@click.option("--unsafe", is_flag=True,
+              help="Allow programs that change the system (signals, system(), ...). -y never implies it.")
+@click.option("--max-seconds", type=click.FloatRange(min=0), metavar="SECONDS",
+              help="Without -d/-c, stop after SECONDS (0: never). Default: GPTTRACE_MAX_SECONDS, else 600 when "
+                   "no terminal is attached.")
+@click.option("--no-log", is_flag=True, help="Do not keep a session log of this run.")
 def trace(intent: tuple[str, ...], offline: bool, model: str | None, backend: str, yes: bool, command: str | None,
           duration: float | None, json_out: bool, dry_run: bool, retries: int, show_spec: bool, output: str | None,
-          explain: bool, unsafe: bool) -> None:
+          explain: bool, unsafe: bool, max_seconds: float | None, no_log: bool) -> None:
     """Trace what INTENT asks for, e.g. "trace files opened by nginx"."""
-    from ..errors import ExitCode
+    from ..errors import ExitCode, GpttraceError
     from ..pipeline import TraceOptions, parse_command
     from ..pipeline import trace as run_trace
     from ..planning.select import get_planner
@@ -30,7 +35,22 @@ def trace(intent: tuple[str, ...], offline: bool, model: str | None, backend: st
     text = " ".join(intent)
     options = TraceOptions(backend=backend, retries=retries, yes=yes, command=parse_command(command),
                            duration=duration, json_out=json_out, dry_run=dry_run, show_spec=show_spec, output=output,
-                           explain=explain, unsafe=unsafe)
-    result = run_trace(text, get_planner(offline=offline, model=model), options, UI())
+                           explain=explain, unsafe=unsafe, max_seconds=max_seconds,
+                           session_log=None if no_log else _session_log())
+    try:
+        result = run_trace(text, get_planner(offline=offline, model=model), options, UI())
+    except GpttraceError as exc:
+        if options.session_log is not None:
+            options.session_log.error(exc.message, exc.hint)
+        raise
     if result.code != ExitCode.OK:
         raise SystemExit(int(result.code))
+
+
+def _session_log():
+    """A session log of this run (``gpttrace log``), when the session log module is there."""
+    try:
+        from ..sessionlog import SessionLog
+    except ImportError:
+        return None
+    return SessionLog(mode="trace")

@@ -67,12 +67,34 @@ def find_bpftrace() -> str | None:
 
 @lru_cache(maxsize=4)
 def bpftrace_version(path: str) -> str | None:
+    """The version of the bpftrace at ``path``. Starting bpftrace costs 30-100 ms (it loads LLVM), so the answer
+    is remembered in the cache dir for that binary (path, size, mtime, inode)."""
+    cache = paths.cache_dir() / "bpftrace-version.json"
+    try:
+        st = os.stat(path)
+        key: list[object] | None = [path, st.st_size, st.st_mtime_ns, st.st_ino]
+    except OSError:
+        key = None
+    if key is not None:
+        try:
+            data = json.loads(cache.read_text())
+            if data.get("key") == key and isinstance(data.get("version"), str):
+                return str(data["version"])
+        except (OSError, ValueError, AttributeError):
+            pass
     try:
         out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=5).stdout
     except (OSError, subprocess.SubprocessError):
         return None
     m = re.search(r"v?(\d+\.\d+(?:\.\d+)?)", out)
-    return m.group(1) if m else None
+    version = m.group(1) if m else None
+    if key is not None and version is not None:
+        try:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            cache.write_text(json.dumps({"key": key, "version": version}))
+        except OSError:
+            pass
+    return version
 
 
 def find_bcc_python() -> str | None:

@@ -30,7 +30,7 @@ ACTIONS = {
 
 GROUP_WORDS = {
     "comm": ("process name", "process", "processes", "command", "comm", "program", "application", "app", "task",
-             "name", "executable", "binary"),
+             "executable", "binary", "process names", "command name"),
     "pid": ("pid", "process id", "pids"),
     "tid": ("thread", "tid", "threads", "thread id"),
     "cpu": ("cpu", "cpus", "core", "processor"),

@@ -117,11 +117,18 @@ class OfflinePlanner:
         hits = [h for h in index().search(it.text, limit=6) if not topic or h.matched & topic]
         named_syscalls = self.named_syscalls(it, catalog)
         named_tps = self.named_tracepoints(it, catalog)
+        wanted = intent_shape(it)
         for hit in hits:
+            # An example already of the asked-for shape (events, count, histogram...) beats one that would
+            # have to be converted.
+            factor = 1.35 if wanted in spec_shapes(hit.example.spec) else 0.8
+            if _errors_only_example(hit.example.spec) != it.errors_only:
+                factor *= 0.7
             for spec in [hit.example.spec, *hit.example.alternatives]:
                 adapted = _safe(lambda s=spec: adapt(s, it, catalog))
                 if adapted is not None:
-                    out.append(Candidate(adapted, f"corpus:{hit.example.id}", hit.score))
+                    out.append(Candidate(adapted, f"corpus:{hit.example.id}", hit.score * factor))
+        out.sort(key=lambda c: -c.score)
         generated: list[Candidate] = []
         if named_syscalls:
             spec = _safe(lambda: syscall_spec(named_syscalls, it, catalog))
@@ -143,7 +150,7 @@ class OfflinePlanner:
                 f"tracepoint:syscalls:sys_exit_{s}" for s in named_syscalls} | {tp.probe for tp in named_tps} | {
                 f"{kind}:{lib}:{fn}" for lib, fn in named_funcs for kind in ("uprobe", "uretprobe")}
             corpus_uses_named = [c for c in out if named & {p.text for p in c.spec.all_probes}
-                                 and ("latency" not in it.actions or edits.uses_delta(c.spec))]
+                                 and wanted in spec_shapes(c.spec)]
             rest = [c for c in out if c not in corpus_uses_named]
             if corpus_uses_named and corpus_uses_named[0].score >= MIN_SCORE:
                 return corpus_uses_named + generated + rest
@@ -232,6 +239,45 @@ class OfflinePlanner:
         return [h.example.paraphrases[0] if h.example.paraphrases else h.example.title for h in hits[:limit]]
 
 
+def intent_shape(it: Intent) -> str:
+    """What form of answer the intent asks for: latency, hist, profile, sum, count or events."""
+    if "latency" in it.actions:
+        return "latency"
+    if "hist" in it.actions or "lhist" in it.actions:
+        return "hist"
+    if "profile" in it.actions:
+        return "profile"
+    if "sum" in it.actions and not it.has("count", "how many", "number of"):
+        return "sum"
+    if {"avg", "max", "min"} & it.actions:
+        return "stat"
+    if "count" in it.actions or it.group_by:
+        return "count"
+    return "events"
+
+
+def _errors_only_example(spec: ProgramSpec) -> bool:
+    """An example that keeps only failures (ret < 0, a non-zero error code)."""
+    conds = [spec.filter.expr or "", spec.start.filter.expr if spec.start and spec.start.filter.expr else ""]
+    conds += [a.filter or "" for a in spec.aggregates]
+    return any(re.search(r"\b(ret|retval|error_code|error)\s*(<\s*0|!=\s*0)", c) for c in conds)
+
+
+def spec_shapes(spec: ProgramSpec) -> set[str]:
+    shapes: set[str] = set()
+    if edits.uses_delta(spec):
+        shapes.add("latency")
+    if spec.print:
+        shapes.add("events")
+    for a in spec.aggregates:
+        shapes.add({"hist": "hist", "lhist": "hist", "count": "count", "sum": "sum"}.get(a.func, "stat"))
+        if any(k.expr in ("kstack", "ustack") or k.expr.startswith(("kstack(", "ustack(")) for k in a.keys):
+            shapes.add("profile")
+    if any(p.kind == "profile" for p in spec.probes):
+        shapes.add("profile")
+    return shapes
+
+
 def _parse(intent: str) -> Intent:
     text = intent.strip()
     if not text:
@@ -280,9 +326,8 @@ def adapt(spec: ProgramSpec, it: Intent, catalog: Catalog) -> ProgramSpec:
             "trace", "show", "print", "watch", "snoop", "log", "list"):
         spec = edits.to_aggregate(spec, "count", keys or GROUP_KEYS["comm"])
     elif keys and spec.aggregates and not is_profile and not wants_hist:
-        current = [k.expr for a in spec.aggregates for k in a.keys]
-        wanted = [k["expr"] for k in keys]
-        if wanted[0] not in current:
+        current = [k.expr for k in spec.aggregates[0].keys]
+        if current != [k["expr"] for k in keys]:
             spec = edits.set_keys(spec, keys)
     if it.unit:
         spec = edits.set_unit(spec, it.unit)

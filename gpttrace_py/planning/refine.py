@@ -62,13 +62,13 @@ FILLER = {
     "change", "switch", "rather", "one", "ones", "same", "program", "script", "output", "but", "too", "again",
     "can", "could", "you", "would", "i", "want", "me", "let", "lets", "let's", "do", "so", "thanks", "thank", "ok",
     "okay", "results", "data", "event", "events", "group", "grouped", "grouping", "sort", "sorted", "limit", "keep",
-    "filter", "filtered", "restrict", "limited", "run", "trace", "tracing", "instead", "back", "be", "is", "are",
-    "from", "each", "every", "how", "about", "what", "try", "now", "anything", "everything", "all", "any",
+    "filter", "filtered", "restrict", "limited", "run", "trace", "tracing", "back", "be", "is", "are",
+    "from", "each", "every", "how", "about", "what", "try", "anything", "everything", "all", "any",
     "there", "here", "value", "values", "column", "columns", "table", "view", "like", "way", "form", "mode",
     "set", "put", "give", "get", "rate", "frequency", "sampling", "interval", "unit", "units", "kind", "type",
     "aggregate", "aggregated", "summary", "summarize", "summarise", "time", "times", "backend", "via", "over",
     "than", "not", "no", "don't", "dont", "without", "remove", "drop", "clear", "reset", "whole", "entire",
-    "system", "wide", "system-wide", "again", "new", "first", "last", "up", "down", "yes", "sure", "well",
+    "system", "wide", "system-wide", "new", "first", "last", "up", "down", "yes", "sure", "well",
 }
 
 # Words that name something to trace: a message that still has one after its modifiers asks for a new program.
@@ -149,8 +149,8 @@ def run_request(request: str) -> tuple[float | None, bool, str]:
         duration = float(m.group(1)) * (60 if m.group(2).startswith("m") else 1)
         rest = rest[: m.start()] + " " + rest[m.end():]
     run = False
-    m = re.match(r"^\s*(?:now\s+|ok\s+|okay\s+|please\s+|and\s+|then\s+)*(?:re)?(?:run|start)\b(\s+(?:it|this|that|the program|again))?",
-                 rest)
+    m = re.match(r"^\s*(?:now\s+|ok\s+|okay\s+|please\s+|and\s+|then\s+)*(?:(?:re)?run\b"
+                 r"(?:\s+(?:it|this|that|the program|again))?|start\s+(?:it|this|that|the program)\b)", rest)
     if m:
         run = True
         rest = rest[m.end():]
@@ -176,6 +176,12 @@ def is_refinement(request: str, spec: ProgramSpec | None, catalog: Catalog | Non
     return not any(_is_topic(w, catalog) for w in left) and len(left) <= 2 and bool(text)
 
 
+def understands(request: str) -> bool:
+    """Whether any modifier (or run setting) in ``request`` is recognised."""
+    duration, run, rest = run_request(request)
+    return duration is not None or run or bool(_matches(_normalize(rest)))
+
+
 def leftover_words(text: str, matches: list[_Match] | None = None) -> list[str]:
     """Content words of ``text`` that no modifier explains and that are not filler."""
     text = _normalize(text)
@@ -197,8 +203,8 @@ def describe_changes(old: ProgramSpec, new: ProgramSpec) -> list[str]:
     if [p.text for p in old.all_probes] != [p.text for p in new.all_probes]:
         out.append("probes " + ", ".join(p.text for p in new.probes))
     if old.filter != new.filter:
-        parts = [f"comm {new.filter.comm}" if new.filter.comm else "", f"pid {new.filter.pid}" if new.filter.pid else "",
-                 new.filter.expr or ""]
+        nf = new.filter
+        parts = [f"comm {nf.comm}" if nf.comm else "", f"pid {nf.pid}" if nf.pid else "", nf.expr or ""]
         out.append("filter: " + (", ".join(p for p in parts if p) or "none"))
     if [f.expr for f in old.print] != [f.expr for f in new.print]:
         out.append("columns: " + (", ".join(f.label or f.expr for f in new.print) or "none"))
@@ -230,8 +236,9 @@ def _m_backend(text: str) -> _Match | None:
 
 
 def _m_all_processes(text: str) -> _Match | None:
-    m = re.search(r"\b(?:for\s+|of\s+|from\s+)?(?:all|any|every)\s+process(?:es)?\b|\b(?:remove|drop|clear|no|without)\s+"
-                  r"(?:the\s+|any\s+)?(?:process\s+)?filters?\b|\bsystem[- ]wide\b", text)
+    m = re.search(r"\b(?:for\s+|of\s+|from\s+)?(?:all|any|every)\s+process(?:es)?\b|"
+                  r"\b(?:remove|drop|clear|no|without)\s+(?:the\s+|any\s+)?(?:process\s+)?filters?\b|"
+                  r"\bsystem[- ]wide\b", text)
     if not m:
         return None
 
@@ -257,10 +264,12 @@ def _m_pid(text: str) -> _Match | None:
 
 _COMM_PATTERNS = (
     # "only nginx", "just the nginx processes", "only for nginx", "only from process nginx"
-    r"\b(?:only|just)\s+(?:for\s+|from\s+|by\s+|in\s+|of\s+)?(?:the\s+)?(?:process(?:es)?\s+|command\s+|program\s+|comm\s+)?"
-    r"(?:named\s+|called\s+)?(?P<name>[a-z][\w.+-]*)(?:\s+(?:process(?:es)?|program|daemon|server|command|binary|ones))?\b",
+    r"\b(?:only|just)\s+(?:for\s+|from\s+|by\s+|in\s+|of\s+)?(?:the\s+)?"
+    r"(?:process(?:es)?\s+|command\s+|program\s+|comm\s+)?(?:named\s+|called\s+)?(?P<name>[a-z][\w.+-]*)"
+    r"(?:\s+(?:process(?:es)?|program|daemon|server|command|binary|ones))?\b",
     # "for nginx only", "nginx only"
-    r"\b(?:for\s+|from\s+|by\s+|of\s+)?(?P<name>[a-z][\w.+-]*)(?:\s+(?:process(?:es)?|program|daemon|server))?\s+only\b",
+    r"\b(?:for\s+|from\s+|by\s+|of\s+)?(?P<name>[a-z][\w.+-]*)"
+    r"(?:\s+(?:process(?:es)?|program|daemon|server))?\s+only\b",
     # "filter on nginx", "restrict it to nginx", "limit to nginx"
     r"\b(?:filter(?:ed)?|restrict(?:ed)?|limit(?:ed)?)\s+(?:it\s+|them\s+)?(?:on|to|by|for)\s+(?:the\s+)?"
     r"(?:process(?:es)?\s+)?(?P<name>[a-z][\w.+-]*)\b",
@@ -301,16 +310,17 @@ _MODIFIER_WORDS = {"histogram", "histograms", "hist", "distribution", "count", "
 
 
 def _m_errors(text: str) -> _Match | None:
-    m = re.search(r"\b(?:only\s+|just\s+)?(?:the\s+)?(?:errors?|failures?|failed(?:\s+(?:ones|calls))?|failing(?:\s+ones)?|"
-                  r"unsuccessful(?:\s+ones)?)(?:\s+only)?\b", text)
+    m = re.search(r"\b(?:only\s+|just\s+)?(?:the\s+)?(?:errors?|failures?|failed(?:\s+(?:ones|calls))?|"
+                  r"failing(?:\s+ones)?|unsuccessful(?:\s+ones)?)(?:\s+only)?\b", text)
     if not m:
         return None
     return _Match("errors", [m.span()], _errors_only)
 
 
 def _m_return(text: str) -> _Match | None:
-    m = re.search(r"\b(?:the\s+|its\s+|their\s+)?(?:return(?:ed)?\s+(?:value|values|code|codes)|retval|return\s+value|"
-                  r"results?|return|returns|outcome)\b", text)
+    m = re.search(r"\b(?:the\s+|its\s+|their\s+)?(?:return(?:ed)?\s+(?:value|values|code|codes|status)|retval|"
+                  r"return|returns|exit\s+codes?)\b", text) or re.search(
+        r"\b(?:with|add|show|include|print|and|plus)\s+(?:the\s+|its\s+|their\s+)?(?:results?|outcomes?)\b", text)
     if not m:
         return None
     return _Match("return", [m.span()], add_return_value)
@@ -328,8 +338,9 @@ def _m_aggregate(text: str) -> _Match | None:
                 "maximum": "max", "max": "max", "minimum": "min", "min": "min"}[word]
         spans.append(fm.span())
     keys: list[dict[str, Any]] | None = None
-    km = re.search(r"\b(?:by|per|for\s+each|grouped\s+by|group\s+by|broken\s+down\s+by|keyed\s+by|split\s+by)\s+(?:the\s+)?"
-                   r"([a-z -]{2,30}?)(?=$|[,.;:!?)]|\s(?:and|with|in|as|for|on|every|instead|only|please|then|too)\b)", text)
+    km = re.search(r"\b(?:by|per|for\s+each|grouped\s+by|group\s+by|broken\s+down\s+by|keyed\s+by|split\s+by)\s+"
+                   r"(?:the\s+)?([a-z -]{2,30}?)"
+                   r"(?=$|[,.;:!?)]|\s(?:and|with|in|as|for|on|every|instead|only|please|then|too)\b)", text)
     if km:
         phrase = km.group(1).strip()
         for key, words in _GROUP_WORDS:
@@ -341,7 +352,15 @@ def _m_aggregate(text: str) -> _Match | None:
         return None
 
     def do(spec: ProgramSpec, catalog: Catalog) -> tuple[ProgramSpec, str]:
-        return regroup(spec, func, keys)
+        new, what = regroup(spec, func, keys)
+        first_keys = [a.keys[0].expr for a in new.aggregates if a.keys]
+        if new.filter.comm and first_keys and first_keys[0] == "comm" and not (keys is None and spec.aggregates):
+            # Counting by process name under a filter on one name gives a one-row table: count them all.
+            data = new.model_dump()
+            data["filter"]["comm"] = None
+            new = ProgramSpec.model_validate(data)
+            what += f" (every process, not only {spec.filter.comm})"
+        return new, what
 
     return _Match("aggregate", spans, do)
 
@@ -360,9 +379,9 @@ def _m_histogram(text: str) -> _Match | None:
 
 
 def _m_unit(text: str) -> _Match | None:
-    m = re.search(r"\b(?:in|as|into|to|using|show\s+in)\s+(nanoseconds?|microseconds?|milliseconds?|seconds|ns|us|µs|ms|"
-                  r"usecs?|msecs?|nsecs?)\b", text) or re.search(
-        r"\b(nanoseconds|microseconds|milliseconds|ns|µs|ms|usecs|msecs|nsecs)\b", text)
+    m = re.search(r"\b(?:in|as|into|to|using|show\s+in)\s+"
+                  r"(nanoseconds?|microseconds?|milliseconds?|seconds|ns|us|µs|ms|usecs?|msecs?|nsecs?)\b", text)
+    m = m or re.search(r"\b(nanoseconds|microseconds|milliseconds|ns|µs|ms|usecs|msecs|nsecs)\b", text)
     if not m:
         return None
     word = m.group(1)
@@ -371,15 +390,15 @@ def _m_unit(text: str) -> _Match | None:
     def do(spec: ProgramSpec, catalog: Catalog) -> tuple[ProgramSpec, str]:
         if not edits.uses_delta(spec):
             raise RefineError(f"this program measures no time, so it has nothing to show in {unit}",
-                              "ask for a latency (e.g. \"read() latency\") first")
+                              'ask for a latency first: "make it a histogram" of a start/end pair, or "read() latency"')
         return edits.set_unit(spec, unit), f"times in {unit}"
 
     return _Match("unit", [m.span()], do)
 
 
 def _m_rate(text: str) -> _Match | None:
-    m = re.search(r"\b(?:at\s+|to\s+|with\s+)?(\d{1,5})\s*(?:hz|hertz|samples?\s+(?:per|a)\s+second|times\s+(?:per|a)\s+second)\b",
-                  text)
+    m = re.search(r"\b(?:at\s+|to\s+|with\s+)?(\d{1,5})\s*"
+                  r"(?:hz|hertz|samples?\s+(?:per|a)\s+second|times\s+(?:per|a)\s+second)\b", text)
     if not m:
         return None
     hz = int(m.group(1))
@@ -390,7 +409,12 @@ def _m_rate(text: str) -> _Match | None:
                               'ask for a profile first, e.g. "profile on-CPU stacks"')
         if not 1 <= hz <= 10000:
             raise RefineError(f"{hz} Hz is out of range", "choose a rate between 1 and 10000 Hz (99 is usual)")
-        return edits.set_rate(spec, hz), f"sampling at {hz} Hz"
+        new = edits.set_rate(spec, hz)
+        hz_re = re.compile(r"\b\d+\s*Hz\b")
+        new = new.model_copy(update={"title": hz_re.sub(f"{hz} Hz", new.title),
+                                     "rationale": re.sub(r"profile:hz:\d+", f"profile:hz:{hz}",
+                                                         hz_re.sub(f"{hz} Hz", new.rationale))})
+        return new, f"sampling at {hz} Hz"
 
     return _Match("rate", [m.span()], do)
 
@@ -418,8 +442,8 @@ def _m_interval(text: str) -> _Match | None:
 
 
 def _m_top(text: str) -> _Match | None:
-    m = re.search(r"\b(?:only\s+|just\s+|show\s+)?(?:the\s+)?(?:top|first|largest|biggest)\s+(\d{1,4})\b(?:\s+(?:only|entries|rows|ones))?",
-                  text)
+    m = re.search(r"\b(?:only\s+|just\s+|show\s+)?(?:the\s+)?(?:top|first|largest|biggest)\s+(\d{1,4})\b"
+                  r"(?:\s+(?:only|entries|rows|ones))?", text)
     if not m:
         return None
     n = int(m.group(1))
@@ -442,21 +466,26 @@ def regroup(spec: ProgramSpec, func: str | None, keys: list[dict[str, Any]] | No
     if keys is None:
         keys = [k.model_dump() for k in current.keys] if current and current.keys else GROUP_KEYS["comm"]
     by = ", ".join(k["expr"] for k in keys) or "nothing"
-    if func is None and current is not None:
-        new = edits.set_keys(spec, keys)
-        return _retitle(_prune_start(new), f"{_agg_words(new.aggregates[0])}"), f"{_agg_words(new.aggregates[0])}"
+    if current is not None and (func is None or func == current.func):
+        new = _prune_start(edits.set_keys(spec, keys))
+        what = _agg_words(new.aggregates[0])
+        return _retitle(new, what), what
     func = func or "count"
+    value_words = ""
     if func != "count":
         value = _numeric_value(spec)
         if value is None:
             raise RefineError(f"this program has no number to {func}", "ask for a size or a latency first")
         new = edits.to_aggregate(spec, func, keys, value=value)
+        value_words = f" of {_value_words(value)}"
         if "delta" in value:
             new = _set_agg_unit(new, edits._unit_of(value))
     else:
         new = edits.to_aggregate(spec, "count", keys)
+    if current is not None and current.top:
+        new = edits.set_top(new, current.top)
     new = _prune_start(new)
-    what = f"{func} by {by}"
+    what = f"{func}{value_words} by {by}"
     return _retitle(new, what), what
 
 
@@ -474,7 +503,7 @@ def make_histogram(spec: ProgramSpec, linear: bool = False) -> tuple[ProgramSpec
     if "delta" in value:
         new = _set_agg_unit(new, edits._unit_of(value))
     new = _prune_start(new)
-    what = f"{'linear ' if linear else ''}histogram of {value}"
+    what = f"{'linear ' if linear else ''}histogram of {_value_words(value)}"
     return _retitle(new, what), what
 
 
@@ -517,8 +546,8 @@ def add_return_value(spec: ProgramSpec, catalog: Catalog) -> tuple[ProgramSpec, 
 
 
 def _return_expr(spec: ProgramSpec) -> str | None:
-    if spec.probes and all(p.kind == "tracepoint" and p.category == "syscalls" and (p.name or "").startswith("sys_exit_")
-                           for p in spec.probes):
+    if spec.probes and all(p.kind == "tracepoint" and p.category == "syscalls"
+                           and (p.name or "").startswith("sys_exit_") for p in spec.probes):
         return "args.ret"
     if spec.probes and all(p.is_return for p in spec.probes):
         return "retval"
@@ -618,6 +647,16 @@ def _agg_words(a: Any) -> str:
     return f"{what}{value}{by}{top}"
 
 
+def _value_words(value: str) -> str:
+    m = re.fullmatch(r"delta(?:\s*/\s*(\d+))?", value.strip())
+    if m:
+        return f"latency ({edits._unit_of(value)})"
+    m = re.fullmatch(r"(?:args|start)\.(\w+)", value.strip())
+    if m:
+        return "return value" if m.group(1) == "ret" else m.group(1)
+    return "return value" if value == "retval" else value
+
+
 def _subject(title: str) -> str:
     return title.split(" - ", 1)[0].strip()
 
@@ -640,7 +679,7 @@ def _is_topic(word: str, catalog: Catalog | None) -> bool:
     try:
         if index().known_terms(word) and stem(word) not in {stem(f) for f in FILLER}:
             return True
-    except Exception:  # noqa: BLE001 - a broken corpus must not break the chat
+    except Exception:
         pass
     if catalog is not None and len(word) > 3:
         name = word.removesuffix("s")

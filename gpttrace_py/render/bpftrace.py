@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from ..kernel.catalog import Catalog
 from ..spec import Aggregate, OutputField, ProbeRef, ProgramSpec
+from ..spec.model import Filter
 from ..spec import expr as E
 from . import lower
 from .escape import Code, comment, environment, ident, integer, string_literal
@@ -222,13 +223,13 @@ class _Builder:
     def predicate(self, probes_filter: list[str]) -> str | None:
         return " && ".join(probes_filter) if probes_filter else None
 
-    def filter_terms(self, ctx: Context, use_expr: str | None) -> list[str]:
-        f = self.spec.filter
+    def filter_terms(self, ctx: Context, use_expr: str | None, extra: Filter | None = None) -> list[str]:
         terms = []
-        if f.comm:
-            terms.append(f"comm == {string_literal(f.comm, 16)}")
-        if f.pid:
-            terms.append(f"pid == {integer(f.pid)}")
+        for f in (self.spec.filter, extra) if extra is not None else (self.spec.filter,):
+            if f.comm:
+                terms.append(f"comm == {string_literal(f.comm, 16)}")
+            if f.pid:
+                terms.append(f"pid == {integer(f.pid)}")
         if use_expr:
             terms.append(f"({compile_expr(E.parse(use_expr), ctx)})")
         return terms
@@ -299,7 +300,7 @@ def render(spec: ProgramSpec, catalog: Catalog) -> RenderedProgram:
     }
     if spec.start:
         sctx = lower.start_context(spec, catalog)
-        start_terms = b.filter_terms(sctx, spec.start.filter.expr)
+        start_terms = b.filter_terms(sctx, spec.start.filter.expr, spec.start.filter)  # its comm/pid too
         key = ", ".join(compile_expr(E.parse(k), sctx) for k in spec.start.key)
         end_key = ", ".join(compile_expr(E.parse(k), b.ctx) for k in (spec.end_key or spec.start.key))
         view.update(

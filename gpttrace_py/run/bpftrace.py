@@ -13,6 +13,8 @@ from .failure import parse_bpftrace_error
 from .process import RunOptions, RunOutcome, run_tracer
 from .records import Printer
 
+MAP_KEYS_MAX = 4096  # keys per map; BPFTRACE_MAP_KEYS_MAX in the environment overrides it
+
 
 def run(program: RenderedProgram, options: RunOptions, write: Callable[[str], None],
         warn: Callable[[str], None]) -> RunOutcome:
@@ -27,7 +29,9 @@ def run(program: RenderedProgram, options: RunOptions, write: Callable[[str], No
         printer = Printer(program.layout, write, json_mode=options.json, warn=warn)
         env = dict(os.environ)
         env.setdefault("BPFTRACE_STRLEN", "128")
-        return run_tracer([bpftrace, "-f", "json", path], printer, options, parse_bpftrace_error, warn, env=env)
+        env.setdefault("BPFTRACE_MAP_KEYS_MAX", str(MAP_KEYS_MAX))  # every map is bounded (bpftrace preallocates)
+        argv = [bpftrace, "-f", "json"] + (["--unsafe"] if options.unsafe else []) + [path]
+        return run_tracer(argv, printer, options, parse_bpftrace_error, warn, env=env)
     finally:
         try:
             os.unlink(path)

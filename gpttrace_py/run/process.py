@@ -1,13 +1,37 @@
 """Run a tracing program as a child process: wait for attach, start the workload, stream, stop cleanly.
 
-The tracer runs in its own session (so the terminal's Ctrl-C reaches only us, and we decide how to stop
-it) and receives SIGINT if gpttrace dies (PR_SET_PDEATHSIG), so a killed gpttrace never leaves a
-program attached. Stopping is always SIGINT first, so the tracer prints its aggregates.
+The tracer runs in its own session (so the terminal's Ctrl-C reaches only us, and we decide how to stop it)
+and receives SIGINT if gpttrace dies (PR_SET_PDEATHSIG), so a killed gpttrace never leaves a program
+attached: the kernel detaches a program when the last file descriptor of it closes, which happens when the
+tracer exits however it exits. Stopping is always SIGINT first, so the tracer prints its aggregates.
+
+How each ending goes:
+
+==========================  ====================================================================  =========
+ending                      what happens                                                          aggregates
+==========================  ====================================================================  =========
+program calls exit()        the tracer ends by itself with status 0                               printed
+-c CMD exits                ``linger`` s later: SIGINT to the tracer                              printed
+--duration / max run time   SIGINT to the tracer                                                  printed
+Ctrl-C, SIGTERM, SIGHUP     SIGINT to the tracer, keep reading its last output (exit 130)        printed
+the same signal again       SIGKILL to the tracer, stop reading (exit 130)                        lost
+tracer ignores SIGINT       SIGKILL after ``stop_grace`` s; reported (``RunOutcome.crashed``)     lost
+tracer killed or crashes    reported as ``RunOutcome.crashed``; the pipeline exits 1              lost
+gpttrace killed (SIGKILL)   the kernel sends the tracer SIGINT (PDEATHSIG); it exits              lost
+stdout closed (| head)      SIGINT to the tracer, the rest is dropped                             dropped
+==========================  ====================================================================  =========
+
+Flow control and memory: the tracer writes into a pipe that is read here as fast as the output can take it.
+Nothing is queued in gpttrace: when the reader falls behind, the pipe fills, the tracer blocks, its perf
+buffer fills and the kernel drops events, which bpftrace reports (``lost_events``) and the Printer shows.
+stderr is kept (the last 5000 lines: the load error is there) and shown as it comes once attached.
 """
 
 from __future__ import annotations
 
+import collections
 import ctypes
+import errno
 import json
 import os
 import signal
@@ -17,21 +41,31 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from ..errors import ExitCode, GpttraceError, UsageError
 from .failure import LoadFailure, clean_stderr
 from .records import Printer
 
 PR_SET_PDEATHSIG = 1
+DRAIN_QUIET = 0.5  # after the workload: no new event for this long means the tracer's buffers are drained
+STDERR_KEPT = 5000  # lines of the tracer's stderr kept (the load error is in the first ones)
 
 
-def _die_with_parent() -> None:
-    """In the child, before exec: get SIGINT when the parent dies, so the tracer detaches and exits."""
+def _die_with_parent(parent: int) -> None:
+    """In the child, before exec: get SIGINT when the parent dies, so the tracer detaches and exits; and
+    take SIGINT/SIGTERM with their default meaning even if gpttrace was started with them ignored (a
+    background job of a script), since they are how the tracer is told to stop."""
     try:
         libc = ctypes.CDLL(None, use_errno=True)
+        libc.signal.restype = ctypes.c_void_p
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            libc.signal(int(sig), ctypes.c_void_p(0))  # SIG_DFL
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGINT)
-    except OSError:
+    except (OSError, AttributeError):
         pass
+    if os.getppid() != parent:  # the parent died before prctl: nobody will stop us
+        os._exit(1)
 
 
 @dataclass
@@ -41,8 +75,16 @@ class RunOptions:
     json: bool = False
     dry_run: bool = False
     linger: float = 0.2  # seconds to keep tracing after the workload exits (late events, completions)
+    drain_max: float = 3.0  # ... and up to this long while events still arrive (the tracer's buffers drain)
     attach_timeout: float = 60.0
     stop_event: threading.Event | None = None  # set it (e.g. from a chat REPL) to stop the run gently
+    unsafe: bool = False  # the user allowed unsafe builtins (the bpftrace runner passes --unsafe)
+    stop_grace: float = 10.0  # seconds the tracer gets to exit after SIGINT before it is killed
+    max_event_rate: float | None = None  # events/s above which the output counts as a flood (None: never)
+    drop_over_rate: bool = False  # in a flood, print max_event_rate lines/s and count the rest (terminals)
+    overload_hint: str | None = None  # what to suggest instead of a flood, e.g. 'gpttrace "count ... by process"'
+    session_log: Any = None  # an object with .event(kind, **data) (gpttrace_py.sessionlog.SessionLog)
+    tracer_name: str | None = None  # how to call the tracer in messages (default: argv[0]'s name)
 
 
 @dataclass
@@ -55,6 +97,10 @@ class RunOutcome:
     workload_rc: int | None = None
     failure: LoadFailure | None = None
     seconds_to_attach: float | None = None
+    crashed: str | None = None  # the tracer ended in a way nobody asked for: how (the pipeline exits 1)
+    dropped: int = 0  # event lines not printed because of the terminal rate cap
+    stop_reason: str | None = None  # why gpttrace stopped the tracer (duration, workload exited, interrupted...)
+    output_error: str | None = None  # writing the output failed (disk full...): why
 
 
 class LoadFailed(GpttraceError):
@@ -63,12 +109,49 @@ class LoadFailed(GpttraceError):
         self.failure = failure
 
 
-class _Stop(Exception):
-    pass
+class _ForceStop(Exception):
+    """A second Ctrl-C/SIGTERM/SIGHUP: stop reading now."""
 
 
-def _raise_stop(signum: int, frame: object) -> None:
-    raise _Stop(signum)
+def _signal_name(num: int) -> str:
+    try:
+        return signal.Signals(num).name
+    except ValueError:
+        return f"signal {num}"
+
+
+class _SessionLogSink:
+    """Calls into the session log without ever breaking a run; says once when the log cannot be written."""
+
+    def __init__(self, log: Any, warn: Callable[[str], None]) -> None:
+        self.log = log
+        self.warn = warn
+        self.warned = False
+
+    def call(self, method: str, *args: Any, **data: Any) -> None:
+        if self.log is None:
+            return
+        fn = getattr(self.log, method, None)
+        try:
+            if fn is not None:
+                fn(*args, **data)
+            elif method != "event":
+                self.log.event(method, **({"line": args[0]} if args else {}), **data)
+        except Exception as exc:
+            self._broken(str(exc))
+            return
+        if getattr(self.log, "broken", None) or getattr(self.log, "_broken", False):
+            self._broken()
+
+    def _broken(self, why: str = "") -> None:
+        if self.warned:
+            return
+        self.warned = True
+        where = getattr(self.log, "path", None) or getattr(self.log, "directory", None) or "the session log"
+        self.warn(f"gpttrace: cannot write the session log ({where}): the disk is full or read-only"
+                  f"{': ' + why if why else ''}; tracing goes on without it")
+        self.warn("  free some space there, or set GPTTRACE_HOME to a writable directory")
+        self.log = None
 
 
 def run_tracer(
@@ -81,51 +164,103 @@ def run_tracer(
 ) -> RunOutcome:
     """Start ``argv`` (a tracer that writes JSON records on stdout) and drive it to the end."""
     started = time.monotonic()
+    name = options.tracer_name or os.path.basename(argv[0])
     try:
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
-                                start_new_session=True, preexec_fn=_die_with_parent, env=env)
-    except FileNotFoundError as exc:
+                                start_new_session=True, preexec_fn=lambda p=os.getpid(): _die_with_parent(p), env=env)
+    except OSError as exc:
         raise GpttraceError(f"cannot start {argv[0]}: {exc.strerror}", "run `gpttrace doctor` to see what is missing",
                             ExitCode.USAGE) from None
-    stderr_lines: list[str] = []
+
+    outcome = RunOutcome(attached=False, events=0, lost=0, returncode=None)
+    log = _SessionLogSink(options.session_log, warn)
     attached = threading.Event()
+    finished = threading.Event()
+    lock = threading.RLock()
+    state: dict[str, Any] = {"reason": None, "killed": None, "signals": 0, "phase": "pump", "output_closed": False}
+
+    # -- the tracer's stderr: kept until attach (the load error; bounded), shown as it comes after ---------
+    stderr_lines: collections.deque[str] = collections.deque(maxlen=STDERR_KEPT)
+    stderr_lock = threading.Lock()
 
     def read_stderr() -> None:
         assert proc.stderr is not None
         for raw in proc.stderr:
             line = raw.decode("utf-8", "replace").rstrip("\n")
-            stderr_lines.append(line)
-            if attached.is_set() and clean_stderr(line):
+            with stderr_lock:
+                stderr_lines.append(line)
+                show = attached.is_set()
+            if show and clean_stderr(line):
                 warn(line)
 
-    err_thread = threading.Thread(target=read_stderr, daemon=True)
+    err_thread = threading.Thread(target=read_stderr, daemon=True, name="gpttrace-stderr")
     err_thread.start()
 
-    stop_lock = threading.Lock()
-    stopped = {"done": False}
-
-    def stop(reason: str = "") -> None:
-        with stop_lock:
-            if stopped["done"]:
-                return
-            stopped["done"] = True
+    # -- stopping --------------------------------------------------------------------------------------
+    def send(sig: int) -> None:
         if proc.poll() is None:
             try:
-                os.kill(proc.pid, signal.SIGINT)
+                os.kill(proc.pid, sig)
             except ProcessLookupError:
                 pass
 
+    def kill(why: str) -> None:
+        with lock:
+            if state["killed"] is None:
+                state["killed"] = why
+        send(signal.SIGKILL)
+
+    def stop(reason: str = "") -> None:
+        """SIGINT the tracer (once); if it is still there ``stop_grace`` s later, kill it."""
+        with lock:
+            if state["reason"] is not None:
+                return
+            state["reason"] = reason or "stopped"
+        send(signal.SIGINT)
+
+        def watchdog() -> None:
+            # A tracer busy attaching or loading may miss one SIGINT: repeat it (harmless: the handler only
+            # sets a flag) until the grace period is over, then kill.
+            deadline = time.monotonic() + options.stop_grace
+            while time.monotonic() < deadline:
+                try:
+                    proc.wait(timeout=min(1.0, max(0.05, deadline - time.monotonic())))
+                    return
+                except subprocess.TimeoutExpired:
+                    send(signal.SIGINT)
+            if proc.poll() is None:
+                kill(f"did not exit within {options.stop_grace:g} s of SIGINT")
+
+        threading.Thread(target=watchdog, daemon=True, name="gpttrace-stop").start()
+
+    def on_signal(signum: int, frame: object) -> None:
+        # Runs in the main thread between bytecodes: no locks that the main thread may hold, no UI calls.
+        state["signals"] += 1
+        outcome.interrupted = True
+        if state["signals"] == 1:
+            if attached.is_set():
+                _say(f"\nStopping {name} ({_signal_name(signum)}); its aggregates follow. Again to force.\n")
+            stop(_signal_name(signum))
+            return
+        send(signal.SIGKILL)
+        state["killed"] = state["killed"] or f"{_signal_name(signum)} again"
+        if state["phase"] == "pump":
+            raise _ForceStop
+
     workload: subprocess.Popen[bytes] | None = None
-    outcome = RunOutcome(attached=False, events=0, lost=0, returncode=None)
     timers: list[threading.Timer] = []
 
     def on_attached() -> None:
         nonlocal workload
-        attached.set()
+        with stderr_lock:  # what came before attach is shown here, what comes after by read_stderr
+            attached.set()
+            before = "\n".join(stderr_lines)
         outcome.attached = True
         outcome.seconds_to_attach = time.monotonic() - started
-        for line in clean_stderr("\n".join(stderr_lines)):
+        for line in clean_stderr(before):
             warn(line)
+        log.call("run_start", tracer=name, seconds_to_attach=round(outcome.seconds_to_attach, 3),
+                 command=options.command, duration=options.duration)
         if options.dry_run:
             stop("dry run")
             return
@@ -140,91 +275,187 @@ def run_tracer(
             def watch() -> None:
                 assert workload is not None
                 outcome.workload_rc = workload.wait()
-                time.sleep(options.linger)
+                if finished.wait(options.linger):
+                    return
+                # Let the tracer drain its buffers (it drops what is still in them when it stops): wait until
+                # the events stop coming, for at most drain_max seconds.
+                deadline = time.monotonic() + options.drain_max
+                seen = printer.events + printer.lost
+                while time.monotonic() < deadline and not finished.wait(DRAIN_QUIET):
+                    now = printer.events + printer.lost
+                    if now == seen:
+                        break
+                    seen = now
                 stop("workload exited")
 
-            threading.Thread(target=watch, daemon=True).start()
+            threading.Thread(target=watch, daemon=True, name="gpttrace-workload").start()
         if options.stop_event is not None:
             ev = options.stop_event
 
             def watch_stop() -> None:
-                ev.wait()
-                stop("stop requested")
+                while not finished.is_set():
+                    if ev.wait(0.2):
+                        stop("stop requested")
+                        return
 
-            threading.Thread(target=watch_stop, daemon=True).start()
+            threading.Thread(target=watch_stop, daemon=True, name="gpttrace-stop-event").start()
         if options.duration:
             t = threading.Timer(options.duration, stop, args=("duration",))
             t.daemon = True
             t.start()
             timers.append(t)
 
-    old_handlers = {}
-    for sig in (signal.SIGTERM, signal.SIGHUP):
+    # -- output: stop on a closed or full stdout instead of dying mid-run ------------------------------------
+    real_write = printer.write
+
+    def write(line: str) -> None:
+        if state["output_closed"]:
+            return
         try:
-            old_handlers[sig] = signal.signal(sig, _raise_stop)
-        except (ValueError, OSError):  # not in the main thread
-            pass
-    attach_deadline = threading.Timer(options.attach_timeout, lambda: None if attached.is_set() else stop("attach timeout"))
+            real_write(line)
+        except OSError as exc:
+            state["output_closed"] = True
+            if exc.errno != errno.EPIPE:
+                outcome.output_error = exc.strerror or str(exc)
+            _quiet_stdout()
+            stop("output closed")
+
+    printer.write = write
+    printer.on_ready = on_attached
+    if options.max_event_rate:
+        printer.max_rate = options.max_event_rate
+        printer.drop_over_rate = options.drop_over_rate
+        printer.overload_hint = options.overload_hint or printer.overload_hint
+    if options.session_log is not None:
+        printer.log_line = lambda line: log.call("output", line)
+        printer.log_record = lambda kind, **data: log.call("event", kind, **data)
+
+    old_handlers: dict[int, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            try:
+                # nohup: keep ignoring hangups. SIGINT is handled even when a non-interactive shell ignores it
+                # for a background job (bpftrace does the same): `kill -INT` is how a script stops a trace.
+                if sig == signal.SIGHUP and signal.getsignal(sig) == signal.SIG_IGN:
+                    continue
+                old_handlers[sig] = signal.signal(sig, on_signal)
+            except (ValueError, OSError):
+                pass
+    attach_deadline = threading.Timer(options.attach_timeout,
+                                      lambda: None if attached.is_set() else stop("attach timeout"))
     attach_deadline.daemon = True
     attach_deadline.start()
     timers.append(attach_deadline)
-    printer.on_ready = on_attached
     try:
-        _pump(proc, printer, outcome, stop)
+        try:
+            _pump(proc, printer)
+        except _ForceStop:
+            pass
+        state["phase"] = "cleanup"
     finally:
+        state["phase"] = "cleanup"
+        finished.set()
         for t in timers:
             t.cancel()
-        for sig, handler in old_handlers.items():
-            signal.signal(sig, handler)
         if proc.poll() is None:
             stop("cleanup")
             try:
-                proc.wait(timeout=10)
+                proc.wait(timeout=options.stop_grace + 5)
             except subprocess.TimeoutExpired:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=3)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+                kill("did not exit during cleanup")
+                proc.wait()
         if workload is not None and workload.poll() is None:
             workload.terminate()
             try:
                 workload.wait(timeout=3)
             except subprocess.TimeoutExpired:
                 workload.kill()
+                workload.wait()
         err_thread.join(timeout=2)
-        printer.flush()
+        if state["signals"] < 2:
+            printer.flush()
+        printer.finish()
+        for sig, handler in old_handlers.items():
+            try:
+                signal.signal(sig, handler)
+            except (ValueError, OSError):
+                pass
     outcome.returncode = proc.returncode
     outcome.events = printer.events
     outcome.lost = printer.lost
+    outcome.dropped = printer.dropped
+    outcome.stop_reason = state["reason"]
     if not outcome.attached:
-        outcome.failure = parse_failure("\n".join(stderr_lines), proc.returncode)
+        stderr_text = "\n".join(stderr_lines)
+        outcome.failure = parse_failure(stderr_text, proc.returncode)
+        if state["reason"] == "attach timeout":
+            outcome.failure.message = f"the program did not attach within {options.attach_timeout:g} s"
+            outcome.failure.stage = "attach"
         if outcome.interrupted:
             raise KeyboardInterrupt
+        if proc.returncode is not None and proc.returncode < 0 and state["reason"] is None:
+            outcome.failure.message = (f"{name} was killed by {_signal_name(-proc.returncode)} while loading"
+                                       + (f": {outcome.failure.message}" if stderr_text.strip() else ""))
         raise LoadFailed(outcome.failure)
+    outcome.crashed = _how_it_ended(name, proc.returncode, state["reason"], state["killed"], outcome.interrupted)
+    log.call("run_end", events=outcome.events, lost=outcome.lost, dropped=outcome.dropped,
+             returncode=outcome.returncode, stopped=outcome.stop_reason, crashed=outcome.crashed)
     return outcome
 
 
-def _pump(proc: subprocess.Popen[bytes], printer: Printer, outcome: RunOutcome, stop: Callable[[str], None]) -> None:
-    assert proc.stdout is not None
-    stream = proc.stdout
-    while True:
+def _how_it_ended(name: str, rc: int | None, reason: str | None, killed: str | None, interrupted: bool) -> str | None:
+    """None for an ending someone asked for; else what went wrong, for the user."""
+    if killed and not interrupted:
+        return f"{name} {killed} and was killed; its aggregates are lost"
+    if killed:
+        return None  # the user insisted (a second Ctrl-C)
+    if rc is None or rc == 0:
+        return None
+    if rc < 0:
+        sig = -rc
+        if reason is not None and sig in (signal.SIGINT, signal.SIGTERM):
+            return None
+        by = "" if reason is None else " (not by gpttrace)"
+        return f"{name} was killed by {_signal_name(sig)}{by}; its aggregates are lost"
+    if reason is not None and rc in (130, 2):  # some tracers exit 130 on SIGINT
+        return None
+    return f"{name} stopped with status {rc}"
+
+
+def _say(text: str) -> None:
+    """Write to stderr from a signal handler (no locks, no buffering)."""
+    try:
+        os.write(2, text.encode("utf-8", "replace"))
+    except OSError:
+        pass
+
+
+def _quiet_stdout() -> None:
+    """After a broken pipe on stdout, point fd 1 at /dev/null so the exit-time flush does not complain."""
+    try:
+        sys.stdout.flush()
+    except (OSError, ValueError):
         try:
-            for raw in stream:
-                text = raw.decode("utf-8", "replace")
-                try:
-                    record = json.loads(text)
-                except ValueError:
-                    text = text.rstrip("\n")
-                    if text:
-                        printer.handle({"type": "printf", "data": text + "\n"})
-                    continue
-                if not isinstance(record, dict):
-                    continue
-                printer.handle(record)
-            return
-        except (KeyboardInterrupt, _Stop):
-            # Ctrl-C, SIGTERM or SIGHUP: stop the tracer gently and keep reading its final output.
-            outcome.interrupted = True
-            stop("interrupted")
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+        except (OSError, ValueError, AttributeError):
+            pass
+
+
+def _pump(proc: subprocess.Popen[bytes], printer: Printer) -> None:
+    """Read the tracer's records until it closes stdout. Signals do not interrupt this (see on_signal)."""
+    assert proc.stdout is not None
+    handle = printer.handle
+    loads = json.loads
+    for raw in proc.stdout:
+        text = raw.decode("utf-8", "replace")
+        try:
+            record = loads(text)
+        except ValueError:
+            text = text.rstrip("\n")
+            if text:
+                handle({"type": "printf", "data": text + "\n"})
+            continue
+        if isinstance(record, dict):
+            handle(record)

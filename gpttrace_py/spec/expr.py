@@ -6,6 +6,8 @@ language, close to what bpftrace and C share:
     args.filename          a field of the probe's tracepoint (``args->filename`` is accepted too)
     pid, tid, comm, uid, cpu, nsecs, retval, arg0..arg9, kstack, ustack, cgroup, func, probe
     delta                  in a start/end pair: nanoseconds since the start probe fired
+    pkt_len, eth_proto, ip_proto, ip_src, ip_dst, src_port, dst_port, ifindex
+                           at xdp/tc probes (BCC backend only): fields of the packet
     start.NAME             in a start/end pair: a value saved by the start probe
     str(x), ntop(x), ksym(x), usym(x), join(x), kstack(n), ustack(n)
     literals 42 0x1f "text", operators ! ~ - * / % + - << >> < <= > >= == != & ^ | && || ?:
@@ -38,6 +40,20 @@ BUILTINS: dict[str, str] = {
     "delta": "nanoseconds since the start probe of this pair fired",
 }
 BUILTINS.update({f"arg{i}": f"argument {i} of a kprobe/uprobe" for i in range(10)})
+
+# Values of the packet at an xdp:IFACE or tc:IFACE:DIRECTION probe (BCC backend only). Headers that are
+# absent or truncated read as 0; addresses are IPv4 and print as dotted quads.
+PACKET_BUILTINS: dict[str, str] = {
+    "pkt_len": "packet length in bytes (xdp/tc)",
+    "eth_proto": "EtherType of the packet, e.g. 0x0800 for IPv4, 0x86dd for IPv6 (xdp/tc)",
+    "ip_proto": "IP protocol number: 6 TCP, 17 UDP, 1 ICMP, 58 ICMPv6 (xdp/tc)",
+    "ip_src": "IPv4 source address (xdp/tc)",
+    "ip_dst": "IPv4 destination address (xdp/tc)",
+    "src_port": "TCP/UDP source port (xdp/tc)",
+    "dst_port": "TCP/UDP destination port (xdp/tc)",
+    "ifindex": "index of the interface the packet is on (xdp/tc)",
+}
+BUILTINS.update(PACKET_BUILTINS)
 
 FUNCTIONS: dict[str, tuple[int, int]] = {
     # name: (min args, max args)
@@ -241,6 +257,9 @@ class _Parser:
             return Num(int(value, 0))
         if kind == "str":
             body = value[1:-1]
+            bad = next((c for c in body if not " " <= c <= "~"), None)
+            if bad is not None:  # programs compare bytes: other characters could not match as written
+                raise ExprError(f"a string literal may hold printable ASCII only (and \\n \\t \\\\ \\\"), not {bad!r}")
             return Str(re.sub(r"\\(.)", lambda m: {"n": "\n", "t": "\t"}.get(m.group(1), m.group(1)), body))
         if value == "(":
             node = self.ternary()

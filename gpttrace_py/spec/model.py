@@ -203,6 +203,8 @@ def _check_ident(value: str) -> str:
 def _check_text(value: str) -> str:
     if any(ord(c) < 32 and c not in "\t" for c in value) or "\x7f" in value:
         raise ValueError("text must not contain control characters")
+    if any("\ud800" <= c <= "\udfff" for c in value):  # undecodable bytes (surrogateescape) or broken JSON
+        raise ValueError("text must be valid Unicode (it has a lone surrogate, e.g. from bytes that are not UTF-8)")
     return value
 
 
