@@ -11,9 +11,11 @@ import json
 import os
 import pty
 import re
+import shutil
 import subprocess
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -22,12 +24,25 @@ from test_endings import DRIVER, PYTHON, descendants
 
 pytestmark = [pytest.mark.kernel, pytest.mark.slow]
 MEMORY_LIMIT_KB = 200 * 1024
-SPEC = {
-    "title": "Reads by dd", "probes": ["tracepoint:syscalls:sys_enter_read"], "filter": {"comm": "dd"},
-    "print": [{"expr": "pid", "label": "PID"}, {"expr": "comm", "label": "COMM"},
-              {"expr": "args.fd", "label": "FD"}, {"expr": "args.count", "label": "COUNT"}],
-}
 READS = 300_000
+
+
+@pytest.fixture
+def dd(tmp_path: Path) -> str:
+    """dd under a name of its own, so that other dd runs on the machine do not count."""
+    name = f"dd{uuid.uuid4().hex[:10]}"
+    path = tmp_path / name
+    shutil.copy(shutil.which("dd") or "/bin/dd", path)
+    tmp_path.chmod(0o755)
+    return str(path)
+
+
+def spec_for(comm: str) -> dict:
+    return {
+        "title": "Reads by dd", "probes": ["tracepoint:syscalls:sys_enter_read"], "filter": {"comm": comm},
+        "print": [{"expr": "pid", "label": "PID"}, {"expr": "comm", "label": "COMM"},
+                  {"expr": "args.fd", "label": "FD"}, {"expr": "args.count", "label": "COUNT"}],
+    }
 
 
 def peak_rss_kb(pid: int) -> int | None:
@@ -39,11 +54,13 @@ def peak_rss_kb(pid: int) -> int | None:
     return int(m.group(1)) if m else None
 
 
-def run_flood(reads: int, stdout: int, env: dict[str, str] | None = None, drain: int | None = None,
+def run_flood(dd: str, reads: int, stdout: int, env: dict[str, str] | None = None, drain: int | None = None,
               timeout: float = 240) -> tuple[int, str, int, float, int]:
     """Run the spec with dd as the workload; return (rc, stderr, peak RSS kB, seconds, event lines seen)."""
-    argv = [PYTHON, "-c", DRIVER, json.dumps(SPEC), "-y", "-c",
-            f"dd if=/dev/zero of=/dev/null bs=1 count={reads}", "reads by dd"]
+    comm = os.path.basename(dd)
+    argv = [PYTHON, "-c", DRIVER, json.dumps(spec_for(comm)), "-y", "-c",
+            f"{dd} if=/dev/zero of=/dev/null bs=1 count={reads}", "reads by dd"]
+    marker = f" {comm} ".encode()
     started = time.monotonic()
     proc = subprocess.Popen(argv, stdout=stdout, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, cwd=ROOT,
                             env={**os.environ, **(env or {})})
@@ -60,7 +77,7 @@ def run_flood(reads: int, stdout: int, env: dict[str, str] | None = None, drain:
                 return
             pending += chunk
             *done, pending = pending.split(b"\n")
-            lines[0] += sum(1 for ln in done if b" dd " in ln)
+            lines[0] += sum(1 for ln in done if marker in ln)
 
     readers = []
     if drain is not None:
@@ -95,10 +112,10 @@ def _lost(stderr: str) -> int:
     return int(m.group(1)) if m else 0
 
 
-def test_every_read_of_dd_to_a_pipe() -> None:
+def test_every_read_of_dd_to_a_pipe(dd: str) -> None:
     r, w = os.pipe()
     try:
-        rc, stderr, peak, seconds, lines = run_flood(READS, w, drain=r)
+        rc, stderr, peak, seconds, lines = run_flood(dd, READS, w, drain=r)
     finally:
         os.close(w)
     os.close(r)
@@ -115,10 +132,10 @@ def test_every_read_of_dd_to_a_pipe() -> None:
     print(f"\n{lines} lines printed, {lost} lost, peak RSS {peak // 1024} MB, {seconds:.1f} s")
 
 
-def test_flood_on_a_terminal_is_capped() -> None:
+def test_flood_on_a_terminal_is_capped(dd: str) -> None:
     master, slave = pty.openpty()
     try:
-        rc, stderr, peak, seconds, lines = run_flood(2 * READS, slave, env={"GPTTRACE_MAX_EVENT_RATE": "300"},
+        rc, stderr, peak, seconds, lines = run_flood(dd, 2 * READS, slave, env={"GPTTRACE_MAX_EVENT_RATE": "300"},
                                                      drain=master)
     finally:
         os.close(slave)

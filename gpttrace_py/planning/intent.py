@@ -222,13 +222,27 @@ def _plausible_quoted(name: str) -> bool:
 _ACTOR_NOUNS = ("process", "program", "daemon", "server", "command", "binary", "service")
 
 
+_ENGLISH_SUFFIXES = ("tion", "sion", "ing", "ment", "ness", "ity", "ance", "ence", "ies", "ings", "ions")
+
+
+def _tracing_vocabulary(word: str) -> bool:
+    """A word the examples corpus uses (page, execution, latency...): a topic, not a program name."""
+    try:
+        from .retrieval import index, stem
+    except ImportError:
+        return False
+    return stem(word) in index().idf
+
+
 def _plausible_process(name: str, text: str, match: re.Match[str]) -> bool:
     from .vocabulary import KNOWN_PROCESSES, NOT_A_PROCESS
 
-    if not name or name in NOT_PROCESS or name in NOT_A_PROCESS or name.isdigit() or len(name) > 15:
+    if not name or name in NOT_PROCESS or name in NOT_A_PROCESS or name in _STOP or name.isdigit() or len(name) > 15:
         return False
     if name in KNOWN_PROCESSES:
         return True
+    if _tracing_vocabulary(name) or name.endswith(_ENGLISH_SUFFIXES):
+        return False
     phrase = match.group(0)
     if text[match.end(1) :].lstrip().startswith(_ACTOR_NOUNS):
         return True

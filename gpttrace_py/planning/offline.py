@@ -121,7 +121,7 @@ class OfflinePlanner:
         for hit in hits:
             # An example already of the asked-for shape (events, count, histogram...) beats one that would
             # have to be converted.
-            factor = 1.35 if wanted in spec_shapes(hit.example.spec) else 0.8
+            factor = 1.2 if wanted in spec_shapes(hit.example.spec) else 0.9
             if _errors_only_example(hit.example.spec) != it.errors_only:
                 factor *= 0.7
             for spec in [hit.example.spec, *hit.example.alternatives]:
@@ -146,8 +146,8 @@ class OfflinePlanner:
         # A named probe beats a corpus hit that does not use it.
         top_ok = bool(out) and out[0].score >= MIN_SCORE
         if generated:
-            named = {f"tracepoint:syscalls:sys_enter_{s}" for s in named_syscalls} | {
-                f"tracepoint:syscalls:sys_exit_{s}" for s in named_syscalls} | {tp.probe for tp in named_tps} | {
+            named = {p.text for s in named_syscalls for ph in ("enter", "exit")
+                     if (p := catalog.syscall_tracepoint(s, ph)) is not None} | {tp.probe for tp in named_tps} | {
                 f"{kind}:{lib}:{fn}" for lib, fn in named_funcs for kind in ("uprobe", "uretprobe")}
             corpus_uses_named = [c for c in out if named & {p.text for p in c.spec.all_probes}
                                  and wanted in spec_shapes(c.spec)]
@@ -236,7 +236,8 @@ class OfflinePlanner:
             extra = [e for e in load() if e.id in ("opensnoop", "execsnoop", "syscount", "runqlat", "tcpconnect",
                                                  "biolatency", "profile")]
             hits += [Hit(e, 0.0) for e in extra if e not in [h.example for h in hits]]
-        return [h.example.paraphrases[0] if h.example.paraphrases else h.example.title for h in hits[:limit]]
+        return [next((p for p in h.example.paraphrases if len(p.split()) >= 3), h.example.title.lower())
+                for h in hits[:limit]]
 
 
 def intent_shape(it: Intent) -> str:
@@ -401,10 +402,11 @@ def syscall_spec(names: list[str], it: Intent, catalog: Catalog) -> ProgramSpec:
         members = [n] if n in exact else syscall_family(n, catalog)
         # keep the members that carry every argument the named one has (chmod → fchmodat, not fchmod)
         base_tp = catalog.tracepoint(catalog.syscall_tracepoint(members[0]) or "") if members else None
-        base_fields = {f.name for f in base_tp.user_fields} if base_tp else set()
+        # the members must carry the named call's text arguments (a path): chmod → fchmodat, not fchmod
+        base_fields = {f.name for f in base_tp.user_fields if f.kind in ("ptr_str", "str")} if base_tp else set()
         for m in members:
             tp = catalog.tracepoint(catalog.syscall_tracepoint(m) or "")
-            if tp and base_fields <= {f.name for f in tp.user_fields} | {"dfd"} and m not in family:
+            if tp and base_fields <= {f.name for f in tp.user_fields} and m not in family:
                 family.append(m)
     if not family:
         raise ValueError("no traceable syscall")

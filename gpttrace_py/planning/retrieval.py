@@ -15,7 +15,9 @@ _STOP = {"the", "a", "an", "of", "for", "by", "to", "in", "on", "and", "or", "wi
          "my", "is", "are", "what", "which", "that", "this", "from", "it", "its", "their", "them", "be", "being", "i",
          "want", "see", "can", "you", "do", "does", "how", "each", "every", "at", "as", "per", "into", "when", "trace",
          "tracing", "display", "print", "list", "log", "watch", "monitor", "give", "get", "tell", "let", "know",
-         "happening", "happen", "happens", "there", "any", "some", "us", "we", "using", "use", "via"}
+         "happening", "happen", "happens", "there", "any", "some", "us", "we", "using", "use", "via", "make",
+         "makes", "made", "please", "could", "would", "should", "need", "like", "just", "also", "then", "now",
+         "thing", "things", "stuff", "help", "try", "find", "out", "up", "about", "going", "whats"}
 
 
 # Words about the shape of the answer rather than its subject: matching only these is not a match.
