@@ -333,11 +333,10 @@ def _save(program: RenderedProgram, path: str, ui: UI) -> None:
 
 
 def _explain(program: RenderedProgram, catalog: Catalog, ui: UI) -> None:
-    try:
-        from .explain import explain_program
-    except ImportError:
-        return
-    ui.talk(explain_program(program.text, program.backend, catalog, color=ui.color))
+    from .explain import explain_program
+
+    # the program itself was just shown: explain it without listing it again
+    ui.talk(explain_program(program.text, program.backend, catalog, color=ui.color, listing=False))
 
 
 class FixedPlanner:

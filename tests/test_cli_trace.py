@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 import uuid
 
 import pytest
-
 from conftest import run_cli
 
 kernel = pytest.mark.kernel

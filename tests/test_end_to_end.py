@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import pytest
-
 from conftest import ROOT, run_cli
 
 CASE_FILES = [ROOT / "tests" / "data" / "paraphrases.json", ROOT.parent / "shared" / "eval" / "dev.json"]

@@ -7,31 +7,37 @@ import pytest
 from gpttrace_py.planning.intent import parse
 
 
-@pytest.mark.parametrize("text,comm", [
-    ("trace files opened by head", "head"),
-    ("which files does nginx open", "nginx"),
-    ("trace files opened by redis-server", "redis-server"),
-    ("show reads for the postgres process", "postgres"),
-    ("opens by process \"my app\"", "my app"),
-    ("syscalls made by process bpftrace", "bpftrace"),
-    ("count syscalls by process name", None),
-    ("trace signals sent by kill", None),
-    ("hello world: print a line every time a program starts", None),
-    ("which processes call connect()?", None),
-    ("page faults by process", None),
-    ("context switches by process name", None),
-    ("run queue latency histogram", None),
-])
+@pytest.mark.parametrize(
+    "text,comm",
+    [
+        ("trace files opened by head", "head"),
+        ("which files does nginx open", "nginx"),
+        ("trace files opened by redis-server", "redis-server"),
+        ("show reads for the postgres process", "postgres"),
+        ('opens by process "my app"', "my app"),
+        ("syscalls made by process bpftrace", "bpftrace"),
+        ("count syscalls by process name", None),
+        ("trace signals sent by kill", None),
+        ("hello world: print a line every time a program starts", None),
+        ("which processes call connect()?", None),
+        ("page faults by process", None),
+        ("context switches by process name", None),
+        ("run queue latency histogram", None),
+    ],
+)
 def test_process_filter(text, comm):
     assert parse(text).comm == comm
 
 
-@pytest.mark.parametrize("text,expected", [
-    ("read latency in milliseconds", "ms"),
-    ("read latency in us", "us"),
-    ("runqueue latency as nanoseconds", "ns"),
-    ("block io latency", None),
-])
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("read latency in milliseconds", "ms"),
+        ("read latency in us", "us"),
+        ("runqueue latency as nanoseconds", "ns"),
+        ("block io latency", None),
+    ],
+)
 def test_units(text, expected):
     assert parse(text).unit == expected
 
@@ -49,12 +55,15 @@ def test_pid_and_grouping():
     assert "count" in it.actions
 
 
-@pytest.mark.parametrize("text,names", [
-    ("trace the fchownat syscall", ["fchownat"]),
-    ("count syscalls by process", []),
-    ("show slow system calls", []),
-    ("syscall mkdirat per process", ["mkdirat"]),
-])
+@pytest.mark.parametrize(
+    "text,names",
+    [
+        ("trace the fchownat syscall", ["fchownat"]),
+        ("count syscalls by process", []),
+        ("show slow system calls", []),
+        ("syscall mkdirat per process", ["mkdirat"]),
+    ],
+)
 def test_syscall_words(text, names):
     assert parse(text).syscall_words == names
 

@@ -21,23 +21,30 @@ def catalog():
 
 
 def test_events_program_shape(catalog):
-    spec = ProgramSpec.model_validate({
-        "title": "opens by cat", "probes": ["tracepoint:syscalls:sys_enter_openat"], "filter": {"comm": "cat"},
-        "print": [{"expr": "pid"}, {"expr": "comm"}, {"expr": "args.filename", "label": "PATH"}],
-    })
+    spec = ProgramSpec.model_validate(
+        {
+            "title": "opens by cat",
+            "probes": ["tracepoint:syscalls:sys_enter_openat"],
+            "filter": {"comm": "cat"},
+            "print": [{"expr": "pid"}, {"expr": "comm"}, {"expr": "args.filename", "label": "PATH"}],
+        }
+    )
     prog = render(spec, catalog)
-    assert "tracepoint:syscalls:sys_enter_openat\n/comm == \"cat\"/" in prog.text
+    assert 'tracepoint:syscalls:sys_enter_openat\n/comm == "cat"/' in prog.text
     assert "str(args->filename)" in prog.text  # a char* field is read as a string
     assert prog.layout.columns == ["PID", "COMM", "PATH"]
     assert prog.layout.ready.startswith("Tracing opens by cat")
 
 
 def test_pair_program_uses_start_map(catalog):
-    spec = ProgramSpec.model_validate({
-        "title": "read latency", "start": {"probes": ["tracepoint:syscalls:sys_enter_read"]},
-        "probes": ["tracepoint:syscalls:sys_exit_read"],
-        "aggregates": [{"func": "hist", "value": "delta / 1000", "unit": "us"}],
-    })
+    spec = ProgramSpec.model_validate(
+        {
+            "title": "read latency",
+            "start": {"probes": ["tracepoint:syscalls:sys_enter_read"]},
+            "probes": ["tracepoint:syscalls:sys_exit_read"],
+            "aggregates": [{"func": "hist", "value": "delta / 1000", "unit": "us"}],
+        }
+    )
     text = render(spec, catalog).text
     assert "@start_ts[tid] = nsecs;" in text
     assert "$delta = nsecs - @start_ts[tid];" in text
@@ -46,30 +53,40 @@ def test_pair_program_uses_start_map(catalog):
 
 
 def test_symbolic_names_from_format(catalog):
-    spec = ProgramSpec.model_validate({
-        "title": "tcp states", "probes": ["tracepoint:sock:inet_sock_set_state"],
-        "print": [{"expr": "args.newstate", "label": "NEW"}, {"expr": "args.daddr"}],
-    })
+    spec = ProgramSpec.model_validate(
+        {
+            "title": "tcp states",
+            "probes": ["tracepoint:sock:inet_sock_set_state"],
+            "print": [{"expr": "args.newstate", "label": "NEW"}, {"expr": "args.daddr"}],
+        }
+    )
     text = render(spec, catalog).text
     assert '"TCP_ESTABLISHED"' in text
     assert "ntop(args->daddr)" in text
 
 
 def test_data_loc_strings_use_str(catalog):
-    spec = ProgramSpec.model_validate({
-        "title": "irqs", "probes": ["tracepoint:irq:irq_handler_entry"],
-        "aggregates": [{"func": "count", "keys": [{"expr": "args.name"}]}],
-    })
+    spec = ProgramSpec.model_validate(
+        {
+            "title": "irqs",
+            "probes": ["tracepoint:irq:irq_handler_entry"],
+            "aggregates": [{"func": "count", "keys": [{"expr": "args.name"}]}],
+        }
+    )
     assert "@count[str(args->name)] = count();" in render(spec, catalog).text
 
 
 def test_hostile_text_is_escaped(catalog):
     evil = 'x"); system("id"); printf("'
-    spec = ProgramSpec.model_validate({
-        "title": evil + " */ // ", "rationale": "#!/bin/sh", "probes": ["tracepoint:syscalls:sys_enter_openat"],
-        "filter": {"comm": 'a"b\\c'},
-        "print": [{"expr": "\"" + 'q\\"uote' + "\"", "label": evil[:40]}],
-    })
+    spec = ProgramSpec.model_validate(
+        {
+            "title": evil + " */ // ",
+            "rationale": "#!/bin/sh",
+            "probes": ["tracepoint:syscalls:sys_enter_openat"],
+            "filter": {"comm": 'a"b\\c'},
+            "print": [{"expr": '"' + 'q\\"uote' + '"', "label": evil[:40]}],
+        }
+    )
     text = render(spec, catalog).text
     code = re.sub(r'"(?:[^"\\]|\\.)*"', '""', text)  # drop string literals
     code = re.sub(r"//[^\n]*", "", code)

@@ -16,18 +16,25 @@ from gpttrace_py.ui import UI
 pytestmark = pytest.mark.kernel
 
 BAD = {  # parses and passes the catalog, but bpftrace refuses it: a string compared with a number
-    "title": "bad opens", "probes": ["tracepoint:syscalls:sys_enter_openat"], "filter": {"expr": "comm == 5"},
+    "title": "bad opens",
+    "probes": ["tracepoint:syscalls:sys_enter_openat"],
+    "filter": {"expr": "comm == 5"},
     "print": [{"expr": "comm"}, {"expr": "args.filename"}],
 }
 MISSING_FIELD = {  # the catalog catches this one before loading
-    "title": "missing field", "probes": ["tracepoint:syscalls:sys_enter_openat"],
+    "title": "missing field",
+    "probes": ["tracepoint:syscalls:sys_enter_openat"],
     "print": [{"expr": "comm"}, {"expr": "args.no_such_field"}],
 }
 
 
 def good(comm: str) -> dict:
-    return {"title": "opens", "probes": ["tracepoint:syscalls:sys_enter_openat"], "filter": {"comm": comm},
-            "print": [{"expr": "comm"}, {"expr": "args.filename", "label": "PATH"}]}
+    return {
+        "title": "opens",
+        "probes": ["tracepoint:syscalls:sys_enter_openat"],
+        "filter": {"comm": comm},
+        "print": [{"expr": "comm"}, {"expr": "args.filename", "label": "PATH"}],
+    }
 
 
 class ScriptedPlanner:
@@ -73,7 +80,7 @@ def test_load_error_is_fed_back_and_the_next_program_runs(tmp_path):
 
 def test_retries_exhausted_lists_every_attempt():
     planner = ScriptedPlanner(BAD, BAD)
-    ui, _, err = ui_with_buffers()
+    ui, _, _err = ui_with_buffers()
     with pytest.raises(GpttraceError) as exc:
         trace("opens", planner, TraceOptions(yes=True, retries=1, command=["true"]), ui, Catalog())
     assert int(exc.value.code) == 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from gpttrace_py.spec import ProgramSpec, ProbeRef
+from gpttrace_py.spec import ProbeRef, ProgramSpec
 from gpttrace_py.spec import expr as E
 
 
@@ -15,38 +15,89 @@ def spec(**kw):
     return ProgramSpec.model_validate(base)
 
 
-@pytest.mark.parametrize("text", [
-    "tracepoint:syscalls:sys_enter_openat", "t:sched:sched_switch", "uprobe:libc:malloc",
-    "uretprobe:/usr/bin/bash:readline", "profile:hz:49", "interval:s:1", "software:page-faults:1",
-    "kprobe:do_unlinkat", "kfunc:vfs_read", "BEGIN", "END", "xdp:lo", "tc:lo:ingress", "lsm:socket_connect",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "tracepoint:syscalls:sys_enter_openat",
+        "t:sched:sched_switch",
+        "uprobe:libc:malloc",
+        "uretprobe:/usr/bin/bash:readline",
+        "profile:hz:49",
+        "interval:s:1",
+        "software:page-faults:1",
+        "kprobe:do_unlinkat",
+        "kfunc:vfs_read",
+        "BEGIN",
+        "END",
+        "xdp:lo",
+        "tc:lo:ingress",
+        "lsm:socket_connect",
+    ],
+)
 def test_probe_forms_round_trip(text):
     p = ProbeRef.model_validate(text)
     assert ProbeRef.model_validate(p.text) == p
     assert p.kind in text or text.startswith("t:")
 
 
-@pytest.mark.parametrize("text", [
-    "tracepoint:syscalls:sys_enter_openat;", "tracepoint:a:b { system(\"x\") }", "uprobe:malloc",
-    "profile:hz:100000", "software:fork-bomb:1", "nonsense:x", "tracepoint:a:b\nEND", "", "kprobe:a b",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "tracepoint:syscalls:sys_enter_openat;",
+        'tracepoint:a:b { system("x") }',
+        "uprobe:malloc",
+        "profile:hz:100000",
+        "software:fork-bomb:1",
+        "nonsense:x",
+        "tracepoint:a:b\nEND",
+        "",
+        "kprobe:a b",
+    ],
+)
 def test_bad_probes_refused(text):
     with pytest.raises(ValidationError):
         spec(probes=[text])
 
 
-@pytest.mark.parametrize("text", [
-    "args.filename", "args->filename", "str(args.filename)", "pid == 42 && comm == \"nginx\"", "delta / 1000",
-    "args.ret < 0 ? 1 : 0", "ntop(args.daddr)", "args.argv[1]", "kstack", "ustack(5)", "(args.count + 1) * 2",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "args.filename",
+        "args->filename",
+        "str(args.filename)",
+        'pid == 42 && comm == "nginx"',
+        "delta / 1000",
+        "args.ret < 0 ? 1 : 0",
+        "ntop(args.daddr)",
+        "args.argv[1]",
+        "kstack",
+        "ustack(5)",
+        "(args.count + 1) * 2",
+    ],
+)
 def test_expressions_accepted(text):
     E.parse(text)
 
 
-@pytest.mark.parametrize("text", [
-    "comm; system(\"id\")", "args.x }", "system(\"x\")", "@map", "$x", "str(", "a b", "\"unterminated",
-    "x" * 500, "args.", "ustack(comm)", "\"a\" \"b\"", "foo(1)", "args.f\n}",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        'comm; system("id")',
+        "args.x }",
+        'system("x")',
+        "@map",
+        "$x",
+        "str(",
+        "a b",
+        '"unterminated',
+        "x" * 500,
+        "args.",
+        "ustack(comm)",
+        '"a" "b"',
+        "foo(1)",
+        "args.f\n}",
+    ],
+)
 def test_expressions_refused(text):
     with pytest.raises(E.ExprError):
         E.parse(text)
@@ -62,18 +113,29 @@ def test_spec_json_round_trip():
 def test_pair_rules():
     with pytest.raises(ValidationError, match="delta"):
         spec(print=[{"expr": "delta"}])
-    with pytest.raises(ValidationError, match="start.path"):
+    with pytest.raises(ValidationError, match=r"start\.path"):
         spec(start={"probes": ["tracepoint:syscalls:sys_enter_openat"]}, print=[{"expr": "start.path"}])
-    ok = spec(start={"probes": ["tracepoint:syscalls:sys_enter_openat"], "save": [{"name": "path", "expr": "args.filename"}]},
-              probes=["tracepoint:syscalls:sys_exit_openat"], print=[{"expr": "start.path"}, {"expr": "delta"}])
+    ok = spec(
+        start={"probes": ["tracepoint:syscalls:sys_enter_openat"], "save": [{"name": "path", "expr": "args.filename"}]},
+        probes=["tracepoint:syscalls:sys_exit_openat"],
+        print=[{"expr": "start.path"}, {"expr": "delta"}],
+    )
     assert ok.start is not None
 
 
-@pytest.mark.parametrize("bad", [
-    {"filter": {"comm": "x" * 16}}, {"filter": {"comm": "a\nb"}}, {"filter": {"pid": 0}}, {"print": []},
-    {"aggregates": [{"func": "sum"}]}, {"aggregates": [{"func": "lhist", "value": "pid"}]},
-    {"title": "a\x00b"}, {"print": [{"expr": "comm", "label": "x\ny"}]},
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"filter": {"comm": "x" * 16}},
+        {"filter": {"comm": "a\nb"}},
+        {"filter": {"pid": 0}},
+        {"print": []},
+        {"aggregates": [{"func": "sum"}]},
+        {"aggregates": [{"func": "lhist", "value": "pid"}]},
+        {"title": "a\x00b"},
+        {"print": [{"expr": "comm", "label": "x\ny"}]},
+    ],
+)
 def test_bad_specs_refused(bad):
     with pytest.raises(ValidationError):
         spec(**bad)

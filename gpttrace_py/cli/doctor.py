@@ -7,8 +7,12 @@ import click
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--json", "json_out", is_flag=True, help="Print the facts as JSON.")
-@click.option("--probe/--no-probe", default=True, show_default=True,
-              help="Try loading fentry and LSM programs once (cached per boot) to see if the kernel allows them.")
+@click.option(
+    "--probe/--no-probe",
+    default=True,
+    show_default=True,
+    help="Try loading fentry and LSM programs once (cached per boot) to see if the kernel allows them.",
+)
 def doctor(json_out: bool, probe: bool) -> None:
     """Check root, bpftrace, BCC, tracefs, BTF, kprobes, uprobes, fentry and LSM support."""
     import json
@@ -29,19 +33,32 @@ def doctor(json_out: bool, probe: bool) -> None:
     rows = [
         ("root", f.root, "run gpttrace as root (sudo gpttrace ...): loading BPF programs needs CAP_BPF/CAP_SYS_ADMIN"),
         ("bpftrace", f.bpftrace and f"{f.bpftrace} (v{f.bpftrace_version})", "apt-get install -y bpftrace"),
-        ("BCC", f.bcc_python and f"import bcc works with {f.bcc_python}",
-         "apt-get install -y python3-bpfcc bpfcc-tools (or set GPTTRACE_BCC_PYTHON)"),
-        ("kernel headers", headers and f"/lib/modules/{f.kernel}/build",
-         "apt-get install -y linux-headers-amd64 and link /usr/src/linux-headers-*-amd64 to /lib/modules/$(uname -r)/build"),
+        (
+            "BCC",
+            f.bcc_python and f"import bcc works with {f.bcc_python}",
+            "apt-get install -y python3-bpfcc bpfcc-tools (or set GPTTRACE_BCC_PYTHON)",
+        ),
+        (
+            "kernel headers",
+            headers and f"/lib/modules/{f.kernel}/build",
+            "apt-get install -y linux-headers-amd64, then link /usr/src/linux-headers-*-amd64 to "
+            "/lib/modules/$(uname -r)/build",
+        ),
         ("tracefs", f.tracefs and f"{f.tracefs} ({n_tp} tracepoints)", "mount -t tracefs nodev /sys/kernel/tracing"),
         ("BTF", f.btf and "/sys/kernel/btf/vmlinux", "a kernel built with CONFIG_DEBUG_INFO_BTF=y"),
         ("kprobes", f.kprobes, "a kernel with CONFIG_KPROBES=y; gpttrace uses tracepoints instead"),
         ("uprobes", f.uprobes, "a kernel with CONFIG_UPROBE_EVENTS=y"),
         ("ring buffers", f.ringbuf, "kernel 5.8 or later; BCC programs fall back to perf buffers"),
-        ("fentry/kfunc", f.kfunc if f.kfunc is not None else "not probed",
-         "this kernel refuses fentry/fexit programs; gpttrace uses tracepoints instead"),
-        ("BPF LSM", f.lsm if f.lsm is not None else "not probed",
-         f.notes.get("lsm", "boot with lsm=...,bpf; gpttrace can only observe (not deny) without it")),
+        (
+            "fentry/kfunc",
+            f.kfunc if f.kfunc is not None else "not probed",
+            "this kernel refuses fentry/fexit programs; gpttrace uses tracepoints instead",
+        ),
+        (
+            "BPF LSM",
+            f.lsm if f.lsm is not None else "not probed",
+            f.notes.get("lsm", "boot with lsm=...,bpf; gpttrace can only observe (not deny) without it"),
+        ),
     ]
     problems = 0
     for name, value, fix in rows:

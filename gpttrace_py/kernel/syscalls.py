@@ -37,7 +37,9 @@ def canonical(tracepoint_name: str) -> str:
 
 def traceable(index: TracepointIndex) -> list[str]:
     """Syscalls with an enter tracepoint on this kernel, by tracepoint name."""
-    return sorted(n[len("sys_enter_") :] for n in index.categories().get("syscalls", set()) if n.startswith("sys_enter_"))
+    return sorted(
+        n[len("sys_enter_") :] for n in index.categories().get("syscalls", set()) if n.startswith("sys_enter_")
+    )
 
 
 def tracepoint_name(index: TracepointIndex, syscall: str) -> str | None:

@@ -11,26 +11,103 @@ from dataclasses import dataclass, field
 MAX_INTENT = 2000
 
 ACTIONS = {
-    "hist": ("histogram", "histograms", "distribution", "distributions", "hist", "buckets", "spread", "power-of-2",
-             "log2"),
+    "hist": (
+        "histogram",
+        "histograms",
+        "distribution",
+        "distributions",
+        "hist",
+        "buckets",
+        "spread",
+        "power-of-2",
+        "log2",
+    ),
     "lhist": ("linear histogram", "lhist"),
-    "count": ("count", "counts", "counting", "how many", "how often", "number of", "frequency of", "tally", "rate of",
-              "per second", "top", "most", "busiest", "which processes", "which process", "who calls", "who is calling",
-              "per process", "by process", "per-process"),
+    "count": (
+        "count",
+        "counts",
+        "counting",
+        "how many",
+        "how often",
+        "number of",
+        "frequency of",
+        "tally",
+        "rate of",
+        "per second",
+        "top",
+        "most",
+        "busiest",
+        "which processes",
+        "which process",
+        "who calls",
+        "who is calling",
+        "per process",
+        "by process",
+        "per-process",
+    ),
     "sum": ("bytes", "total", "sum", "amount", "volume", "throughput"),
     "avg": ("average", "mean", "avg"),
     "max": ("maximum", "max", "largest", "biggest", "longest", "worst"),
     "min": ("minimum", "min", "smallest", "shortest"),
-    "latency": ("latency", "latencies", "how long", "duration", "time spent", "slow", "slowest", "took", "takes",
-                "wait time", "waiting"),
-    "profile": ("profile", "profiling", "sample", "sampling", "on-cpu", "on cpu", "flame", "hot", "hottest", "cpu usage"),
-    "trace": ("trace", "show", "print", "log", "watch", "snoop", "list", "monitor", "display", "report", "see", "every",
-              "each", "who"),
+    "latency": (
+        "latency",
+        "latencies",
+        "how long",
+        "duration",
+        "time spent",
+        "slow",
+        "slowest",
+        "took",
+        "takes",
+        "wait time",
+        "waiting",
+    ),
+    "profile": (
+        "profile",
+        "profiling",
+        "sample",
+        "sampling",
+        "on-cpu",
+        "on cpu",
+        "flame",
+        "hot",
+        "hottest",
+        "cpu usage",
+    ),
+    "trace": (
+        "trace",
+        "show",
+        "print",
+        "log",
+        "watch",
+        "snoop",
+        "list",
+        "monitor",
+        "display",
+        "report",
+        "see",
+        "every",
+        "each",
+        "who",
+    ),
 }
 
 GROUP_WORDS = {
-    "comm": ("process name", "process", "processes", "command", "comm", "program", "application", "app", "task",
-             "executable", "binary", "process names", "command name"),
+    "comm": (
+        "process name",
+        "process",
+        "processes",
+        "command",
+        "comm",
+        "program",
+        "application",
+        "app",
+        "task",
+        "executable",
+        "binary",
+        "process names",
+        "command name",
+    ),
     "pid": ("pid", "process id", "pids"),
     "tid": ("thread", "tid", "threads", "thread id"),
     "cpu": ("cpu", "cpus", "core", "processor"),
@@ -42,21 +119,166 @@ GROUP_WORDS = {
     "device": ("disk", "device", "dev"),
 }
 
-UNITS = {"ns": 1, "nsec": 1, "nanosecond": 1, "nanoseconds": 1, "us": 1000, "usec": 1000, "µs": 1000,
-         "microsecond": 1000, "microseconds": 1000, "ms": 1000000, "msec": 1000000, "millisecond": 1000000,
-         "milliseconds": 1000000, "s": 1000000000, "sec": 1000000000, "second": 1000000000, "seconds": 1000000000}
+UNITS = {
+    "ns": 1,
+    "nsec": 1,
+    "nanosecond": 1,
+    "nanoseconds": 1,
+    "us": 1000,
+    "usec": 1000,
+    "µs": 1000,
+    "microsecond": 1000,
+    "microseconds": 1000,
+    "ms": 1000000,
+    "msec": 1000000,
+    "millisecond": 1000000,
+    "milliseconds": 1000000,
+    "s": 1000000000,
+    "sec": 1000000000,
+    "second": 1000000000,
+    "seconds": 1000000000,
+}
 
 # Words after "by"/"from"/"of" that are never a process name.
 NOT_PROCESS = {
-    "process", "processes", "name", "pid", "thread", "threads", "cpu", "user", "users", "syscall", "syscalls",
-    "system", "file", "files", "path", "paths", "size", "sizes", "type", "vector", "device", "disk", "port",
-    "ports", "state", "states", "stack", "stacks", "kernel", "the", "a", "an", "all", "any", "each", "every", "command", "program", "programs", "application", "function", "functions", "latency", "count", "irq", "irqs",
-    "signal", "signals", "number", "reason", "return", "value", "errno", "error", "errors", "bytes", "mode", "uid",
-    "comm", "tid", "requests", "request", "duration", "time", "second", "seconds", "ms", "us", "one", "socket",
-    "sockets", "address", "host", "destination", "source", "category", "event", "events", "interface", "flags",
-    "library", "libc", "it", "them", "this", "that", "me", "per", "cgroup", "container", "directory", "fd", "level", "operation", "op", "sector", "cause", "caller", "callers", "code", "codes", "status", "length",
-    "dport", "sport", "family", "protocol", "vec", "prio", "priority", "node", "zone", "order", "inode", "ret", "result", "results", "kind", "class", "queue", "hz", "hertz", "frequency", "rate", "bucket", "buckets",
-    "ip", "addr", "remote", "local", "peer", "major", "minor", "rwbs", "direction", "key", "keys", "column",
+    "process",
+    "processes",
+    "name",
+    "pid",
+    "thread",
+    "threads",
+    "cpu",
+    "user",
+    "users",
+    "syscall",
+    "syscalls",
+    "system",
+    "file",
+    "files",
+    "path",
+    "paths",
+    "size",
+    "sizes",
+    "type",
+    "vector",
+    "device",
+    "disk",
+    "port",
+    "ports",
+    "state",
+    "states",
+    "stack",
+    "stacks",
+    "kernel",
+    "the",
+    "a",
+    "an",
+    "all",
+    "any",
+    "each",
+    "every",
+    "command",
+    "program",
+    "programs",
+    "application",
+    "function",
+    "functions",
+    "latency",
+    "count",
+    "irq",
+    "irqs",
+    "signal",
+    "signals",
+    "number",
+    "reason",
+    "return",
+    "value",
+    "errno",
+    "error",
+    "errors",
+    "bytes",
+    "mode",
+    "uid",
+    "comm",
+    "tid",
+    "requests",
+    "request",
+    "duration",
+    "time",
+    "second",
+    "seconds",
+    "ms",
+    "us",
+    "one",
+    "socket",
+    "sockets",
+    "address",
+    "host",
+    "destination",
+    "source",
+    "category",
+    "event",
+    "events",
+    "interface",
+    "flags",
+    "library",
+    "libc",
+    "it",
+    "them",
+    "this",
+    "that",
+    "me",
+    "per",
+    "cgroup",
+    "container",
+    "directory",
+    "fd",
+    "level",
+    "operation",
+    "op",
+    "sector",
+    "cause",
+    "caller",
+    "callers",
+    "code",
+    "codes",
+    "status",
+    "length",
+    "dport",
+    "sport",
+    "family",
+    "protocol",
+    "vec",
+    "prio",
+    "priority",
+    "node",
+    "zone",
+    "order",
+    "inode",
+    "ret",
+    "result",
+    "results",
+    "kind",
+    "class",
+    "queue",
+    "hz",
+    "hertz",
+    "frequency",
+    "rate",
+    "bucket",
+    "buckets",
+    "ip",
+    "addr",
+    "remote",
+    "local",
+    "peer",
+    "major",
+    "minor",
+    "rwbs",
+    "direction",
+    "key",
+    "keys",
+    "column",
 }
 
 
@@ -93,9 +315,53 @@ def _has_phrase(text: str, phrase: str) -> bool:
 
 
 _WORD_RE = re.compile(r"[a-z0-9_][a-z0-9_.+-]*")
-_STOP = {"the", "a", "an", "of", "for", "by", "to", "in", "on", "and", "or", "with", "me", "show", "please", "all",
-         "my", "is", "are", "what", "which", "that", "this", "from", "it", "its", "their", "them", "be", "being",
-         "i", "want", "see", "can", "you", "do", "does", "how", "each", "every", "at", "as", "per", "into", "when"}
+_STOP = {
+    "the",
+    "a",
+    "an",
+    "of",
+    "for",
+    "by",
+    "to",
+    "in",
+    "on",
+    "and",
+    "or",
+    "with",
+    "me",
+    "show",
+    "please",
+    "all",
+    "my",
+    "is",
+    "are",
+    "what",
+    "which",
+    "that",
+    "this",
+    "from",
+    "it",
+    "its",
+    "their",
+    "them",
+    "be",
+    "being",
+    "i",
+    "want",
+    "see",
+    "can",
+    "you",
+    "do",
+    "does",
+    "how",
+    "each",
+    "every",
+    "at",
+    "as",
+    "per",
+    "into",
+    "when",
+}
 
 
 def words(text: str) -> list[str]:
@@ -141,10 +407,15 @@ def parse(raw: str) -> Intent:
         it.comm = quoted.group(1)
 
     # Units, frequencies, durations, intervals, top-N
-    m = re.search(r"\b(?:in|as|using|into)\s+(nanoseconds?|microseconds?|milliseconds?|seconds?|ns|us|µs|ms|usecs?|msecs?|nsecs?)\b", low)
+    m = re.search(
+        r"\b(?:in|as|using|into)\s+(nanoseconds?|microseconds?|milliseconds?|seconds?|ns|us|µs|ms|usecs?|msecs?|nsecs?)\b",
+        low,
+    )
     m = m or re.search(r"\b(nanoseconds?|microseconds?|milliseconds?|ns|us|µs|ms|usecs|msecs|nsecs)\b", low)
     if m:
-        it.unit = {1: "ns", 1000: "us", 1000000: "ms", 1000000000: "s"}[UNITS.get(m.group(1).rstrip("s") if m.group(1).rstrip("s") in UNITS else m.group(1), 1000)]
+        it.unit = {1: "ns", 1000: "us", 1000000: "ms", 1000000000: "s"}[
+            UNITS.get(m.group(1).rstrip("s") if m.group(1).rstrip("s") in UNITS else m.group(1), 1000)
+        ]
     m = re.search(r"\b(\d{1,5})\s*(?:hz|hertz|samples? per second|times a second|times per second)\b", low)
     if m:
         it.hz = int(m.group(1))
@@ -169,27 +440,49 @@ def parse(raw: str) -> Intent:
     it.errors_only = it.has("failed", "failing", "failures", "fail", "errors", "error", "unsuccessful", "enoent")
 
     # Grouping: "by X", "per X", "for each X"
-    for m in re.finditer(r"\b(?:by|per|for each|grouped by|broken down by|group by|keyed by|across)\s+(?:the\s+)?([a-z ]{2,30}?)(?=$|[,.;:!?)]|\s(?:and|with|in|as|for|on|over|during|every|while|using|at)\b)", low):
+    for m in re.finditer(
+        r"\b(?:by|per|for each|grouped by|broken down by|group by|keyed by|across)\s+(?:the\s+)?([a-z ]{2,30}?)"
+        r"(?=$|[,.;:!?)]|\s(?:and|with|in|as|for|on|over|during|every|while|using|at)\b)",
+        low,
+    ):
         phrase = m.group(1).strip()
         for key, ws in GROUP_WORDS.items():
             if any(_has_phrase(phrase, w) for w in ws):
                 if key not in it.group_by:
                     it.group_by.append(key)
                 break
-    if re.search(r"\b(?:which|what|who|top|busiest) (?:process|processes|programs?|commands?|tasks?)\b", low) and "comm" not in it.group_by:
+    if (
+        re.search(r"\b(?:which|what|who|top|busiest) (?:process|processes|programs?|commands?|tasks?)\b", low)
+        and "comm" not in it.group_by
+    ):
         it.group_by.append("comm")
     it.kernel_stack = it.has("kernel stack", "kernel stacks", "kstack", "kernel-space", "in the kernel")
-    it.user_stack = it.has("user stack", "user stacks", "user-space stack", "user-space stacks", "ustack",
-                           "userspace stack", "user space stack", "user-level stack", "user-space")
+    it.user_stack = it.has(
+        "user stack",
+        "user stacks",
+        "user-space stack",
+        "user-space stacks",
+        "ustack",
+        "userspace stack",
+        "user space stack",
+        "user-level stack",
+        "user-space",
+    )
 
     # Names that may be syscalls, tracepoints or functions
     for m in re.finditer(r"\b([a-z_][a-z0-9_]*)\s*\(\s*\)", low):
         it.explicit_calls.append(m.group(1))
-    for m in re.finditer(r"\b(?:the\s+)?([a-z_][a-z0-9_]*)\s+(?:syscalls?|system calls?|calls?|tracepoint|function)\b", low):
+    for m in re.finditer(
+        r"\b(?:the\s+)?([a-z_][a-z0-9_]*)\s+(?:syscalls?|system calls?|calls?|tracepoint|function)\b", low
+    ):
         it.names.append(m.group(1))
     for m in re.finditer(r"\b(?:syscall|system call|tracepoint|function|probe)\s+([a-z_][a-z0-9_:]*)\b", low):
         it.names.append(m.group(1))
-    for m in re.finditer(r"\b(?:the\s+)?([a-z_][a-z0-9_]*)\s+(?:syscall|system call)s?\b|\b(?:syscall|system call)\s+([a-z_][a-z0-9_]*)\b", low):
+    for m in re.finditer(
+        r"\b(?:the\s+)?([a-z_][a-z0-9_]*)\s+(?:syscall|system call)s?\b"
+        r"|\b(?:syscall|system call)\s+([a-z_][a-z0-9_]*)\b",
+        low,
+    ):
         name = m.group(1) or m.group(2)
         if not _ordinary_word(name):
             it.syscall_words.append(name)
@@ -205,9 +498,31 @@ def _ordinary_word(word: str) -> bool:
 
     action_words = {w for phrases in ACTIONS.values() for p in phrases for w in p.split()}
     group_words = {w for phrases in GROUP_WORDS.values() for p in phrases for w in p.split()}
-    return (word in COMMON_WORDS or word in NOT_PROCESS or word in action_words or word in group_words
-            or word in _STOP or word in {"slow", "failed", "failing", "frequent", "common", "rare", "unusual",
-                                         "blocking", "expensive", "long", "short", "many", "few", "total", "unique"})
+    return (
+        word in COMMON_WORDS
+        or word in NOT_PROCESS
+        or word in action_words
+        or word in group_words
+        or word in _STOP
+        or word
+        in {
+            "slow",
+            "failed",
+            "failing",
+            "frequent",
+            "common",
+            "rare",
+            "unusual",
+            "blocking",
+            "expensive",
+            "long",
+            "short",
+            "many",
+            "few",
+            "total",
+            "unique",
+        }
+    )
 
 
 def _original_case(text: str, lowered: str) -> str:

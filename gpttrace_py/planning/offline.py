@@ -31,14 +31,79 @@ MIN_SCORE = 2.0  # below this a corpus hit is not trusted on its own
 
 # Syscall names that are also everyday words: only taken as a syscall when written as one ("read()",
 # "the read syscall", "read calls").
-AMBIGUOUS_SYSCALLS = {"read", "write", "open", "close", "kill", "exit", "time", "sync", "pause", "select", "poll",
-                      "link", "mount", "stat", "socket", "listen", "connect", "accept", "bind", "shutdown", "alarm",
-                      "wait4", "uname", "times", "brk", "pipe", "dup", "chroot", "ioctl", "fork", "clone", "access",
-                      "madvise", "msync", "flock", "futex", "reboot", "acct", "sysinfo", "capget", "capset", "kcmp",
-                      "personality", "quotactl", "rename", "truncate", "umask", "vhangup", "syslog", "tee", "splice"}
+AMBIGUOUS_SYSCALLS = {
+    "read",
+    "write",
+    "open",
+    "close",
+    "kill",
+    "exit",
+    "time",
+    "sync",
+    "pause",
+    "select",
+    "poll",
+    "link",
+    "mount",
+    "stat",
+    "socket",
+    "listen",
+    "connect",
+    "accept",
+    "bind",
+    "shutdown",
+    "alarm",
+    "wait4",
+    "uname",
+    "times",
+    "brk",
+    "pipe",
+    "dup",
+    "chroot",
+    "ioctl",
+    "fork",
+    "clone",
+    "access",
+    "madvise",
+    "msync",
+    "flock",
+    "futex",
+    "reboot",
+    "acct",
+    "sysinfo",
+    "capget",
+    "capset",
+    "kcmp",
+    "personality",
+    "quotactl",
+    "rename",
+    "truncate",
+    "umask",
+    "vhangup",
+    "syslog",
+    "tee",
+    "splice",
+}
 
-SYSCALL_FAMILY_PATTERNS = ("{x}", "{x}at", "{x}at2", "f{x}at", "f{x}at2", "new{x}", "new{x}at", "{x}x", "{x}2",
-                           "{x}64", "p{x}64", "{x}v", "p{x}v", "p{x}v2", "{x}3", "{x}4", "{x}ve")
+SYSCALL_FAMILY_PATTERNS = (
+    "{x}",
+    "{x}at",
+    "{x}at2",
+    "f{x}at",
+    "f{x}at2",
+    "new{x}",
+    "new{x}at",
+    "{x}x",
+    "{x}2",
+    "{x}64",
+    "p{x}64",
+    "{x}v",
+    "p{x}v",
+    "p{x}v2",
+    "{x}3",
+    "{x}4",
+    "{x}ve",
+)
 
 GROUP_KEYS: dict[str, list[dict[str, Any]]] = {
     "comm": [{"expr": "comm", "label": "COMM"}],
@@ -93,7 +158,9 @@ class OfflinePlanner:
     def revise(self, intent: str, spec: ProgramSpec, failure: LoadFailure, ctx: PlanContext) -> ProgramSpec | None:
         state = self._state if self._state and self._state.intent == intent else None
         # 1. a field the kernel does not have: drop what reads it
-        m = re.search(r"(?:no field|field named|Unknown field|does not contain a field named)\s*'?\"?(\w+)", failure.message)
+        m = re.search(
+            r"(?:no field|field named|Unknown field|does not contain a field named)\s*'?\"?(\w+)", failure.message
+        )
         if m:
             smaller = edits.drop_field(spec, m.group(1))
             if smaller is not None and (state is None or smaller.model_dump_json() not in state.tried):
@@ -146,11 +213,19 @@ class OfflinePlanner:
         # A named probe beats a corpus hit that does not use it.
         top_ok = bool(out) and out[0].score >= MIN_SCORE
         if generated:
-            named = {p.text for s in named_syscalls for ph in ("enter", "exit")
-                     if (p := catalog.syscall_tracepoint(s, ph)) is not None} | {tp.probe for tp in named_tps} | {
-                f"{kind}:{lib}:{fn}" for lib, fn in named_funcs for kind in ("uprobe", "uretprobe")}
-            corpus_uses_named = [c for c in out if named & {p.text for p in c.spec.all_probes}
-                                 and wanted in spec_shapes(c.spec)]
+            named = (
+                {
+                    p.text
+                    for s in named_syscalls
+                    for ph in ("enter", "exit")
+                    if (p := catalog.syscall_tracepoint(s, ph)) is not None
+                }
+                | {tp.probe for tp in named_tps}
+                | {f"{kind}:{lib}:{fn}" for lib, fn in named_funcs for kind in ("uprobe", "uretprobe")}
+            )
+            corpus_uses_named = [
+                c for c in out if named & {p.text for p in c.spec.all_probes} and wanted in spec_shapes(c.spec)
+            ]
             rest = [c for c in out if c not in corpus_uses_named]
             if corpus_uses_named and corpus_uses_named[0].score >= MIN_SCORE:
                 return corpus_uses_named + generated + rest
@@ -188,8 +263,10 @@ class OfflinePlanner:
         for name in it.syscall_words:
             if catalog.syscall_tracepoint(name) is None:
                 near = difflib.get_close_matches(name, catalog.syscalls(), n=4, cutoff=0.6)
-                raise UnmappableIntent(f"this kernel has no traceable syscall named {name!r}",
-                                       [f"trace the {n} syscall" for n in near] or self.suggestions(it.text))
+                raise UnmappableIntent(
+                    f"this kernel has no traceable syscall named {name!r}",
+                    [f"trace the {n} syscall" for n in near] or self.suggestions(it.text),
+                )
 
     def named_functions(self, it: Intent, catalog: Catalog) -> list[tuple[str, str]]:
         """(library, function) pairs the intent names: "malloc()", "SSL_write calls", "getaddrinfo in libc"."""
@@ -221,7 +298,9 @@ class OfflinePlanner:
             if name and cat in cats and name in cats[cat]:
                 tp = catalog.tracepoints.get(cat, name)
             elif "_" in w and not w.startswith("sys_"):
-                tp = next((catalog.tracepoints.get(c, w) for c, ns in cats.items() if w in ns and c != "syscalls"), None)
+                tp = next(
+                    (catalog.tracepoints.get(c, w) for c, ns in cats.items() if w in ns and c != "syscalls"), None
+                )
             else:
                 tp = None
             if tp is not None and tp not in out:
@@ -233,11 +312,16 @@ class OfflinePlanner:
         if len(hits) < limit:
             from ..corpus import load
 
-            extra = [e for e in load() if e.id in ("opensnoop", "execsnoop", "syscount", "runqlat", "tcpconnect",
-                                                 "biolatency", "profile")]
+            extra = [
+                e
+                for e in load()
+                if e.id in ("opensnoop", "execsnoop", "syscount", "runqlat", "tcpconnect", "biolatency", "profile")
+            ]
             hits += [Hit(e, 0.0) for e in extra if e not in [h.example for h in hits]]
-        return [next((p for p in h.example.paraphrases if len(p.split()) >= 3), h.example.title.lower())
-                for h in hits[:limit]]
+        return [
+            next((p for p in h.example.paraphrases if len(p.split()) >= 3), h.example.title.lower())
+            for h in hits[:limit]
+        ]
 
 
 def intent_shape(it: Intent) -> str:
@@ -284,8 +368,10 @@ def _parse(intent: str) -> Intent:
     if not text:
         raise UsageError("the intent is empty", 'say what to trace, e.g. gpttrace "trace files opened by nginx"')
     if len(text) > intent_mod.MAX_INTENT:
-        raise UsageError(f"the intent is {len(text)} characters long; the limit is {intent_mod.MAX_INTENT}",
-                         "say what to trace in a sentence or two")
+        raise UsageError(
+            f"the intent is {len(text)} characters long; the limit is {intent_mod.MAX_INTENT}",
+            "say what to trace in a sentence or two",
+        )
     if any(ord(c) < 32 and c not in "\t\n" for c in text):
         text = "".join(c if ord(c) >= 32 or c in "\t\n" else " " for c in text)
     return intent_mod.parse(text)
@@ -323,8 +409,13 @@ def adapt(spec: ProgramSpec, it: Intent, catalog: Catalog) -> ProgramSpec:
     if wants_hist and not (spec.aggregates and all(a.func in ("hist", "lhist") for a in spec.aggregates)):
         hist_keys = keys if it.group_by and "comm" in it.group_by else []
         spec = edits.to_histogram(spec, keys=hist_keys)
-    elif not wants_hist and spec.print and not spec.aggregates and ("count" in it.actions or keys) and not it.has(
-            "trace", "show", "print", "watch", "snoop", "log", "list"):
+    elif (
+        not wants_hist
+        and spec.print
+        and not spec.aggregates
+        and ("count" in it.actions or keys)
+        and not it.has("trace", "show", "print", "watch", "snoop", "log", "list")
+    ):
         spec = edits.to_aggregate(spec, "count", keys or GROUP_KEYS["comm"])
     elif keys and spec.aggregates and not is_profile and not wants_hist:
         current = [k.expr for k in spec.aggregates[0].keys]
@@ -355,9 +446,9 @@ def _stack_keys(spec: ProgramSpec, which: str) -> ProgramSpec:
 
 
 def _errors_only(spec: ProgramSpec) -> ProgramSpec:
-    if any(p.kind == "tracepoint" and (p.name or "").startswith("sys_exit_") for p in spec.probes):
-        if "ret" in " ".join(spec.expressions()) or spec.start is not None:
-            return edits.add_condition(spec, "args.ret < 0")
+    exits = any(p.kind == "tracepoint" and (p.name or "").startswith("sys_exit_") for p in spec.probes)
+    if exits and ("ret" in " ".join(spec.expressions()) or spec.start is not None):
+        return edits.add_condition(spec, "args.ret < 0")
     return spec
 
 
@@ -418,49 +509,86 @@ def syscall_spec(names: list[str], it: Intent, catalog: Catalog) -> ProgramSpec:
     keys = [k for g in it.group_by if g in GROUP_KEYS for k in GROUP_KEYS[g]] or GROUP_KEYS["comm"]
     wants_latency = "latency" in it.actions
     size_field = next((f.name for f in common if f.name in ("count", "len", "size", "length")), None)
-    base: dict[str, Any] = {"rationale": f"the syscalls:sys_enter_{family[0]} tracepoint fires on every {family[0]}() call"}
+    base: dict[str, Any] = {
+        "rationale": f"the syscalls:sys_enter_{family[0]} tracepoint fires on every {family[0]}() call"
+    }
     if wants_latency:
         unit = it.unit or "us"
         value = "delta" if unit == "ns" else f"delta / {edits.UNIT_FACTORS[unit]}"
-        data = {**base, "title": f"{label}() latency ({unit})", "start": {"probes": enter, "key": ["tid"]},
-                "probes": exit_}
+        data = {
+            **base,
+            "title": f"{label}() latency ({unit})",
+            "start": {"probes": enter, "key": ["tid"]},
+            "probes": exit_,
+        }
         if "hist" in it.actions or not ({"count", "avg", "sum", "max", "trace"} & it.actions):
             data["aggregates"] = [{"func": "hist", "value": value, "unit": unit}]
         elif "avg" in it.actions or "max" in it.actions:
-            data["aggregates"] = [{"func": "avg" if "avg" in it.actions else "max", "value": value, "unit": unit,
-                                   "keys": keys}]
+            data["aggregates"] = [
+                {"func": "avg" if "avg" in it.actions else "max", "value": value, "unit": unit, "keys": keys}
+            ]
         else:
-            data["print"] = [{"expr": "pid"}, {"expr": "comm"}, {"expr": "args.ret", "label": "RET"},
-                             {"expr": value, "label": f"LAT_{unit.upper()}"}]
+            data["print"] = [
+                {"expr": "pid"},
+                {"expr": "comm"},
+                {"expr": "args.ret", "label": "RET"},
+                {"expr": value, "label": f"LAT_{unit.upper()}"},
+            ]
         return ProgramSpec.model_validate(data)
     if "hist" in it.actions or "sum" in it.actions:
-        use_ret = bool(exit_) and (it.has("returned", "actual", "result", "return") or not size_field or "read" in label)
+        use_ret = bool(exit_) and (
+            it.has("returned", "actual", "result", "return") or not size_field or "read" in label
+        )
         value = "args.ret" if use_ret else f"args.{size_field}"
         probes = exit_ if use_ret else enter
         cond = "args.ret >= 0" if use_ret else None
         if "hist" in it.actions:
             aggs = [{"func": "hist", "value": value, "unit": "bytes" if size_field else None, "filter": cond}]
         else:
-            aggs = [{"func": "sum", "value": value, "keys": keys, "unit": "bytes" if size_field else None,
-                     "filter": cond}]
+            aggs = [
+                {"func": "sum", "value": value, "keys": keys, "unit": "bytes" if size_field else None, "filter": cond}
+            ]
         return ProgramSpec.model_validate({**base, "title": f"{label}() sizes", "probes": probes, "aggregates": aggs})
     if ("count" in it.actions or it.group_by) and not it.has("trace", "show", "print", "watch", "log", "snoop"):
-        return ProgramSpec.model_validate({**base, "title": f"{label}() calls by {keys[0]['expr']}", "probes": enter,
-                                           "aggregates": [{"func": "count", "keys": keys}]})
+        return ProgramSpec.model_validate(
+            {
+                **base,
+                "title": f"{label}() calls by {keys[0]['expr']}",
+                "probes": enter,
+                "aggregates": [{"func": "count", "keys": keys}],
+            }
+        )
     cols: list[dict[str, Any]] = [{"expr": "pid", "label": "PID"}, {"expr": "comm", "label": "COMM"}]
     if len(family) > 1:
         cols.append({"expr": "probe", "label": "PROBE"})
     cols += _field_columns(common, limit=6)
-    wants_ret = it.has("return", "returns", "result", "results", "error", "errors", "failed", "failures", "fail", "ret",
-                       "retval", "return value")
+    wants_ret = it.has(
+        "return",
+        "returns",
+        "result",
+        "results",
+        "error",
+        "errors",
+        "failed",
+        "failures",
+        "fail",
+        "ret",
+        "retval",
+        "return value",
+    )
     if wants_ret and exit_:
         saves = [{"name": c["expr"].split(".", 1)[1], "expr": c["expr"]} for c in cols if c["expr"].startswith("args.")]
         for c in cols:
             if c["expr"].startswith("args."):
                 c["expr"] = "start." + c["expr"].split(".", 1)[1]
         cols.insert(2, {"expr": "args.ret", "label": "RET"})
-        data = {**base, "title": f"{label}() calls with their result", "start": {"probes": enter, "save": saves[:8]},
-                "probes": exit_, "print": [c for c in cols if c["expr"] != "probe"]}
+        data = {
+            **base,
+            "title": f"{label}() calls with their result",
+            "start": {"probes": enter, "save": saves[:8]},
+            "probes": exit_,
+            "print": [c for c in cols if c["expr"] != "probe"],
+        }
     else:
         data = {**base, "title": f"{label}() calls", "probes": enter, "print": cols}
     return ProgramSpec.model_validate(data)
@@ -487,18 +615,44 @@ def _field_columns(fields: Any, limit: int) -> list[dict[str, Any]]:
 def tracepoint_spec(tps: list[Tracepoint], it: Intent, catalog: Catalog) -> ProgramSpec:
     tp = tps[0]
     keys = [k for g in it.group_by if g in GROUP_KEYS for k in GROUP_KEYS[g]]
-    base: dict[str, Any] = {"rationale": f"the {tp.category}:{tp.name} tracepoint is named in the request",
-                            "probes": [tp.probe]}
+    base: dict[str, Any] = {
+        "rationale": f"the {tp.category}:{tp.name} tracepoint is named in the request",
+        "probes": [tp.probe],
+    }
     if "count" in it.actions or keys:
-        return ProgramSpec.model_validate({**base, "title": f"{tp.name} events by {(keys or GROUP_KEYS['comm'])[0]['expr']}",
-                                           "aggregates": [{"func": "count", "keys": keys or GROUP_KEYS["comm"]}]})
-    cols = [{"expr": "pid", "label": "PID"}, {"expr": "comm", "label": "COMM"}] + _field_columns(tp.user_fields, 7)
+        return ProgramSpec.model_validate(
+            {
+                **base,
+                "title": f"{tp.name} events by {(keys or GROUP_KEYS['comm'])[0]['expr']}",
+                "aggregates": [{"func": "count", "keys": keys or GROUP_KEYS["comm"]}],
+            }
+        )
+    cols = [{"expr": "pid", "label": "PID"}, {"expr": "comm", "label": "COMM"}, *_field_columns(tp.user_fields, 7)]
     return ProgramSpec.model_validate({**base, "title": f"{tp.category}:{tp.name} events", "print": cols})
 
 
-KNOWN_FUNCTIONS = {"malloc", "free", "calloc", "realloc", "getaddrinfo", "gethostbyname", "ssl_write", "ssl_read",
-                   "readline", "fopen", "mmap", "pthread_create", "pthread_mutex_lock", "strlen", "memcpy",
-                   "posix_memalign", "aligned_alloc", "dlopen", "system", "popen"}
+KNOWN_FUNCTIONS = {
+    "malloc",
+    "free",
+    "calloc",
+    "realloc",
+    "getaddrinfo",
+    "gethostbyname",
+    "ssl_write",
+    "ssl_read",
+    "readline",
+    "fopen",
+    "mmap",
+    "pthread_create",
+    "pthread_mutex_lock",
+    "strlen",
+    "memcpy",
+    "posix_memalign",
+    "aligned_alloc",
+    "dlopen",
+    "system",
+    "popen",
+}
 
 
 def function_spec(lib: str, func: str, it: Intent, catalog: Catalog) -> ProgramSpec:
@@ -509,23 +663,52 @@ def function_spec(lib: str, func: str, it: Intent, catalog: Catalog) -> ProgramS
     if "latency" in it.actions:
         unit = it.unit or "us"
         value = "delta" if unit == "ns" else f"delta / {edits.UNIT_FACTORS[unit]}"
-        return ProgramSpec.model_validate({**base, "title": f"{func}() latency ({unit})",
-                                           "start": {"probes": [entry], "key": ["tid"]}, "probes": [ret],
-                                           "aggregates": [{"func": "hist", "value": value, "unit": unit}]})
+        return ProgramSpec.model_validate(
+            {
+                **base,
+                "title": f"{func}() latency ({unit})",
+                "start": {"probes": [entry], "key": ["tid"]},
+                "probes": [ret],
+                "aggregates": [{"func": "hist", "value": value, "unit": unit}],
+            }
+        )
     if "hist" in it.actions and func in ("malloc", "calloc", "realloc", "posix_memalign", "aligned_alloc"):
         size = {"calloc": "arg0 * arg1", "realloc": "arg1", "posix_memalign": "arg2"}.get(func, "arg0")
-        return ProgramSpec.model_validate({**base, "title": f"{func}() request sizes (bytes)", "probes": [entry],
-                                           "aggregates": [{"func": "hist", "value": size, "unit": "bytes"}]})
+        return ProgramSpec.model_validate(
+            {
+                **base,
+                "title": f"{func}() request sizes (bytes)",
+                "probes": [entry],
+                "aggregates": [{"func": "hist", "value": size, "unit": "bytes"}],
+            }
+        )
     if ("count" in it.actions or it.group_by) and not it.has("trace", "print", "show each", "log", "watch"):
-        return ProgramSpec.model_validate({**base, "title": f"{func}() calls by {keys[0]['expr']}", "probes": [entry],
-                                           "aggregates": [{"func": "count", "keys": keys}]})
+        return ProgramSpec.model_validate(
+            {
+                **base,
+                "title": f"{func}() calls by {keys[0]['expr']}",
+                "probes": [entry],
+                "aggregates": [{"func": "count", "keys": keys}],
+            }
+        )
     if it.has("return", "returns", "result", "returned"):
-        return ProgramSpec.model_validate({**base, "title": f"{func}() returns", "probes": [ret],
-                                           "print": [{"expr": "pid"}, {"expr": "comm"},
-                                                     {"expr": "retval", "label": "RET"}]})
-    return ProgramSpec.model_validate({**base, "title": f"{func}() calls", "probes": [entry],
-                                       "print": [{"expr": "pid"}, {"expr": "comm"}, {"expr": "arg0", "label": "ARG0"}],
-                                       "aggregates": [{"func": "count", "keys": GROUP_KEYS["comm"]}]})
+        return ProgramSpec.model_validate(
+            {
+                **base,
+                "title": f"{func}() returns",
+                "probes": [ret],
+                "print": [{"expr": "pid"}, {"expr": "comm"}, {"expr": "retval", "label": "RET"}],
+            }
+        )
+    return ProgramSpec.model_validate(
+        {
+            **base,
+            "title": f"{func}() calls",
+            "probes": [entry],
+            "print": [{"expr": "pid"}, {"expr": "comm"}, {"expr": "arg0", "label": "ARG0"}],
+            "aggregates": [{"func": "count", "keys": GROUP_KEYS["comm"]}],
+        }
+    )
 
 
 def syscall_names_key() -> dict[str, Any]:

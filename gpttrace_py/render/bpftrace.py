@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 
 from ..kernel.catalog import Catalog
 from ..spec import Aggregate, OutputField, ProbeRef, ProgramSpec
-from ..spec.model import Filter
 from ..spec import expr as E
+from ..spec.model import Filter
 from . import lower
 from .escape import Code, comment, environment, ident, integer, string_literal
 from .lower import Context
@@ -25,16 +25,18 @@ def compile_expr(node: E.Node, ctx: Context) -> str:
         return string_literal(node.value)
     if isinstance(node, E.Builtin):
         if node.name in E.PACKET_BUILTINS:
-            raise ValueError(f"{node.name} is a packet value of xdp/tc probes, which bpftrace cannot attach; "
-                             "use --backend bcc")
+            raise ValueError(
+                f"{node.name} is a packet value of xdp/tc probes, which bpftrace cannot attach; use --backend bcc"
+            )
         return _BUILTIN_TEXT.get(node.name, node.name)
     if isinstance(node, E.Field):
         return f"args->{ident(node.name)}"
     if isinstance(node, E.Saved):
         return f"$s_{ident(node.name)}"
     if isinstance(node, E.Call):
-        inner = ", ".join(_as_string(a, ctx) if node.fn == "str" and i == 0 else compile_expr(a, ctx)
-                          for i, a in enumerate(node.args))
+        inner = ", ".join(
+            _as_string(a, ctx) if node.fn == "str" and i == 0 else compile_expr(a, ctx) for i, a in enumerate(node.args)
+        )
         return f"{node.fn}({inner})"
     if isinstance(node, E.Unary):
         return f"{node.op}{_paren(node.operand, ctx)}"
@@ -131,7 +133,9 @@ class _Builder:
             return Column(label, "%s", f"{table}[{compile_expr(node, ctx)}]")
         fmt = out.format
         if fmt == "ip" or kind in ("ip4", "ip6"):
-            return Column(label, "%s", f"ntop({compile_expr(node, ctx)})" if kind in ("ip4", "ip6", "int") else as_text(node, ctx))
+            return Column(
+                label, "%s", f"ntop({compile_expr(node, ctx)})" if kind in ("ip4", "ip6", "int") else as_text(node, ctx)
+            )
         if fmt == "ksym":
             return Column(label, "%s", f"ksym({compile_expr(node, ctx)})")
         if fmt == "usym":
@@ -139,7 +143,9 @@ class _Builder:
         if fmt == "hex":
             return Column(label, "0x%lx", compile_expr(node, ctx))
         if kind in lower.STRINGY or kind == "stack" or fmt == "str":
-            return Column(label, "%s", as_text(node, ctx) if fmt != "str" or kind != "int" else f"str({compile_expr(node, ctx)})")
+            return Column(
+                label, "%s", as_text(node, ctx) if fmt != "str" or kind != "int" else f"str({compile_expr(node, ctx)})"
+            )
         return Column(label, "%d", compile_expr(node, ctx))
 
     def print_statements(self) -> tuple[list[str], str | None]:
@@ -167,8 +173,9 @@ class _Builder:
             labels.append(c.label)
         else:
             stmts.append(f"printf({string_literal(' '.join(fmt_parts) + chr(10))}, {', '.join(args)});")
-        header = f"printf({string_literal(' '.join(head_parts) + chr(10))}, {', '.join(string_literal(lab, 40) for lab in labels)});"
-        self.layout.header = (" ".join(head_parts) % tuple(labels))
+        header_args = ", ".join(string_literal(lab, 40) for lab in labels)
+        header = f"printf({string_literal(' '.join(head_parts) + chr(10))}, {header_args});"
+        self.layout.header = " ".join(head_parts) % tuple(labels)
         self.layout.columns = labels
         return stmts, header
 
@@ -206,8 +213,13 @@ class _Builder:
             self.layout.titles.add(title)
             key_names = [lower.value_names(k, self.ctx) for k in agg.keys]
             self.layout.aggregates[agg.name or "x"] = AggregateLayout(
-                agg.name or "x", agg.func, title, [lower.label_for(k) for k in agg.keys], _value_label(agg),
-                [t if t and len(t) > MAX_INLINE_NAMES else None for t in key_names])
+                agg.name or "x",
+                agg.func,
+                title,
+                [lower.label_for(k) for k in agg.keys],
+                _value_label(agg),
+                [t if t and len(t) > MAX_INLINE_NAMES else None for t in key_names],
+            )
             # Constant text goes in the format itself: bpftrace 0.17 refuses string arguments over 64 bytes.
             out.append(f"printf({string_literal(chr(10) + title + chr(10), 200)});")
             top = f", {integer(agg.top)}" if agg.top else ""
@@ -246,8 +258,16 @@ def _width(c: Column) -> int:
 
 
 def _default_title(agg: Aggregate) -> str:
-    what = {"count": "count", "sum": "total", "avg": "average", "min": "minimum", "max": "maximum",
-            "hist": "histogram", "lhist": "linear histogram", "stats": "count/average/total"}[agg.func]
+    what = {
+        "count": "count",
+        "sum": "total",
+        "avg": "average",
+        "min": "minimum",
+        "max": "maximum",
+        "hist": "histogram",
+        "lhist": "linear histogram",
+        "stats": "count/average/total",
+    }[agg.func]
     value = f" of {lower.default_label(E.parse(agg.value)).lower()}" if agg.value else ""
     unit = f" ({agg.unit})" if agg.unit else ""
     by = ""
@@ -311,7 +331,12 @@ def render(spec: ProgramSpec, catalog: Catalog) -> RenderedProgram:
             start_key=Code(key),
             end_key=Code(end_key),
             saves=[(ident(s.name), Code(compile_expr(E.parse(s.expr), sctx))) for s in spec.start.save],
-            end_predicate=Code(" && ".join([f"@start_ts[{end_key}]"] + [t for t in main_terms if not t.startswith("comm") and not t.startswith("pid")])),
+            end_predicate=Code(
+                " && ".join(
+                    [f"@start_ts[{end_key}]"]
+                    + [t for t in main_terms if not t.startswith("comm") and not t.startswith("pid")]
+                )
+            ),
         )
         template = "pair.bt.j2"
     else:
@@ -332,7 +357,8 @@ def _probe_comment(probe: ProbeRef, catalog: Catalog) -> str:
     if k == "tracepoint":
         if probe.category == "syscalls":
             phase, _, call = (probe.name or "").removeprefix("sys_").partition("_")
-            return f"fires on {'entry to' if phase == 'enter' else 'return from'} the {call}() system call (stable tracepoint)"
+            when = "entry to" if phase == "enter" else "return from"
+            return f"fires on {when} the {call}() system call (stable tracepoint)"
         return f"kernel tracepoint {probe.category}:{probe.name} (a stable interface)"
     if k in ("uprobe", "uretprobe"):
         return f"user-space {'return from' if k == 'uretprobe' else 'entry to'} {probe.name}() in {probe.target}"

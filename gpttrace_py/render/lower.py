@@ -43,15 +43,24 @@ def infer(node: E.Node, ctx: Context) -> str:
     if isinstance(node, E.Str):
         return "str"
     if isinstance(node, E.Builtin):
-        return {"comm": "str", "kstack": "stack", "ustack": "stack", "func": "sym", "probe": "sym"}.get(node.name, "int")
+        return {"comm": "str", "kstack": "stack", "ustack": "stack", "func": "sym", "probe": "sym"}.get(
+            node.name, "int"
+        )
     if isinstance(node, E.Field):
         return ctx.field_kind(node.name)
     if isinstance(node, E.Saved):
         text, sctx = ctx.saved[node.name]
         return infer(E.parse(text), sctx)
     if isinstance(node, E.Call):
-        return {"str": "str", "ntop": "str", "ksym": "sym", "usym": "sym", "join": "join", "kstack": "stack",
-                "ustack": "stack"}[node.fn]
+        return {
+            "str": "str",
+            "ntop": "str",
+            "ksym": "sym",
+            "usym": "sym",
+            "join": "join",
+            "kstack": "stack",
+            "ustack": "stack",
+        }[node.fn]
     if isinstance(node, E.Ternary):
         return infer(node.then, ctx)
     if isinstance(node, E.Index):
@@ -70,7 +79,8 @@ def ctx_field_is_argv(node: E.Field, ctx: Context) -> bool:
 def default_label(node: E.Node) -> str:
     if isinstance(node, E.Builtin):
         return {"delta": "LAT_NS", "nsecs": "TIME_NS", "kstack": "KSTACK", "ustack": "USTACK"}.get(
-            node.name, node.name.upper())
+            node.name, node.name.upper()
+        )
     if isinstance(node, (E.Field, E.Saved)):
         return node.name.upper()
     if isinstance(node, E.Call) and node.args:

@@ -49,6 +49,7 @@ from .records import Printer
 
 PR_SET_PDEATHSIG = 1
 DRAIN_QUIET = 0.5  # after the workload: no new event for this long means the tracer's buffers are drained
+LATE_SIGNAL_WINDOW = 3.0  # seconds after an interrupted run in which another Ctrl-C is ignored
 STDERR_KEPT = 5000  # lines of the tracer's stderr kept (the load error is in the first ones)
 
 
@@ -375,9 +376,10 @@ def run_tracer(
         if state["signals"] < 2:
             printer.flush()
         printer.finish()
+        until = time.monotonic() + LATE_SIGNAL_WINDOW if state["signals"] else 0.0
         for sig, handler in old_handlers.items():
             try:
-                signal.signal(sig, handler)
+                signal.signal(sig, _after_run(sig, handler, until) if until else handler)
             except (ValueError, OSError):
                 pass
     outcome.returncode = proc.returncode
@@ -420,6 +422,23 @@ def _how_it_ended(name: str, rc: int | None, reason: str | None, killed: str | N
     if reason is not None and rc in (130, 2):  # some tracers exit 130 on SIGINT
         return None
     return f"{name} stopped with status {rc}"
+
+
+def _after_run(sig: int, old: Any, until: float) -> Callable[[int, Any], None]:
+    """The handler after an interrupted run: a second Ctrl-C (or SIGTERM) that comes just after the tracer
+    stopped is swallowed instead of turning the clean exit into a KeyboardInterrupt traceback; later ones
+    do what they did before the run."""
+
+    def handler(signum: int, frame: Any) -> None:
+        if time.monotonic() < until:
+            return
+        signal.signal(sig, old)
+        if callable(old):
+            old(signum, frame)
+        elif old == signal.SIG_DFL:
+            os.kill(os.getpid(), sig)
+
+    return handler
 
 
 def _say(text: str) -> None:

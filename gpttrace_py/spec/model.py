@@ -56,13 +56,51 @@ ProbeKind = Literal[
     "tc",
     "lsm",
 ]
-ALIASES = {"t": "tracepoint", "u": "uprobe", "ur": "uretprobe", "k": "kprobe", "kr": "kretprobe", "f": "kfunc",
-           "fr": "kretfunc", "fentry": "kfunc", "fexit": "kretfunc", "p": "profile", "i": "interval",
-           "s": "software", "h": "hardware", "U": "usdt", "rawtp": "rawtracepoint", "begin": "BEGIN", "end": "END"}
-SOFTWARE_EVENTS = ("cpu-clock", "task-clock", "page-faults", "context-switches", "cpu-migrations", "minor-faults",
-                   "major-faults", "alignment-faults", "emulation-faults", "faults", "cs", "migrations")
-HARDWARE_EVENTS = ("cpu-cycles", "cycles", "instructions", "cache-references", "cache-misses", "branch-instructions",
-                   "branches", "branch-misses", "bus-cycles", "ref-cycles")
+ALIASES = {
+    "t": "tracepoint",
+    "u": "uprobe",
+    "ur": "uretprobe",
+    "k": "kprobe",
+    "kr": "kretprobe",
+    "f": "kfunc",
+    "fr": "kretfunc",
+    "fentry": "kfunc",
+    "fexit": "kretfunc",
+    "p": "profile",
+    "i": "interval",
+    "s": "software",
+    "h": "hardware",
+    "U": "usdt",
+    "rawtp": "rawtracepoint",
+    "begin": "BEGIN",
+    "end": "END",
+}
+SOFTWARE_EVENTS = (
+    "cpu-clock",
+    "task-clock",
+    "page-faults",
+    "context-switches",
+    "cpu-migrations",
+    "minor-faults",
+    "major-faults",
+    "alignment-faults",
+    "emulation-faults",
+    "faults",
+    "cs",
+    "migrations",
+)
+HARDWARE_EVENTS = (
+    "cpu-cycles",
+    "cycles",
+    "instructions",
+    "cache-references",
+    "cache-misses",
+    "branch-instructions",
+    "branches",
+    "branch-misses",
+    "bus-cycles",
+    "ref-cycles",
+)
 
 _NAME = r"[A-Za-z_][A-Za-z0-9_]{0,127}"
 _PATH = r"[A-Za-z0-9_./+@-]{1,255}"
@@ -292,9 +330,13 @@ class ProgramSpec(BaseModel):
     title: Text
     rationale: Text = Field(default="", description="why these probes, in one or two sentences")
     backend: Backend = "auto"
-    probes: list[ProbeRef] = Field(min_length=1, max_length=32, description="the probes whose events are printed or aggregated")
+    probes: list[ProbeRef] = Field(
+        min_length=1, max_length=32, description="the probes whose events are printed or aggregated"
+    )
     start: Start | None = Field(default=None, description="start probes of a start/end pair (latency, saved arguments)")
-    end_key: list[Expr] | None = Field(default=None, description="key at the main probes in a pair (default: start.key)")
+    end_key: list[Expr] | None = Field(
+        default=None, description="key at the main probes in a pair (default: start.key)"
+    )
     filter: Filter = Field(default_factory=Filter)
     print: list[OutputField] = Field(default_factory=list, max_length=16)
     aggregates: list[Aggregate] = Field(default_factory=list, max_length=8)
@@ -338,8 +380,10 @@ class ProgramSpec(BaseModel):
     def start_expressions(self) -> list[str]:
         if not self.start:
             return []
-        return list(self.start.key) + [s.expr for s in self.start.save] + (
-            [self.start.filter.expr] if self.start.filter.expr else []
+        return (
+            list(self.start.key)
+            + [s.expr for s in self.start.save]
+            + ([self.start.filter.expr] if self.start.filter.expr else [])
         )
 
     @property
@@ -348,8 +392,16 @@ class ProgramSpec(BaseModel):
 
 
 def _unique_name(agg: Aggregate, index: int, taken: list[str]) -> str:
-    base = {"count": "count", "sum": "sum", "avg": "avg", "min": "min", "max": "max", "hist": "hist",
-            "lhist": "lhist", "stats": "stats"}[agg.func]
+    base = {
+        "count": "count",
+        "sum": "sum",
+        "avg": "avg",
+        "min": "min",
+        "max": "max",
+        "hist": "hist",
+        "lhist": "lhist",
+        "stats": "stats",
+    }[agg.func]
     name = base if base not in taken else f"{base}{index}"
     while name in taken:
         name += "_"
