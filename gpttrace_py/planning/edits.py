@@ -72,6 +72,7 @@ def set_unit(spec: ProgramSpec, unit: str) -> ProgramSpec:
             f["expr"] = fix(f["expr"])
             if f.get("label") and re.search(r"(NS|US|MS|_S)\)?$|\((ns|us|ms|s)\)$", f["label"]):
                 f["label"] = re.sub(r"(NS|US|MS|S)$", unit.upper(), f["label"])
+    data["title"] = re.sub(r"\((?:ns|us|µs|ms|s|nsecs|usecs|msecs)\)", f"({unit})", data["title"])
     for a in data["aggregates"]:
         if a.get("value") and "delta" in a["value"]:
             a["value"] = fix(a["value"])
@@ -154,6 +155,7 @@ def set_keys(spec: ProgramSpec, keys: list[dict[str, Any]]) -> ProgramSpec:
 def set_rate(spec: ProgramSpec, hz: int) -> ProgramSpec:
     data = _data(spec)
     data["probes"] = [f"profile:hz:{hz}" if p.startswith("profile:") else p for p in data["probes"]]
+    data["title"] = re.sub(r"\b\d+\s*(?:Hz|hz|hertz)\b", f"{hz} Hz", data["title"])
     return ProgramSpec.model_validate(data)
 
 

@@ -13,6 +13,8 @@ MAX_INTENT = 2000
 ACTIONS = {
     "hist": (
         "histogram",
+        "by size",
+        "by sizes",
         "histograms",
         "distribution",
         "distributions",
@@ -54,6 +56,11 @@ ACTIONS = {
         "latencies",
         "how long",
         "duration",
+        "durations",
+        "response time",
+        "response times",
+        "delay",
+        "delays",
         "time spent",
         "slow",
         "slowest",
@@ -484,7 +491,10 @@ def parse(raw: str) -> Intent:
         low,
     ):
         name = m.group(1) or m.group(2)
-        if not _ordinary_word(name):
+        explicit = (
+            m.group(2) is not None or m.group(0).startswith("the ") or "_" in name or any(c.isdigit() for c in name)
+        )
+        if explicit and not _ordinary_word(name):
             it.syscall_words.append(name)
     m = re.search(r"\b(lib[a-z0-9_+-]*)\b", low)
     if m:

@@ -297,7 +297,8 @@ class OfflinePlanner:
             cat, _, name = w.partition(":")
             if name and cat in cats and name in cats[cat]:
                 tp = catalog.tracepoints.get(cat, name)
-            elif "_" in w and not w.startswith("sys_"):
+            elif not w.startswith("sys_") and ("_" in w or (len(w) >= 5 and not _ordinary_word(w)
+                                                            and catalog.syscall_tracepoint(w) is None)):
                 tp = next(
                     (catalog.tracepoints.get(c, w) for c, ns in cats.items() if w in ns and c != "syscalls"), None
                 )
