@@ -15,7 +15,7 @@ arrives, unparsed (the least any wrapper can do).
            ready line is found by watching the file
 
 On exit it prints one line on stderr:
-    driver-timings {"spawn": T, "attached": T, "end": T, "lost": N, "rc": RC}
+    driver-timings {"spawn": T, "attached": T, "end": T, "lost": N, "rc": RC, "killed": BOOL}
 with CLOCK_MONOTONIC seconds, comparable with gpttrace's GPTTRACE_TIMINGS=1 line.
 Runs under the system python3 with -I -S so that its own start-up costs as little as possible.
 """
@@ -32,6 +32,7 @@ import threading
 import time
 
 PR_SET_PDEATHSIG = 1
+STOP_GRACE = 10.0  # gpttrace's RunOptions.stop_grace
 LOST_TEXT = re.compile(rb"^Lost (\d+) events")
 
 
@@ -76,7 +77,7 @@ def main(argv):
     proc = subprocess.Popen(argv_bt, stdout=(out.fileno() if direct else subprocess.PIPE), stderr=subprocess.PIPE,
                             stdin=subprocess.DEVNULL, start_new_session=True,
                             preexec_fn=lambda: _die_with_parent(parent), env=env)
-    state = {"attached": None, "lost": 0, "stopped": False}
+    state = {"attached": None, "lost": 0, "stopped": False, "killed": False}
     stderr_chunks = []
     finished = threading.Event()
 
@@ -87,12 +88,23 @@ def main(argv):
     threading.Thread(target=read_stderr, daemon=True).start()
 
     def stop():
+        """SIGINT once; SIGKILL after STOP_GRACE s, as gpttrace's runner does (bpftrace 0.17 can miss a SIGINT
+        that lands outside its epoll_wait while no event comes: it then waits for the next event forever)."""
         if not state["stopped"] and proc.poll() is None:
             state["stopped"] = True
             try:
                 os.kill(proc.pid, signal.SIGINT)
             except ProcessLookupError:
-                pass
+                return
+
+            def watchdog():
+                try:
+                    proc.wait(timeout=STOP_GRACE)
+                except subprocess.TimeoutExpired:
+                    state["killed"] = True
+                    proc.kill()
+
+            threading.Thread(target=watchdog, daemon=True).start()
 
     def on_ready():
         state["attached"] = time.monotonic()
@@ -150,7 +162,8 @@ def main(argv):
         elif "RLIMIT_MEMLOCK" not in line and line.strip():
             sys.stderr.write(line + "\n")
     sys.stderr.write("driver-timings " + json.dumps({"spawn": spawn, "attached": state["attached"], "end": end,
-                                                     "lost": state["lost"], "rc": proc.returncode}) + "\n")
+                                                     "lost": state["lost"], "rc": proc.returncode,
+                                                     "killed": state["killed"]}) + "\n")
     return 0 if state["attached"] is not None else 1
 
 

@@ -59,7 +59,7 @@ def cold(intent: str) -> dict[str, float]:
 
 def cold_plan(intent: str) -> dict[str, float]:
     """The first plan() of a fresh process taken apart (imports done first, not counted)."""
-    import gpttrace_py.pipeline  # noqa: F401
+    import gpttrace_py.pipeline
     import gpttrace_py.planning.offline  # noqa: F401
 
     steps: dict[str, float] = {}
@@ -112,14 +112,14 @@ def warm(cases_path: str, reps: int) -> dict[str, object]:
         t = T()
         try:
             spec = OfflinePlanner().plan(intent, ctx)
-        except Exception:  # noqa: BLE001 - an intent with no program still costs planning time
+        except Exception:
             return (T() - t) * 1000, None
         plan_ms = (T() - t) * 1000
         t = T()
         try:
             spec = edits.fit_to_kernel(spec, cat)
             pipeline.render(spec, pipeline.choose_backend(spec, "auto", cat), cat)
-        except Exception:  # noqa: BLE001
+        except Exception:
             return plan_ms, None
         return plan_ms, (T() - t) * 1000
 
@@ -161,7 +161,7 @@ def render_all(cases_path: str, outdir: str) -> dict[str, str]:
             spec = edits.fit_to_kernel(OfflinePlanner().plan(c["intent"], ctx), cat)
             backend = pipeline.choose_backend(spec, "auto", cat)
             program = pipeline.render(spec, backend, cat)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             out[c["id"]] = f"error: {type(exc).__name__}"
             continue
         with open(os.path.join(outdir, c["id"] + program.suffix), "w") as fh:

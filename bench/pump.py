@@ -4,8 +4,9 @@
 
 A fake tracer (``cat`` of a prepared file of bpftrace ``-f json`` printf records) feeds gpttrace's runner
 (``run_tracer``) and Printer, which write through the UI to stdout, exactly as in a trace whose tracer is
-fast. Prints ``{"lines": N, "seconds": S, "rate": R, "cpu_us_per_line": C}`` on stderr (C: this process's CPU time). When this rate is below the rate the
-tracer produces at, the pipe fills and the kernel drops events: it is the ceiling of the streaming benchmark.
+fast. Prints ``{"lines": N, "seconds": S, "rate": R, "cpu_us_per_line": C}`` on stderr (C: this process's
+CPU time). When this rate is below the rate the tracer produces at, the pipe fills and the kernel drops
+events: it is the ceiling of the streaming benchmark.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ def main() -> int:
     with tempfile.NamedTemporaryFile("w", prefix="gptbench-pump-", suffix=".json", delete=False) as fh:
         for text in (layout.ready, layout.header):
             fh.write(json.dumps({"type": "printf", "data": text + "\n"}) + "\n")
-        line = json.dumps({"type": "printf", "data": "%-7d %-16s %-7d %d\n" % (4242, "gptbench_dd", 0, 1)}) + "\n"
+        line = json.dumps({"type": "printf", "data": f"{4242:<7d} {'gptbench_dd':<16s} {0:<7d} 1\n"}) + "\n"
         fh.write(line * args.lines)
         path = fh.name
     try:

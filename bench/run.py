@@ -39,8 +39,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import measure  # noqa: E402
-from measure import fmt_ms, fmt_ratio, fmt_s, median, quantile  # noqa: E402
+import measure
+from measure import fmt_ms, fmt_ratio, fmt_s, median, quantile
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -132,7 +132,9 @@ class Bench:
         ratios = [r["ratio"] for r in rows if r["ratio"] is not None]
         summary = {"ratio_median": median(ratios), "ratio_worst": max(ratios) if ratios else None,
                    "worst_case": max(rows, key=lambda r: r["ratio"] or 0)["id"] if ratios else None,
-                   "cases": len(rows), "compared": len(ratios), "eval_ok": sum(r["eval_ok"] for r in rows)}
+                   "cases": len(rows), "compared": len(ratios), "eval_ok": sum(r["eval_ok"] for r in rows),
+                   "stuck": [sum(r["stuck"][0] for r in rows), sum(r["stuck"][1] for r in rows)],
+                   "runs": [sum(len(r["tool_all"]) for r in rows), sum(len(r["bt_all"]) for r in rows)]}
         self.results["sections"]["e2e"] = {"rows": rows, "summary": summary}
 
     def _e2e_row(self, case: dict, a_runs: list[measure.Run], b_runs: list[measure.Run]) -> dict:
@@ -142,7 +144,7 @@ class Bench:
             for k, v in r.phases.items():
                 phases.setdefault(k, []).append(v / 1000)
         tool_s = median([r.wall for r in a_runs if not r.timed_out])
-        bt_s = median([r.wall for r in b_runs if not r.timed_out and r.rc == 0])
+        bt_s = median([r.wall for r in b_runs if not r.timed_out and (r.rc == 0 or r.timings.get("killed"))])
         return {
             "id": case["id"], "intent": case["intent"],
             "tool_s": tool_s, "bt_s": bt_s, "ratio": tool_s / bt_s if tool_s and bt_s else None,
@@ -157,6 +159,9 @@ class Bench:
             "eval_ok": sum(ok) * 2 > len(ok) if ok else False,
             "rc": [r.rc for r in a_runs], "timeouts": sum(r.timed_out for r in a_runs + b_runs),
             "bt_failed": sum(r.rc != 0 for r in b_runs),
+            # runs where the tracer ignored SIGINT and was killed 10 s later (see driver.py's stop())
+            "stuck": [sum("did not exit within" in r.stderr for r in a_runs),
+                      sum(bool(r.timings.get("killed")) for r in b_runs)],
             "tool_stderr_tail": a_runs[-1].stderr[-600:] if a_runs else "",
         }
 
@@ -285,7 +290,22 @@ class Bench:
         bt_best = max(by["bpftrace (text, straight to file)"]["delivered"] or 0,
                       by["bpftrace -f json (straight to file)"]["delivered"] or 0)
         summary["lines_short_of_bpftrace"] = {
-            k: max(0, bt_best - (by[k]["delivered"] or 0)) for k in ("gpttrace (text → file)", "gpttrace --json (→ file)")}
+            k: max(0, bt_best - (by[k]["delivered"] or 0))
+            for k in ("gpttrace (text → file)", "gpttrace --json (→ file)")}
+        pump = {}
+        for label, extra in (("text", []), ("--json", ["--json"])):
+            res = []
+            for _ in range(reps):
+                with tempfile.NamedTemporaryFile(prefix="gptbench-pump-") as out:
+                    r = subprocess.run([self.python, str(BENCH / "pump.py"), "--lines", str(count), *extra],
+                                       stdout=out, stderr=subprocess.PIPE, text=True, cwd=str(ROOT), env=self.env)
+                try:
+                    res.append(json.loads(r.stderr.strip().splitlines()[-1]))
+                except (ValueError, IndexError):
+                    pass
+            pump[label] = {"rate": median([x["rate"] for x in res]),
+                           "cpu_us_per_line": median([x["cpu_us_per_line"] for x in res])}
+        summary["pump"] = pump
         self.results["sections"]["stream"] = {"rows": rows, "summary": summary,
                                               "workload": f"dd if=/dev/zero of=/dev/null bs=1 count={count}",
                                               "program": program_text, "expected": count}
@@ -324,7 +344,8 @@ class Bench:
             self.results["sections"]["bcc"] = {"skipped": f"{SYSTEM_PYTHON} cannot import bcc"}
             return
         reps = 1 if self.args.quick else 3
-        cases = {c["id"]: c for c in json.load(open(self.args.cases))}
+        with open(self.args.cases) as fh:
+            cases = {c["id"]: c for c in json.load(fh)}
         ids = BCC_CASES[:2] if self.args.quick else BCC_CASES
         rows = []
         for cid in ids:
@@ -437,6 +458,10 @@ def _importtime(stderr: str) -> dict[str, tuple[int, int]]:
 
 
 # -- markdown -------------------------------------------------------------------------------------------------
+def _within(x, limit) -> bool | None:
+    return None if x is None else x <= limit
+
+
 def _mark(ok: bool | None) -> str:
     return "–" if ok is None else ("✅" if ok else "❌")
 
@@ -490,19 +515,25 @@ def render_markdown(res: dict) -> str:
                 "interleaved (A B, B A, ...); times are medians, wall clock from spawn to exit. *attach* is spawn → "
                 "ready line. *eval* is the case's own check of gpttrace's output.", "",
                 f"**Ratio gpttrace / bpftrace: median {fmt_ratio(s['ratio_median'])} "
-                f"(target ≤ {TARGETS['ratio_median']}x {_mark(s['ratio_median'] is not None and s['ratio_median'] <= TARGETS['ratio_median'])}), "
+                f"(target ≤ {TARGETS['ratio_median']}x {_mark(_within(s['ratio_median'], TARGETS['ratio_median']))}), "
                 f"worst {fmt_ratio(s['ratio_worst'])} on {s['worst_case']} "
-                f"(target ≤ {TARGETS['ratio_worst']}x {_mark(s['ratio_worst'] is not None and s['ratio_worst'] <= TARGETS['ratio_worst'])}).** "
-                f"{s['eval_ok']}/{s['cases']} cases pass their eval check.", "",
+                f"(target ≤ {TARGETS['ratio_worst']}x {_mark(_within(s['ratio_worst'], TARGETS['ratio_worst']))}).** "
+                f"{s['eval_ok']}/{s['cases']} cases pass their eval check. Runs where bpftrace missed the SIGINT "
+                f"and was killed 10 s later: {s['stuck'][0]} of {s['runs'][0]} gpttrace runs, {s['stuck'][1]} of "
+                f"{s['runs'][1]} bpftrace runs.", "",
                 "*compile-only* is `bpftrace --emit-elf` of gpttrace's program and of the hand-written one (parse + "
                 "codegen, no load): a heavier program than a person would write shows here.", "",
-                "| case | gpttrace s | bpftrace s | ratio | gpttrace attach ms | bpftrace attach ms | compile-only ms gpttrace / hand | eval |",
+                "| case | gpttrace s | bpftrace s | ratio | gpttrace attach ms | bpftrace attach ms "
+                "| compile-only ms gpttrace / hand | eval |",
                 "|---|---:|---:|---:|---:|---:|---:|:-:|"]
         for r in e2e["rows"]:
             note = " (timeouts)" if r["timeouts"] else ""
+            if any(r.get("stuck", [0, 0])):
+                note += f" (SIGINT missed: {r['stuck'][0]} gpttrace, {r['stuck'][1]} bpftrace)"
             out.append(f"| {r['id']}{note} | {fmt_s(r['tool_s'])} | {fmt_s(r['bt_s'])} | {fmt_ratio(r['ratio'])} | "
                        f"{fmt_ms(r['tool_attach_s'], 0)} | {fmt_ms(r['bt_attach_s'], 0)} | "
-                       f"{fmt_ms(r.get('compile_tool_s'), 0)} / {fmt_ms(r.get('compile_bt_s'), 0)} | {_mark(r['eval_ok'])} |")
+                       f"{fmt_ms(r.get('compile_tool_s'), 0)} / {fmt_ms(r.get('compile_bt_s'), 0)} | "
+                       f"{_mark(r['eval_ok'])} |")
         out += ["", _where_time_goes(e2e["rows"])]
         out += ["", "### Time to attach, split (gpttrace, GPTTRACE_TIMINGS=1, ms, medians)", "",
                 "*start-up*: spawn → the pipeline starts (interpreter, imports, CLI); *plan*: offline planning "
@@ -528,7 +559,8 @@ def render_markdown(res: dict) -> str:
             for c in cols) + f" | {fmt_ms(median([r['tool_attach_s'] for r in allr]), 0)} | "
             f"{fmt_ms(median([r['phases_s'].get('run') for r in allr]), 0)} | "
             f"{fmt_ms(median([r.get('teardown_s') for r in allr]), 0)} | "
-            f"{fmt_ms(median([r['bt_attach_s'] for r in allr]), 0)} | {fmt_ms(median([r.get('bt_run_s') for r in allr]), 0)} |")
+            f"{fmt_ms(median([r['bt_attach_s'] for r in allr]), 0)} | "
+            f"{fmt_ms(median([r.get('bt_run_s') for r in allr]), 0)} |")
         out.append("")
     plan = sec.get("plan")
     if plan:
@@ -541,7 +573,8 @@ def render_markdown(res: dict) -> str:
                 f"{fmt_s(w['max_ms'], 2)} ms; render after it: median {fmt_s(w['render_median_ms'], 2)} ms.", ""]
         if w.get("slowest"):
             out += ["Slowest intents (max ms): " + "; ".join(f"{i!r} {ms:.1f}" for ms, i in w["slowest"]), ""]
-        out += [f"A fresh process (`bench/inproc.py cold`, intent {plan['intent']!r}, {plan['cold_n']} runs; median and "
+        out += [f"A fresh process (`bench/inproc.py cold`, intent {plan['intent']!r}, {plan['cold_n']} runs; "
+                "median and "
                 "min in ms; each step is the extra cost given the ones before it):", "",
                 "| step | median ms | min ms |", "|---|---:|---:|"]
         for k, v in plan["cold_steps"].items():
@@ -570,7 +603,8 @@ def render_markdown(res: dict) -> str:
             okj = s["json_vs_bpftrace"] is not None and s["json_vs_bpftrace"] >= TARGETS["stream_ratio"]
             short = s["lines_short_of_bpftrace"]
             out += ["## Streaming: one line per event", "",
-                    f"Workload `{st['workload']}` (a copy of dd named {STREAM_COMM}). The tool side is gpttrace's pipeline on a fixed spec (one line per "
+                    f"Workload `{st['workload']}` (a copy of dd named {STREAM_COMM}). The tool side is gpttrace's "
+                    "pipeline on a fixed spec (one line per "
                     "read() of dd; `bench/tool_stream.py`, planning left out so the program stays a streaming one) "
                     "with stdout to a file; the bpftrace side runs the very program gpttrace rendered from it, "
                     "writing straight to the output file. *lines* are dd's "
@@ -579,7 +613,8 @@ def render_markdown(res: dict) -> str:
                     "peak of the gpttrace (or driver) process, the tracer's apart.", "",
                     f"**Throughput: text {fmt_ratio(s['text_vs_bpftrace'])} of bpftrace's {_mark(ok)}, --json "
                     f"{fmt_ratio(s['json_vs_bpftrace'])} of bpftrace -f json's {_mark(okj)} (target ≥ "
-                    f"{TARGETS['stream_ratio']}x); lines short of what bpftrace delivered: text {short['gpttrace (text → file)']}, "
+                    f"{TARGETS['stream_ratio']}x); lines short of what bpftrace delivered: text "
+                    f"{short['gpttrace (text → file)']}, "
                     f"--json {short['gpttrace --json (→ file)']} {_mark(not any(short.values()))}.**", "",
                     "| side | lines | lost | reported lost | lines/s | peak RSS MB | tracer RSS MB |",
                     "|---|---:|---:|---:|---:|---:|---:|"]
@@ -587,6 +622,12 @@ def render_markdown(res: dict) -> str:
                 out.append(f"| {r['side']} | {r['delivered']:.0f} | {r['lost_vs_workload']:.0f} | "
                            f"{(r['reported_lost'] or 0):.0f} | {(r['rate'] or 0):,.0f} | {r['rss_kb'] / 1024:.1f} | "
                            f"{r['tracer_rss_kb'] / 1024:.1f} |")
+            pump = s.get("pump") or {}
+            if pump:
+                out += ["", "gpttrace's output path alone (`bench/pump.py`: `cat` of bpftrace JSON records instead of "
+                        "the kernel, output to a file): " + "; ".join(
+                            f"{k}: {(v['rate'] or 0):,.0f} lines/s, {(v['cpu_us_per_line'] or 0):.1f} µs of CPU a line"
+                            for k, v in pump.items()) + ". Above this rate the pipe fills and the kernel drops events."]
             out += ["", "<details><summary>the streaming program</summary>", "", "```", st["program"].strip(), "```",
                     "", "</details>", ""]
     su = sec.get("startup")
@@ -637,7 +678,8 @@ def main() -> int:
     ap.add_argument("--cmd", default=str(ROOT / ".venv" / "bin" / "gpttrace"), help="how to start gpttrace")
     ap.add_argument("--timeout", type=float, default=120.0, help="seconds before one run is killed")
     ap.add_argument("--rb-pages", type=int, default=1024,
-                    help="streaming: also run the tool with BPFTRACE_PERF_RB_PAGES=N (bpftrace's default is 64; 0: skip)")
+                    help="streaming: also run the tool with BPFTRACE_PERF_RB_PAGES=N (bpftrace's default: 64; "
+                         "0: skip)")
     ap.add_argument("--out", default=str(BENCH / "results.md"))
     ap.add_argument("--json", default=str(BENCH / "results.json"))
     args = ap.parse_args()

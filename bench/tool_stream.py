@@ -4,10 +4,11 @@
     tool_stream.py [--comm NAME] --render FILE     write the bpftrace program it renders (for the bpftrace side)
 
 The spec prints one line per read() of the process named NAME (default dd; the benchmark runs a copy of dd
-under a name of its own, so that other dd processes on the machine do not count). A fixed spec (rather than an intent) keeps the benchmark about
-streaming: what the planner makes of an intent changes as it improves, and an aggregation would stream
-nothing. Everything after planning is the tool's: preflight, catalog check, render, safety check, the runner,
-the Printer and the UI writing to stdout (`pipeline.run_spec`, as `gpttrace examples run` does).
+under a name of its own, so that other dd processes on the machine do not count). A fixed spec (rather than an
+intent) keeps the benchmark about streaming: what the planner makes of an intent changes as it improves, and
+an aggregation would stream nothing. Everything after planning is the tool's: preflight, catalog check,
+render, safety check, the runner, the Printer and the UI writing to stdout (`pipeline.run_spec`, as
+`gpttrace examples run` does).
 """
 
 from __future__ import annotations

@@ -1,0 +1,132 @@
+"""The small performance pieces: phase timings (GPTTRACE_TIMINGS), the corpus parse cache, the bpftrace
+version cache, and the benchmark's output counting."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from gpttrace_py import corpus, timings
+from gpttrace_py.kernel import features
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+# -- GPTTRACE_TIMINGS -------------------------------------------------------------------------------------
+def test_timings_off_by_default(monkeypatch, capsys):
+    monkeypatch.delenv("GPTTRACE_TIMINGS", raising=False)
+    t = timings.begin()
+    timings.mark("plan")
+    timings.end(t)
+    assert t is None
+    assert capsys.readouterr().err == ""
+
+
+def test_timings_report_phases_and_attach(monkeypatch, capsys):
+    monkeypatch.setenv("GPTTRACE_TIMINGS", "1")
+    t = timings.begin()
+    timings.mark("plan")
+    timings.mark("render")
+    timings.ran(0.0)
+    timings.end(t)
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("gpttrace: timings (ms): plan ")
+    data = json.loads(err[1].removeprefix("gpttrace: timings-json "))
+    assert set(data["phases"]) == {"plan", "render", "load", "run"}
+    assert data["attempts"] == 1
+    assert data["start"] <= data["attached"] <= data["end"]
+
+
+def test_timings_printed_when_planning_fails(monkeypatch, capsys):
+    from gpttrace_py.errors import UnmappableIntent
+    from gpttrace_py.pipeline import TraceOptions, trace
+    from gpttrace_py.ui import UI
+
+    class NoPlan:
+        name = "none"
+
+        def plan(self, intent, ctx):
+            raise UnmappableIntent("no", [])
+
+    monkeypatch.setenv("GPTTRACE_TIMINGS", "1")
+    monkeypatch.setattr("gpttrace_py.safety.preflight", lambda backend: None)
+    with pytest.raises(UnmappableIntent):
+        trace("x", NoPlan(), TraceOptions(yes=True), UI())
+    assert "gpttrace: timings-json " in capsys.readouterr().err
+
+
+# -- the corpus parse cache -------------------------------------------------------------------------------
+def test_corpus_parse_cache_is_used_and_gives_the_same_entries(isolated_home):
+    corpus.load.cache_clear()
+    first = corpus.load()
+    cache = corpus._parse_cache_file()
+    assert cache.is_file() and str(cache).startswith(str(isolated_home))
+    assert cache.stat().st_mode & 0o077 == 0
+    corpus.load.cache_clear()
+    assert corpus.load() == first
+
+
+def test_corpus_parse_cache_is_not_trusted_when_others_can_write_it(isolated_home, monkeypatch):
+    corpus.load.cache_clear()
+    corpus.load()
+    root = corpus.corpus_dir()
+    key = corpus._fingerprint(root, sorted(root.glob("*.yaml")))
+    assert corpus._cached_parse(key) is not None
+    os.chmod(corpus._parse_cache_file(), 0o666)
+    assert corpus._cached_parse(key) is None
+
+
+def test_corpus_parse_cache_misses_when_a_file_changes(isolated_home, tmp_path):
+    corpus.load.cache_clear()
+    corpus.load()
+    root = corpus.corpus_dir()
+    paths = sorted(root.glob("*.yaml"))
+    key = corpus._fingerprint(root, paths)
+    changed = (key[0], key[1], key[2][:-1] + ((key[2][-1][0], key[2][-1][1] + 1, *key[2][-1][2:]),))
+    assert corpus._cached_parse(changed) is None
+
+
+def test_corpus_of_another_directory_is_not_cached(isolated_home, tmp_path):
+    src = next(corpus.corpus_dir().glob("*.yaml"))
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / src.name).write_text(src.read_text())
+    corpus.load.cache_clear()
+    assert len(corpus.load(str(tmp_path / "c"))) == 1
+    assert not corpus._parse_cache_file().exists()
+
+
+# -- the bpftrace version cache ---------------------------------------------------------------------------
+def test_bpftrace_version_is_remembered_per_binary(isolated_home, tmp_path):
+    calls = tmp_path / "calls"
+    fake = tmp_path / "bpftrace"
+    fake.write_text(f"#!/bin/sh\necho x >> {calls}\necho 'bpftrace v9.8.7'\n")
+    fake.chmod(0o755)
+    features.bpftrace_version.cache_clear()
+    assert features.bpftrace_version(str(fake)) == "9.8.7"
+    features.bpftrace_version.cache_clear()
+    assert features.bpftrace_version(str(fake)) == "9.8.7"
+    assert calls.read_text().count("x") == 1
+    fake.write_text(f"#!/bin/sh\necho x >> {calls}\necho 'bpftrace v9.8.8 (rebuilt)'\n")  # a new binary
+    features.bpftrace_version.cache_clear()
+    assert features.bpftrace_version(str(fake)) == "9.8.8"
+    features.bpftrace_version.cache_clear()
+
+
+# -- the benchmark's counting -------------------------------------------------------------------------------
+def test_bench_counts_event_lines_in_every_output_format(tmp_path):
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        import run as bench_run
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+    out = tmp_path / "out"
+    out.write_text("PID     COMM             FD      BYTES\n"
+                   "12      gptbench_dd      0       1\n"
+                   '{"type": "printf", "data": "13      gptbench_dd      0       1\\n"}\n'
+                   '{"type": "event", "fields": {"PID": 14}, "line": "14      gptbench_dd      0       1"}\n'
+                   "15      dd               0       1\n")
+    assert bench_run._count_dd_lines(out) == 3
