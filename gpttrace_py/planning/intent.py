@@ -406,7 +406,7 @@ def parse(raw: str) -> Intent:
         for cand in re.finditer(pattern, low):
             name = cand.group(1).rstrip(".:")
             if _plausible_process(name, low, cand):
-                it.comm = _original_case(text, name)
+                it.comm = _original_case(text, name)[:15]  # the kernel keeps 15 characters of a name
                 break
         if it.comm:
             break
@@ -444,7 +444,8 @@ def parse(raw: str) -> Intent:
     m = re.search(r"(/[\w./+-]+)", text)
     if m and not re.match(r"/\d", m.group(1)):
         it.path = m.group(1)
-    it.errors_only = it.has("failed", "failing", "failures", "fail", "errors", "error", "unsuccessful", "enoent")
+    it.errors_only = it.has("failed", "failing", "failures", "fail", "errors", "error", "unsuccessful", "enoent",
+                            "non-zero", "nonzero", "non zero")
 
     # Grouping: "by X", "per X", "for each X"
     for m in re.finditer(
@@ -562,7 +563,7 @@ def _tracing_vocabulary(word: str) -> bool:
 def _plausible_process(name: str, text: str, match: re.Match[str]) -> bool:
     from .vocabulary import KNOWN_PROCESSES, NOT_A_PROCESS
 
-    if not name or name in NOT_PROCESS or name in NOT_A_PROCESS or name in _STOP or name.isdigit() or len(name) > 15:
+    if not name or name in NOT_PROCESS or name in NOT_A_PROCESS or name in _STOP or name.isdigit() or len(name) > 64:
         return False
     if name in KNOWN_PROCESSES:
         return True

@@ -120,6 +120,7 @@ class Candidate:
     spec: ProgramSpec
     source: str  # 'corpus:<id>', 'syscall:<name>', 'tracepoint:<name>'
     score: float
+    fits: bool = True  # the example already has the asked-for shape and scope
 
 
 @dataclass
@@ -180,21 +181,24 @@ class OfflinePlanner:
     # -- candidates ----------------------------------------------------------------------------------
     def candidates(self, it: Intent, catalog: Catalog) -> list[Candidate]:
         out: list[Candidate] = []
-        topic = index().topic_terms(it.text)
-        hits = [h for h in index().search(it.text, limit=6) if not topic or h.matched & topic]
+        query = _without_process(it)  # a program's name says whom to watch, not what to trace
+        topic = index().topic_terms(query)
+        hits = [h for h in index().search(query, limit=6) if not topic or h.matched & topic]
         named_syscalls = self.named_syscalls(it, catalog)
         named_tps = self.named_tracepoints(it, catalog)
         wanted = intent_shape(it)
         for hit in hits:
             # An example already of the asked-for shape (events, count, histogram...) beats one that would
             # have to be converted.
-            factor = 1.2 if wanted in spec_shapes(hit.example.spec) else 0.9
+            fits = wanted in spec_shapes(hit.example.spec)
+            factor = 1.2 if fits else 0.9
             if _errors_only_example(hit.example.spec) != it.errors_only:
                 factor *= 0.7
+                fits = False
             for spec in [hit.example.spec, *hit.example.alternatives]:
                 adapted = _safe(lambda s=spec: adapt(s, it, catalog))
                 if adapted is not None:
-                    out.append(Candidate(adapted, f"corpus:{hit.example.id}", hit.score * factor))
+                    out.append(Candidate(adapted, f"corpus:{hit.example.id}", hit.score * factor, fits))
         out.sort(key=lambda c: -c.score)
         generated: list[Candidate] = []
         if named_syscalls:
@@ -210,6 +214,9 @@ class OfflinePlanner:
             spec = _safe(lambda lib=lib, func=func: function_spec(lib, func, it, catalog))
             if spec is not None:
                 generated.append(Candidate(spec, f"uprobe:{lib}:{func}", 0.0))
+        if it.comm or it.pid:
+            for cand in generated:
+                cand.spec = edits.set_process(cand.spec, comm=it.comm, pid=it.pid)
         # A named probe beats a corpus hit that does not use it.
         top_ok = bool(out) and out[0].score >= MIN_SCORE
         if generated:
@@ -223,15 +230,13 @@ class OfflinePlanner:
                 | {tp.probe for tp in named_tps}
                 | {f"{kind}:{lib}:{fn}" for lib, fn in named_funcs for kind in ("uprobe", "uretprobe")}
             )
-            corpus_uses_named = [
-                c for c in out if named & {p.text for p in c.spec.all_probes} and wanted in spec_shapes(c.spec)
-            ]
+            corpus_uses_named = [c for c in out if c.fits and named & {p.text for p in c.spec.all_probes}]
             rest = [c for c in out if c not in corpus_uses_named]
             if corpus_uses_named and corpus_uses_named[0].score >= MIN_SCORE:
                 return corpus_uses_named + generated + rest
             return generated + corpus_uses_named + rest
         if not top_ok:
-            if not out or index().known_terms(it.text) == 0:
+            if not out or index().known_terms(query) == 0:
                 return []
             # weak evidence: accept only when at least two content words agree with the example
             if out[0].score < MIN_SCORE / 2:
@@ -323,6 +328,15 @@ class OfflinePlanner:
             next((p for p in h.example.paraphrases if len(p.split()) >= 3), h.example.title.lower())
             for h in hits[:limit]
         ]
+
+
+def _without_process(it: Intent) -> str:
+    text = it.text
+    if it.comm:
+        text = re.sub(rf"(?<![\w-]){re.escape(it.comm.lower())}\S*", " ", text)
+    if it.pid:
+        text = re.sub(rf"\b{it.pid}\b", " ", text)
+    return text
 
 
 def intent_shape(it: Intent) -> str:
@@ -651,8 +665,6 @@ KNOWN_FUNCTIONS = {
     "posix_memalign",
     "aligned_alloc",
     "dlopen",
-    "system",
-    "popen",
 }
 
 

@@ -196,7 +196,8 @@ def stem(word: str) -> str:
 
 def tokens(text: str, expand: bool = False) -> list[str]:
     out: list[str] = []
-    for w in _TOKEN.findall(text.lower().replace("_", " ")):
+    low = re.sub(r"\bsystem[ -]calls?\b", "syscall", text.lower())
+    for w in _TOKEN.findall(low.replace("_", " ")):
         if w in _STOP:
             continue
         out.append(stem(w))

@@ -276,17 +276,21 @@ def run_tracer(
             def watch() -> None:
                 assert workload is not None
                 outcome.workload_rc = workload.wait()
-                if finished.wait(options.linger):
-                    return
                 # Let the tracer drain its buffers (it drops what is still in them when it stops): wait until
-                # the events stop coming, for at most drain_max seconds.
-                deadline = time.monotonic() + options.drain_max
+                # the events stop coming, for at most drain_max seconds after the linger. The linger is the
+                # first quiet period: when nothing came during it (an aggregating program, or every event
+                # already read), stop then rather than DRAIN_QUIET later (that wait was most of gpttrace's
+                # extra time per trace, bench/results.md).
                 seen = printer.events + printer.lost
-                while time.monotonic() < deadline and not finished.wait(DRAIN_QUIET):
+                quiet = options.linger
+                deadline = time.monotonic() + options.linger + options.drain_max
+                while True:
+                    if finished.wait(quiet):
+                        return
                     now = printer.events + printer.lost
-                    if now == seen:
+                    if now == seen or time.monotonic() >= deadline:
                         break
-                    seen = now
+                    seen, quiet = now, DRAIN_QUIET
                 stop("workload exited")
 
             threading.Thread(target=watch, daemon=True, name="gpttrace-workload").start()
