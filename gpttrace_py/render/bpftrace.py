@@ -331,6 +331,7 @@ def render(spec: ProgramSpec, catalog: Catalog) -> RenderedProgram:
             start_key=Code(key),
             end_key=Code(end_key),
             saves=[(ident(s.name), Code(compile_expr(E.parse(s.expr), sctx))) for s in spec.start.save],
+            uses_delta=any("delta" in E.builtins_used(x) for x in spec.expressions()),
             end_predicate=Code(
                 " && ".join(
                     [f"@start_ts[{end_key}]"]
