@@ -7,7 +7,8 @@ Like gpttrace's runner (gpttrace_py/run/process.py): bpftrace starts in its own 
 /dev/null and SIGINT as its parent-death signal, and the same BPFTRACE_STRLEN/BPFTRACE_MAP_KEYS_MAX defaults;
 the driver waits for the program's first line (its BEGIN printf: every probe is attached by then), starts
 CMD (no shell; its stdout goes to our stderr, as with gpttrace -c), and sends SIGINT ``--linger`` seconds
-after CMD exits, so the END block and the maps are printed. bpftrace's output is copied to stdout as it
+after CMD exits, so the END block and the maps are printed (again every second if bpftrace is still there,
+SIGKILL after 10 s, as gpttrace does). bpftrace's output is copied to stdout as it
 arrives, unparsed (the least any wrapper can do).
 
 --text     plain bpftrace output instead of ``-f json``
@@ -15,7 +16,7 @@ arrives, unparsed (the least any wrapper can do).
            ready line is found by watching the file
 
 On exit it prints one line on stderr:
-    driver-timings {"spawn": T, "attached": T, "end": T, "lost": N, "rc": RC, "killed": BOOL}
+    driver-timings {"spawn": T, "attached": T, "end": T, "lost": N, "rc": RC, "killed": BOOL, "resent": N}
 with CLOCK_MONOTONIC seconds, comparable with gpttrace's GPTTRACE_TIMINGS=1 line.
 Runs under the system python3 with -I -S so that its own start-up costs as little as possible.
 """
@@ -77,7 +78,7 @@ def main(argv):
     proc = subprocess.Popen(argv_bt, stdout=(out.fileno() if direct else subprocess.PIPE), stderr=subprocess.PIPE,
                             stdin=subprocess.DEVNULL, start_new_session=True,
                             preexec_fn=lambda: _die_with_parent(parent), env=env)
-    state = {"attached": None, "lost": 0, "stopped": False, "killed": False}
+    state = {"attached": None, "lost": 0, "stopped": False, "killed": False, "resent": 0}
     stderr_chunks = []
     finished = threading.Event()
 
@@ -87,20 +88,30 @@ def main(argv):
 
     threading.Thread(target=read_stderr, daemon=True).start()
 
+    def send_sigint():
+        try:
+            os.kill(proc.pid, signal.SIGINT)
+        except ProcessLookupError:
+            pass
+
     def stop():
-        """SIGINT once; SIGKILL after STOP_GRACE s, as gpttrace's runner does (bpftrace 0.17 can miss a SIGINT
-        that lands outside its epoll_wait while no event comes: it then waits for the next event forever)."""
+        """SIGINT, again every second while bpftrace is still there, SIGKILL after STOP_GRACE s: as gpttrace's
+        runner does. bpftrace 0.17 misses a SIGINT that lands while it is not blocked in epoll_wait (its poll
+        loop only checks the flag on EINTR or when an event comes), and then waits for the next event."""
         if not state["stopped"] and proc.poll() is None:
             state["stopped"] = True
-            try:
-                os.kill(proc.pid, signal.SIGINT)
-            except ProcessLookupError:
-                return
+            send_sigint()
 
             def watchdog():
-                try:
-                    proc.wait(timeout=STOP_GRACE)
-                except subprocess.TimeoutExpired:
+                deadline = time.monotonic() + STOP_GRACE
+                while time.monotonic() < deadline:
+                    try:
+                        proc.wait(timeout=min(1.0, max(0.05, deadline - time.monotonic())))
+                        return
+                    except subprocess.TimeoutExpired:
+                        state["resent"] += 1
+                        send_sigint()
+                if proc.poll() is None:
                     state["killed"] = True
                     proc.kill()
 
@@ -163,7 +174,7 @@ def main(argv):
             sys.stderr.write(line + "\n")
     sys.stderr.write("driver-timings " + json.dumps({"spawn": spawn, "attached": state["attached"], "end": end,
                                                      "lost": state["lost"], "rc": proc.returncode,
-                                                     "killed": state["killed"]}) + "\n")
+                                                     "killed": state["killed"], "resent": state["resent"]}) + "\n")
     return 0 if state["attached"] is not None else 1
 
 

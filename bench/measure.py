@@ -34,6 +34,7 @@ class Run:
     rss_kb: int = 0  # peak RSS of the measured process itself
     child_rss_kb: int = 0  # peak RSS of the tracer below it (largest of them)
     timings: dict = field(default_factory=dict)  # the parsed timing line
+    output_done: float | None = None  # when the stdout file last grew (with stdout_path), CLOCK_MONOTONIC
 
     @property
     def attached(self) -> float | None:
@@ -92,11 +93,15 @@ def _is_tracer(pid: int) -> bool:
 
 
 class _RssSampler(threading.Thread):
-    def __init__(self, pid: int, every: float = 0.01) -> None:
+    """Samples peak RSS every few ms, and the size of an output file (when it last grew)."""
+
+    def __init__(self, pid: int, every: float = 0.01, watch: str | None = None) -> None:
         super().__init__(daemon=True)
-        self.pid, self.every = pid, every
+        self.pid, self.every, self.watch = pid, every, watch
         self.own = 0
         self.child = 0
+        self.size = 0
+        self.last_growth: float | None = None
         self.done = threading.Event()
 
     def run(self) -> None:
@@ -105,6 +110,13 @@ class _RssSampler(threading.Thread):
             for c in _children(self.pid):
                 if _is_tracer(c):
                     self.child = max(self.child, _vm_hwm(c))
+            if self.watch:
+                try:
+                    size = os.stat(self.watch).st_size
+                except OSError:
+                    size = self.size
+                if size != self.size:
+                    self.size, self.last_growth = size, time.monotonic()
             self.done.wait(self.every)
 
 
@@ -130,16 +142,24 @@ def run(argv: list[str], *, env: dict[str, str] | None = None, timeout: float = 
             spawn = time.monotonic()
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env, cwd=cwd,
                                     start_new_session=True)
-            sampler = _RssSampler(proc.pid) if sample_rss else None
+            sampler = _RssSampler(proc.pid, watch=stdout_path) if sample_rss else None
             if sampler:
                 sampler.start()
-            timed_out = False
-            try:
-                proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                timed_out = True
+            # A blocking wait (Popen.wait with a timeout polls with sleeps of up to 50 ms, which would blur
+            # the end time); a timer kills the process group when the timeout passes.
+            expired = threading.Event()
+
+            def on_timeout() -> None:
+                expired.set()
                 _kill_group(proc)
+
+            timer = threading.Timer(timeout, on_timeout)
+            timer.daemon = True
+            timer.start()
+            proc.wait()
             end = time.monotonic()
+            timer.cancel()
+            timed_out = expired.is_set()
             if sampler:
                 sampler.done.set()
                 sampler.join()
@@ -147,20 +167,26 @@ def run(argv: list[str], *, env: dict[str, str] | None = None, timeout: float = 
         stderr = Path(err_path).read_text(errors="replace")
     return Run(argv=argv, rc=None if timed_out else proc.returncode, wall=end - spawn, spawn=spawn, end=end,
                stdout=stdout, stderr=stderr, timed_out=timed_out, rss_kb=sampler.own if sampler else 0,
-               child_rss_kb=sampler.child if sampler else 0, timings=parse_timings(stderr))
+               child_rss_kb=sampler.child if sampler else 0, timings=parse_timings(stderr),
+               output_done=sampler.last_growth if sampler else None)
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
+    """SIGINT to the process group, SIGKILL 5 s later if it is still there (runs beside a blocking wait)."""
     for sig in (signal.SIGINT, signal.SIGKILL):
         try:
             os.killpg(proc.pid, sig)
         except ProcessLookupError:
             return
-        try:
-            proc.wait(timeout=5)
-            return
-        except subprocess.TimeoutExpired:
-            continue
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            if proc.returncode is not None:
+                return
+            try:
+                os.killpg(proc.pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.05)
 
 
 # -- statistics ---------------------------------------------------------------------------------------------

@@ -86,7 +86,7 @@ def test_corpus_parse_cache_misses_when_a_file_changes(isolated_home, tmp_path):
     root = corpus.corpus_dir()
     paths = sorted(root.glob("*.yaml"))
     key = corpus._fingerprint(root, paths)
-    changed = (key[0], key[1], key[2][:-1] + ((key[2][-1][0], key[2][-1][1] + 1, *key[2][-1][2:]),))
+    changed = (key[0], key[1], (*key[2][:-1], (key[2][-1][0], key[2][-1][1] + 1, *key[2][-1][2:])))
     assert corpus._cached_parse(changed) is None
 
 
@@ -114,6 +114,71 @@ def test_bpftrace_version_is_remembered_per_binary(isolated_home, tmp_path):
     features.bpftrace_version.cache_clear()
     assert features.bpftrace_version(str(fake)) == "9.8.8"
     features.bpftrace_version.cache_clear()
+
+
+# -- the runner's reader ------------------------------------------------------------------------------------
+class _Recorder:
+    def __init__(self) -> None:
+        self.records: list[dict] = []
+
+    def handle(self, record: dict) -> None:
+        self.records.append(record)
+
+
+def _pump_bytes(data: bytes, chunk: int = 1 << 16) -> list[dict]:
+    """Feed ``data`` through the runner's reader (written into a pipe in pieces of ``chunk`` bytes)."""
+    import threading
+
+    from gpttrace_py.run.process import _pump
+
+    r, w = os.pipe()
+
+    def writer() -> None:
+        for i in range(0, len(data), chunk):
+            os.write(w, data[i:i + chunk])
+        os.close(w)
+
+    class Proc:
+        stdout = os.fdopen(r, "rb")
+
+    t = threading.Thread(target=writer)
+    t.start()
+    rec = _Recorder()
+    _pump(Proc(), rec)  # type: ignore[arg-type]
+    t.join()
+    Proc.stdout.close()
+    return rec.records
+
+
+def test_reader_gives_the_records_a_json_parse_gives():
+    lines = [
+        {"type": "attached_probes", "data": {"probes": 2}},
+        {"type": "printf", "data": "Tracing... Hit Ctrl-C to end.\n"},
+        {"type": "printf", "data": 'quotes " and \\ backslashes, tab\t, unicode é ✓, "}" inside\n'},
+        {"type": "printf", "data": "no newline at the end"},
+        {"data": "keys the other way round\n", "type": "printf"},
+        {"type": "map", "data": {"@count": {"dd": 3}}},
+        {"type": "lost_events", "data": {"events": 7}},
+    ]
+    data = b"".join(json.dumps(x).encode() + b"\n" for x in lines)
+    data += b"not json at all\n" + b"\n" + b'{"type": "printf", "data": "cut short\n'
+    data += b'{"type": "printf", "data": "the last line has no newline"}'
+    expected = [*lines, {"type": "printf", "data": "not json at all\n"},
+                {"type": "printf", "data": '{"type": "printf", "data": "cut short\n'},
+                {"type": "printf", "data": "the last line has no newline"}]
+    for chunk in (1, 7, 64, 1 << 16):
+        assert _pump_bytes(data, chunk) == expected
+
+
+# -- bpftrace's perf buffers -------------------------------------------------------------------------------
+def test_perf_buffer_pages_are_a_bounded_power_of_two():
+    from gpttrace_py.run.bpftrace import PERF_RB_BYTES, perf_rb_pages
+
+    for cpus in (1, 2, 3, 8, 12, 64, 1000):
+        pages = perf_rb_pages(cpus)
+        assert 64 <= pages <= 2048 and pages & (pages - 1) == 0
+        assert pages == 64 or pages * 4096 * cpus <= PERF_RB_BYTES
+    assert perf_rb_pages(2) == 2048
 
 
 # -- the benchmark's counting -------------------------------------------------------------------------------

@@ -14,6 +14,17 @@ from .process import RunOptions, RunOutcome, run_tracer
 from .records import Printer
 
 MAP_KEYS_MAX = 4096  # keys per map; BPFTRACE_MAP_KEYS_MAX in the environment overrides it
+PERF_RB_BYTES = 16 << 20  # bpftrace's perf ring buffers, all CPUs together; BPFTRACE_PERF_RB_PAGES overrides it
+
+
+def perf_rb_pages(cpus: int | None = None) -> int:
+    """Pages per CPU for bpftrace's perf ring buffers: a power of two from 64 (bpftrace's default, 256 KiB) to
+    2048 (8 MiB), within PERF_RB_BYTES in all. gpttrace parses every record (JSON) before printing it, so a
+    flood backs up into these buffers sooner than with bpftrace alone: with 64 pages, --json lost two thirds
+    of a 200,000-line stream that bpftrace alone delivered whole (bench/results.md, streaming)."""
+    per_cpu = PERF_RB_BYTES // 4096 // max(1, cpus or os.cpu_count() or 1)
+    pages = max(64, min(2048, per_cpu))
+    return 1 << (pages.bit_length() - 1)
 
 
 def run(program: RenderedProgram, options: RunOptions, write: Callable[[str], None],
@@ -30,6 +41,7 @@ def run(program: RenderedProgram, options: RunOptions, write: Callable[[str], No
         env = dict(os.environ)
         env.setdefault("BPFTRACE_STRLEN", "128")
         env.setdefault("BPFTRACE_MAP_KEYS_MAX", str(MAP_KEYS_MAX))  # every map is bounded (bpftrace preallocates)
+        env.setdefault("BPFTRACE_PERF_RB_PAGES", str(perf_rb_pages()))
         argv = [bpftrace, "-f", "json"] + (["--unsafe"] if options.unsafe else []) + [path]
         return run_tracer(argv, printer, options, parse_bpftrace_error, warn, env=env)
     finally:
