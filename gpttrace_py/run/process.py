@@ -51,6 +51,7 @@ from .records import Printer
 PR_SET_PDEATHSIG = 1
 DRAIN_QUIET = 0.2  # after the workload: no new event for this long means the tracer's buffers are drained (both
 # bpftrace and the BCC programs poll every 100 ms, and an event wakes them at once)
+SIGINT_REPEAT = 0.3  # seconds between SIGINTs while the tracer shows no sign of stopping
 DRAIN_BACKLOG = 25  # fewer new events than this in a quiet window: the buffers hold no backlog any more
 LATE_SIGNAL_WINDOW = 3.0  # seconds after an interrupted run in which another Ctrl-C is ignored
 STDERR_KEPT = 5000  # lines of the tracer's stderr kept (the load error is in the first ones)
@@ -222,16 +223,23 @@ def run_tracer(
             state["reason"] = reason or "stopped"
         send(signal.SIGINT)
 
+        def _progress() -> int:
+            return printer.events + printer.lost + len(printer.aggregates_seen)
+
         def watchdog() -> None:
-            # A tracer busy attaching or loading may miss one SIGINT: repeat it (harmless: the handler only
-            # sets a flag) until the grace period is over, then kill.
+            # bpftrace 0.17 misses a SIGINT that lands outside its epoll wait: repeat it (the handler only sets
+            # a flag) while the tracer shows no sign of stopping (no new output), then kill after the grace.
             deadline = time.monotonic() + options.stop_grace
+            last = _progress()
             while time.monotonic() < deadline:
                 try:
-                    proc.wait(timeout=min(1.0, max(0.05, deadline - time.monotonic())))
+                    proc.wait(timeout=min(SIGINT_REPEAT, max(0.05, deadline - time.monotonic())))
                     return
                 except subprocess.TimeoutExpired:
-                    send(signal.SIGINT)
+                    now = _progress()
+                    if now == last:
+                        send(signal.SIGINT)
+                    last = now
             if proc.poll() is None:
                 kill(f"did not exit within {options.stop_grace:g} s of SIGINT")
 
