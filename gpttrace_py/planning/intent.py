@@ -8,6 +8,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from .vocabulary import STOP_WORDS
+
 MAX_INTENT = 2000
 
 ACTIONS = {
@@ -322,61 +324,12 @@ def _has_phrase(text: str, phrase: str) -> bool:
 
 
 _WORD_RE = re.compile(r"[a-z0-9_][a-z0-9_.+-]*")
-_STOP = {
-    "the",
-    "a",
-    "an",
-    "of",
-    "for",
-    "by",
-    "to",
-    "in",
-    "on",
-    "and",
-    "or",
-    "with",
-    "me",
-    "show",
-    "please",
-    "all",
-    "my",
-    "is",
-    "are",
-    "what",
-    "which",
-    "that",
-    "this",
-    "from",
-    "it",
-    "its",
-    "their",
-    "them",
-    "be",
-    "being",
-    "i",
-    "want",
-    "see",
-    "can",
-    "you",
-    "do",
-    "does",
-    "how",
-    "each",
-    "every",
-    "at",
-    "as",
-    "per",
-    "into",
-    "when",
-}
+_STOP = STOP_WORDS
 
 
 def words(text: str) -> list[str]:
     return _WORD_RE.findall(text.lower())
 
-
-def content_words(text: str) -> list[str]:
-    return [w for w in words(text) if w not in _STOP]
 
 
 def parse(raw: str) -> Intent:
