@@ -148,6 +148,19 @@ def _trace(intent: str, planner: Planner, options: TraceOptions, ui: UI, catalog
     failures: list[LoadFailure] = _rejected(planner)
     confirmed_text: str | None = None
     attempt = len(failures)
+
+    def failed(failure: LoadFailure, program_text: str | None) -> ProgramSpec | None:
+        """Record and show a failed attempt; the planner's corrected spec, or None when it has no other."""
+        nonlocal attempt
+        failures.append(failure)
+        conversation.record(spec, failure, program_text)
+        ui.attempt_failed(attempt, total, failure)
+        revised = planner.revise(intent, spec, failure, ctx) if attempt < total else None
+        rejected = _rejected(planner)  # replies the planner itself turned down count as attempts too
+        failures.extend(rejected)
+        attempt += len(rejected)
+        return revised
+
     while attempt < total:
         attempt += 1
         spec = edits.fit_to_kernel(spec, catalog)
@@ -168,13 +181,7 @@ def _trace(intent: str, planner: Planner, options: TraceOptions, ui: UI, catalog
             timings.mark("render")
         if failure is not None or program is None:
             assert failure is not None
-            failures.append(failure)
-            conversation.record(spec, failure)
-            ui.attempt_failed(attempt, total, failure)
-            revised = planner.revise(intent, spec, failure, ctx) if attempt < total else None
-            rejected = _rejected(planner)
-            failures += rejected
-            attempt += len(rejected)
+            revised = failed(failure, None)
             if revised is None:
                 break
             spec = revised
@@ -220,13 +227,7 @@ def _trace(intent: str, planner: Planner, options: TraceOptions, ui: UI, catalog
             timings.ran(outcome.seconds_to_attach)
         except LoadFailed as exc:
             timings.mark("load")
-            failures.append(exc.failure)
-            conversation.record(spec, exc.failure, program.text)
-            ui.attempt_failed(attempt, total, exc.failure)
-            revised = planner.revise(intent, spec, exc.failure, ctx) if attempt < total else None
-            rejected = _rejected(planner)
-            failures += rejected
-            attempt += len(rejected)
+            revised = failed(exc.failure, program.text)
             if revised is None:
                 break
             spec = revised

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 
+# bpftrace's short probe names: the spec's own table, plus kinds only explanations meet
+from ..spec.model import ALIASES
 from .glossary import Glossary
 from .glossary import load as load_glossary
 from .model import Access, Block, Filter, Probe, ProgramModel, Variable
@@ -20,29 +22,7 @@ from .source import (
     statements,
 )
 
-KIND_ALIASES = {
-    "t": "tracepoint",
-    "k": "kprobe",
-    "kr": "kretprobe",
-    "u": "uprobe",
-    "ur": "uretprobe",
-    "f": "kfunc",
-    "fr": "kretfunc",
-    "fentry": "kfunc",
-    "fexit": "kretfunc",
-    "p": "profile",
-    "i": "interval",
-    "s": "software",
-    "h": "hardware",
-    "U": "usdt",
-    "w": "watchpoint",
-    "aw": "asyncwatchpoint",
-    "rt": "rawtracepoint",
-    "rawtp": "rawtracepoint",
-    "it": "iter",
-    "begin": "BEGIN",
-    "end": "END",
-}
+KIND_ALIASES = {**ALIASES, "w": "watchpoint", "aw": "asyncwatchpoint", "rt": "rawtracepoint", "it": "iter"}
 KINDS = {
     "tracepoint",
     "kprobe",
