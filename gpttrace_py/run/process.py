@@ -49,10 +49,7 @@ from .failure import LoadFailure, clean_stderr
 from .records import Printer
 
 PR_SET_PDEATHSIG = 1
-DRAIN_QUIET = 0.2  # after the workload: no new event for this long means the tracer's buffers are drained (both
-# bpftrace and the BCC programs poll every 100 ms, and an event wakes them at once)
 SIGINT_REPEAT = 0.3  # seconds between SIGINTs while the tracer shows no sign of stopping
-DRAIN_BACKLOG = 25  # fewer new events than this in a quiet window: the buffers hold no backlog any more
 LATE_SIGNAL_WINDOW = 3.0  # seconds after an interrupted run in which another Ctrl-C is ignored
 STDERR_KEPT = 5000  # lines of the tracer's stderr kept (the load error is in the first ones)
 
@@ -80,7 +77,6 @@ class RunOptions:
     json: bool = False
     dry_run: bool = False
     linger: float = 0.2  # seconds to keep tracing after the workload exits (late events, completions)
-    drain_max: float = 3.0  # ... and up to this long while events still arrive (the tracer's buffers drain)
     attach_timeout: float = 60.0
     stop_event: threading.Event | None = None  # set it (e.g. from a chat REPL) to stop the run gently
     unsafe: bool = False  # the user allowed unsafe builtins (the bpftrace runner passes --unsafe)
@@ -287,22 +283,12 @@ def run_tracer(
             def watch() -> None:
                 assert workload is not None
                 outcome.workload_rc = workload.wait()
-                # Let the tracer drain its buffers (it drops what is still in them when it stops): wait until
-                # the events stop coming, for at most drain_max seconds after the linger. The linger is the
-                # first quiet period: when nothing came during it (an aggregating program, or every event
-                # already read), stop then rather than DRAIN_QUIET later (that wait was most of gpttrace's
-                # extra time per trace, bench/results.md).
-                seen = printer.events + printer.lost
-                quiet = options.linger
-                deadline = time.monotonic() + options.linger + options.drain_max
-                while True:
-                    if finished.wait(quiet):
-                        return
-                    now = printer.events + printer.lost
-                    # a trickle is other processes' ongoing activity, not a backlog: stop on it too
-                    if now - seen < DRAIN_BACKLOG or time.monotonic() >= deadline:
-                        break
-                    seen, quiet = now, DRAIN_QUIET
+                # Events the workload caused are not lost by stopping now: on SIGINT the tracer detaches, then
+                # reads what is left in its kernel buffers (bpftrace's final drain poll, the BCC program's
+                # poll(0)), and the pipe is read here to its end. The linger is for what comes just after the
+                # exit (completions, the parent's wait): waiting for a busy system to fall quiet only cost time.
+                if finished.wait(options.linger):
+                    return
                 stop("workload exited")
 
             threading.Thread(target=watch, daemon=True, name="gpttrace-workload").start()
