@@ -84,3 +84,29 @@ def test_planning_is_fast(catalog):
     for text in ("trace files opened by cat", "block io latency histogram", "count page faults by process"):
         plan(text, catalog)
     assert (time.perf_counter() - started) / 3 < 0.1  # 30 ms median on an idle machine
+
+
+@pytest.mark.parametrize(
+    "text,kept,dropped",
+    [
+        ("count libc malloc calls by process", {"uprobe:libc:malloc"}, {"uprobe:libc:free"}),
+        ("trace tgkill calls", {"tracepoint:syscalls:sys_enter_tgkill"},
+         {"tracepoint:syscalls:sys_enter_kill", "tracepoint:syscalls:sys_enter_tkill"}),
+        # a named syscall keeps its family: open() is served by openat on most libcs
+        ("trace open() calls by cat", {"tracepoint:syscalls:sys_enter_openat"}, set()),
+        ("count malloc and free calls by process", {"uprobe:libc:malloc", "uprobe:libc:free"}, set()),
+    ],
+)
+def test_an_example_is_narrowed_to_what_the_intent_names(text, kept, dropped, catalog):
+    spec = plan(text, catalog)
+    assert kept <= probes(spec), probes(spec)
+    assert not dropped & probes(spec), probes(spec)
+    for probe in dropped:
+        name = probe.rsplit(":", 1)[1].removeprefix("sys_enter_")
+        assert not any(w.strip("()/,") == name for w in spec.title.split()), spec.title
+
+
+def test_a_dropped_process_filter_leaves_the_title(catalog):
+    spec = plan("trace openat calls by cat", catalog)
+    assert spec.filter.comm == "cat"
+    assert "PID 1" not in spec.title, spec.title

@@ -6,10 +6,11 @@ Each edit takes a spec and returns a new, re-validated spec (specs are never mut
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from ..kernel.catalog import Catalog
-from ..spec import ProgramSpec
+from ..spec import ProbeRef, ProgramSpec
 from ..spec import expr as E
 
 UNIT_FACTORS = {"ns": 1, "us": 1000, "ms": 1000000, "s": 1000000000}
@@ -36,9 +37,14 @@ def set_process(spec: ProgramSpec, comm: str | None = None, pid: int | None = No
 
 
 def clear_process(spec: ProgramSpec) -> ProgramSpec:
+    """No process filter; the title stops saying whom it watched ("Files opened by PID 1")."""
     if spec.filter.comm is None and spec.filter.pid is None:
         return spec
     data = _data(spec)
+    whom = [rf"(?:PID|pid)\s+{spec.filter.pid}"] if spec.filter.pid is not None else []
+    whom += [re.escape(spec.filter.comm)] if spec.filter.comm else []
+    for who in whom:
+        data["title"] = re.sub(rf"\s+(?:by|of|for|from|in)\s+{who}\b", "", data["title"]) or data["title"]
     data["filter"]["comm"] = None
     data["filter"]["pid"] = None
     return ProgramSpec.model_validate(data)
@@ -208,10 +214,29 @@ def fit_to_kernel(spec: ProgramSpec, catalog: Catalog) -> ProgramSpec:
     changed = False
     for holder in ([data] + ([data["start"]] if data.get("start") else [])):
         probes = holder["probes"]
-        from ..spec import ProbeRef
-
         present = [p for p in probes if catalog.check_probe(ProbeRef.model_validate(p)) is None]
         if present and len(present) != len(probes):
             holder["probes"] = present
             changed = True
     return ProgramSpec.model_validate(data) if changed else spec
+
+
+def keep_named(spec: ProgramSpec, named: Callable[[ProbeRef], bool | None]) -> ProgramSpec:
+    """Narrow an example to what the intent names: in a probe list holding probes the intent named (``named``
+    says True) next to siblings it did not (False: malloc's neighbour free, openat's neighbour open), keep the
+    named ones. Probes of another sort (None) stay; a list without a named probe stays whole. The title and
+    rationale lose the names of what was dropped ("malloc/free calls" becomes "malloc calls")."""
+    data = _data(spec)
+    dropped: list[str] = []
+    for holder in [data] + ([data["start"]] if data.get("start") else []):
+        verdicts = [(p, named(ProbeRef.model_validate(p))) for p in holder["probes"]]
+        if any(v is True for _, v in verdicts) and any(v is False for _, v in verdicts):
+            holder["probes"] = [p for p, v in verdicts if v is not False]
+            dropped += [ProbeRef.model_validate(p).name or "" for p, v in verdicts if v is False]
+    if not dropped:
+        return spec
+    for name in {n.removeprefix("sys_enter_").removeprefix("sys_exit_") for n in dropped if n}:
+        n = re.escape(name)
+        for part in ("title", "rationale"):
+            data[part] = re.sub(rf"(?:/|,\s*|\s+and\s+){n}\b(?:\(\))?|\b{n}(?:\(\))?(?:/|,\s*)", "", data[part])
+    return ProgramSpec.model_validate(data)

@@ -11,6 +11,7 @@ kernel rejected) instead of giving up.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,7 +20,7 @@ from ..kernel.catalog import Catalog
 from ..kernel.syscalls import number_to_name
 from ..kernel.tracefs import Tracepoint
 from ..run.failure import LoadFailure
-from ..spec import ProgramSpec
+from ..spec import ProbeRef, ProgramSpec
 from . import edits
 from . import intent as intent_mod
 from .base import PlanContext
@@ -199,6 +200,11 @@ class OfflinePlanner:
                 adapted = _safe(lambda s=spec: adapt(s, it, catalog))
                 if adapted is not None:
                     out.append(Candidate(adapted, f"corpus:{hit.example.id}", hit.score * factor, fits))
+        named_funcs = [] if named_syscalls else self.named_functions(it, catalog)
+        if named_syscalls or named_funcs:
+            named = _names_probe(named_syscalls, [fn for _, fn in named_funcs], catalog)
+            for cand in out:
+                cand.spec = _safe(lambda s=cand.spec: edits.keep_named(s, named)) or cand.spec
         out.sort(key=lambda c: -c.score)
         generated: list[Candidate] = []
         if named_syscalls:
@@ -209,7 +215,6 @@ class OfflinePlanner:
             spec = _safe(lambda tp=tp: tracepoint_spec([tp], it, catalog))
             if spec is not None:
                 generated.append(Candidate(spec, f"tracepoint:{tp.category}:{tp.name}", 0.0))
-        named_funcs = [] if named_syscalls else self.named_functions(it, catalog)
         for lib, func in named_funcs[:1]:
             spec = _safe(lambda lib=lib, func=func: function_spec(lib, func, it, catalog))
             if spec is not None:
@@ -475,14 +480,25 @@ def _port_filter(spec: ProgramSpec, port: int, catalog: Catalog) -> ProgramSpec:
 
 
 # -- programs built from the catalog ---------------------------------------------------------------------
+def _names_probe(syscalls: list[str], functions: list[str], catalog: Catalog) -> Callable[[ProbeRef], bool | None]:
+    """Does the intent name this probe (True), a sibling of it (False), or neither sort (None)? A named
+    syscall also names its family (open: openat, openat2), whose members an example may use instead."""
+    calls = {m for n in syscalls for m in syscall_family(n, catalog)}
+
+    def named(probe: ProbeRef) -> bool | None:
+        if calls and probe.kind == "tracepoint" and probe.category == "syscalls":
+            return (probe.name or "").removeprefix("sys_enter_").removeprefix("sys_exit_") in calls
+        if functions and probe.kind in ("uprobe", "uretprobe"):
+            return probe.name in functions
+        return None
+
+    return named
+
+
 def syscall_family(name: str, catalog: Catalog) -> list[str]:
-    have = set(catalog.syscalls())
-    base = name
-    if name in have and any(name == p.format(x=name) for p in ("{x}",)):
-        pass
     family = []
     for pat in SYSCALL_FAMILY_PATTERNS:
-        cand = pat.format(x=base)
+        cand = pat.format(x=name)
         tp = catalog.syscall_tracepoint(cand)
         if tp is not None and cand not in family:
             family.append(cand)
