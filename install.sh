@@ -43,6 +43,8 @@ PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
 .venv/bin/python -m pip install -q -e ".[test]"
+# gpttrace's own modules compiled now: with PYTHONDONTWRITEBYTECODE set, every start would compile them again
+.venv/bin/python -m compileall -q gpttrace_py >/dev/null
 
 log "gpttrace doctor"
 .venv/bin/gpttrace doctor

@@ -24,7 +24,7 @@ Each entry is one YAML file in ``examples_corpus/``:
 from __future__ import annotations
 
 import os
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -43,18 +43,36 @@ class OriginalMethod(BaseModel):
 
 
 class Example(BaseModel):
+    """One corpus entry. Its specs are validated when first used: planning reads the text of every entry
+    but the specs of a few (validating all 107 was most of the corpus's load time); `gpttrace examples
+    --check` and the tests validate every one."""
+
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
     title: str
     lesson: str | None = Field(default=None, pattern=r"^[0-9]{1,2}$")
     tags: list[str] = Field(default_factory=list)
     explanation: str = ""
     paraphrases: list[str] = Field(default_factory=list)
-    spec: ProgramSpec
-    alternatives: list[ProgramSpec] = Field(default_factory=list)
+    spec_data: dict[str, Any] = Field(alias="spec")
+    alternatives_data: list[dict[str, Any]] = Field(default_factory=list, alias="alternatives")
     original: OriginalMethod | None = None
     program: str | None = None
     bcc_program: str | None = None
     path: str | None = Field(default=None, exclude=True)
+
+    @cached_property
+    def spec(self) -> ProgramSpec:
+        return self._validated(self.spec_data, "spec")
+
+    @cached_property
+    def alternatives(self) -> list[ProgramSpec]:
+        return [self._validated(d, f"alternatives[{i}]") for i, d in enumerate(self.alternatives_data)]
+
+    def _validated(self, data: dict[str, Any], where: str) -> ProgramSpec:
+        try:
+            return ProgramSpec.model_validate(data)
+        except ValidationError as exc:
+            raise CorpusError(f"{Path(self.path or self.id).name}: {where}: {exc}") from exc
 
     @property
     def needs(self) -> list[str]:

@@ -124,3 +124,24 @@ def test_help_is_fast():
     r = run_cli("--help")
     assert r.returncode == 0
     assert time.monotonic() - started < 1.0  # 0.3 s on an idle machine; CI shares 2 cores
+
+
+def test_no_plugin_scan_at_start_and_pydantic_still_whole():
+    """The CLI stands in for pydantic's plugin loader (no importlib.metadata scan at every start); models
+    still build and validate, and any other name of the loader comes from the real module."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from gpttrace_py.cli import _no_pydantic_plugins\n"
+        "_no_pydantic_plugins()\n"
+        "from gpttrace_py.spec import ProgramSpec\n"
+        "s = ProgramSpec.model_validate({'title': 't', 'probes': ['BEGIN'], 'print': [{'expr': 'pid'}]})\n"
+        "assert s.probes[0].text == 'BEGIN'\n"
+        "assert 'importlib.metadata' not in sys.modules, 'the plugin scan ran'\n"
+        "from pydantic.plugin._loader import PYDANTIC_ENTRY_POINT_GROUP\n"
+        "assert PYDANTIC_ENTRY_POINT_GROUP == 'pydantic'\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr

@@ -38,6 +38,18 @@ def test_every_entry_validates_and_is_complete(entries: tuple[Example, ...]) -> 
         # a spec survives a round trip through its JSON form (what planners and logs exchange)
         again = ProgramSpec.model_validate_json(e.spec.model_dump_json())
         assert again.model_dump() == e.spec.model_dump()
+        assert all(isinstance(a, ProgramSpec) for a in e.alternatives)
+
+
+def test_a_bad_spec_names_its_file_when_used(tmp_path: Path) -> None:
+    from gpttrace_py.corpus import CorpusError, load
+
+    (tmp_path / "broken.yaml").write_text(
+        "id: broken\ntitle: Broken\nparaphrases: [a]\nspec: {title: t, probes: ['nosuch:x'], print: [{expr: pid}]}\n"
+    )
+    (entry,) = load(str(tmp_path))
+    with pytest.raises(CorpusError, match=r"(?s)broken\.yaml: spec: .*unknown probe kind"):
+        _ = entry.spec
 
 
 def test_ids_are_unique(entries: tuple[Example, ...]) -> None:

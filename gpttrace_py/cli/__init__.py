@@ -44,6 +44,34 @@ class DefaultToTrace(click.Group):
         return super().parse_args(ctx, args)
 
 
+PYDANTIC_PLUGIN_LOADER = "pydantic.plugin._loader"
+
+
+def _no_pydantic_plugins() -> None:
+    """gpttrace uses no pydantic plugin, and looking for one costs every start 20-40 ms: pydantic's plugin
+    loader imports importlib.metadata (email, zipfile, csv...) to scan the installed packages' entry points,
+    when the first model is built. Stand in for that loader with one that finds no plugin, which is what
+    PYDANTIC_DISABLE_PLUGINS=__all__ makes the real one answer. Any other name asked of it comes from the real
+    loader, so a pydantic that uses more of it still works."""
+    import types
+
+    if PYDANTIC_PLUGIN_LOADER in sys.modules:
+        return
+    stand_in = types.ModuleType(PYDANTIC_PLUGIN_LOADER)
+    stand_in.get_plugins = lambda: ()  # type: ignore[attr-defined]
+
+    def real(name: str) -> object:
+        if name.startswith("__"):  # the import system asks a module for __path__ and the like
+            raise AttributeError(name)
+        import importlib
+
+        sys.modules.pop(PYDANTIC_PLUGIN_LOADER, None)
+        return getattr(importlib.import_module(PYDANTIC_PLUGIN_LOADER), name)
+
+    stand_in.__getattr__ = real  # type: ignore[attr-defined]
+    sys.modules[PYDANTIC_PLUGIN_LOADER] = stand_in
+
+
 def _module_exists(module: str) -> bool:
     from importlib.util import find_spec
 
@@ -75,6 +103,7 @@ def main(argv: list[str] | None = None) -> None:
     # At exit, Python runs garbage collections over every object still alive (the corpus, pydantic's schemas):
     # 50-150 ms after a trace. Frozen objects are skipped; atexit callbacks run before those collections.
     atexit.register(gc.freeze)
+    _no_pydantic_plugins()
     debug = bool(os.environ.get("GPTTRACE_DEBUG"))
     try:
         cli.main(args=argv, prog_name="gpttrace", standalone_mode=False)

@@ -320,7 +320,19 @@ class Intent:
 
 
 def _has_phrase(text: str, phrase: str) -> bool:
-    return re.search(rf"(?<![\w-]){re.escape(phrase)}(?![\w-])", text) is not None
+    """``phrase`` occurs in ``text`` as whole words (not inside "re-open" or "opened"). A plain search, not a
+    regex per phrase: compiling a hundred of those was a quarter of a one-shot trace's planning time."""
+    start = 0
+    while (at := text.find(phrase, start)) >= 0:
+        end = at + len(phrase)
+        if not (at and _in_word(text[at - 1])) and not (end < len(text) and _in_word(text[end])):
+            return True
+        start = at + 1
+    return False
+
+
+def _in_word(char: str) -> bool:
+    return char.isalnum() or char in "_-"
 
 
 _WORD_RE = re.compile(r"[a-z0-9_][a-z0-9_.+-]*")
