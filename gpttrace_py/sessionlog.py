@@ -15,6 +15,7 @@ Each ``event`` opens, appends and closes the file, so a crash or a kill loses no
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import threading
@@ -163,6 +164,8 @@ class LoggingUI(UI):
 def _default(value: Any) -> Any:
     if hasattr(value, "model_dump"):
         return value.model_dump(mode="json", exclude_none=True)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
     if isinstance(value, (set, tuple)):
         return list(value)
     if isinstance(value, Path):

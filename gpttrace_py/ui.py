@@ -8,11 +8,12 @@ from __future__ import annotations
 import sys
 import threading
 from dataclasses import dataclass, field
-from typing import TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from .render.program import RenderedProgram
-from .run.failure import LoadFailure
-from .spec import ProgramSpec
+if TYPE_CHECKING:
+    from .render.program import RenderedProgram
+    from .run.failure import LoadFailure
+    from .spec import ProgramSpec
 
 
 @dataclass
@@ -57,11 +58,14 @@ class UI:
             self.stderr.flush()
 
     # -- programs ------------------------------------------------------------------------------------
-    def show_program(self, program: RenderedProgram, spec: ProgramSpec, source: str = "") -> None:
+    def show_program(self, program: RenderedProgram, spec: ProgramSpec | dict[str, Any], source: str = "") -> None:
+        """The program on stderr, after its title and why (``spec`` may be the spec's JSON form)."""
         if self.quiet:
             return
-        if spec.rationale:
-            self.talk(f"# {spec.title}: {spec.rationale}")
+        title, rationale = (spec.get("title"), spec.get("rationale")) if isinstance(spec, dict) else (spec.title,
+                                                                                                      spec.rationale)
+        if rationale:
+            self.talk(f"# {title}: {rationale}")
         lexer = "python" if program.backend == "bcc" else "c"
         if self.color:
             from rich.console import Console
@@ -74,8 +78,10 @@ class UI:
         if source:
             self.talk(f"(planned from {source}; backend {program.backend})")
 
-    def show_spec(self, spec: ProgramSpec) -> None:
-        self.warn(spec.model_dump_json(indent=2, exclude_none=True))
+    def show_spec(self, spec: ProgramSpec | dict[str, Any]) -> None:
+        from .execute import spec_json
+
+        self.warn(spec_json(spec))
 
     def attempt_failed(self, number: int, total: int, failure: LoadFailure) -> None:
         self.warn(f"attempt {number}/{total} failed: {failure.summary()}")

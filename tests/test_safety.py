@@ -335,18 +335,18 @@ def test_max_seconds(monkeypatch: pytest.MonkeyPatch) -> None:
     term = UI(stdout=io.StringIO(), stderr=FakeTTY(), stdin=FakeTTY())
     pipe = UI(stdout=io.StringIO(), stderr=io.StringIO(), stdin=io.StringIO())
     monkeypatch.delenv("GPTTRACE_MAX_SECONDS", raising=False)
-    assert pipeline._max_seconds(TraceOptions(), pipe) == pipeline.DEFAULT_NONINTERACTIVE_SECONDS
-    assert pipeline._max_seconds(TraceOptions(), term) is None
-    assert pipeline._max_seconds(TraceOptions(max_seconds=3), term) == 3
-    assert pipeline._max_seconds(TraceOptions(max_seconds=0), pipe) is None
+    assert pipeline.max_seconds(TraceOptions(), pipe) == pipeline.DEFAULT_NONINTERACTIVE_SECONDS
+    assert pipeline.max_seconds(TraceOptions(), term) is None
+    assert pipeline.max_seconds(TraceOptions(max_seconds=3), term) == 3
+    assert pipeline.max_seconds(TraceOptions(max_seconds=0), pipe) is None
     monkeypatch.setenv("GPTTRACE_MAX_SECONDS", "7.5")
-    assert pipeline._max_seconds(TraceOptions(), pipe) == 7.5
-    assert pipeline._max_seconds(TraceOptions(max_seconds=2), pipe) == 2
+    assert pipeline.max_seconds(TraceOptions(), pipe) == 7.5
+    assert pipeline.max_seconds(TraceOptions(max_seconds=2), pipe) == 2
     monkeypatch.setenv("GPTTRACE_MAX_SECONDS", "0")
-    assert pipeline._max_seconds(TraceOptions(), pipe) is None
+    assert pipeline.max_seconds(TraceOptions(), pipe) is None
     monkeypatch.setenv("GPTTRACE_MAX_SECONDS", "x")
     with pytest.raises(UsageError):
-        pipeline._max_seconds(TraceOptions(), pipe)
+        pipeline.max_seconds(TraceOptions(), pipe)
 
 
 # -- output rate, lost events, the session log (the Printer, with a fake clock) --------------------------------------

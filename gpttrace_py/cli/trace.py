@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from .options import planner_options, run_options
@@ -27,9 +29,7 @@ def trace(intent: tuple[str, ...], offline: bool, model: str | None, backend: st
           explain: bool, unsafe: bool, max_seconds: float | None, no_log: bool) -> None:
     """Trace what INTENT asks for, e.g. "trace files opened by nginx"."""
     from ..errors import ExitCode, GpttraceError
-    from ..pipeline import TraceOptions, parse_command
-    from ..pipeline import trace as run_trace
-    from ..planning.select import get_planner
+    from ..execute import TraceOptions, parse_command
     from ..ui import UI
 
     text = " ".join(intent)
@@ -37,14 +37,59 @@ def trace(intent: tuple[str, ...], offline: bool, model: str | None, backend: st
                            duration=duration, json_out=json_out, dry_run=dry_run, show_spec=show_spec, output=output,
                            explain=explain, unsafe=unsafe, max_seconds=max_seconds,
                            session_log=None if no_log else _session_log())
+    ui = UI()
     try:
-        result = run_trace(text, get_planner(offline=offline, model=model), options, UI())
+        result = _remembered(text, offline, options, ui)
+        if result is None:
+            from ..pipeline import trace as run_trace
+            from ..planning.select import get_planner
+
+            result = run_trace(text, get_planner(offline=offline, model=model), options, ui)
+            _remember(text, offline, options, result)
     except GpttraceError as exc:
         if options.session_log is not None:
             options.session_log.error(exc.message, exc.hint)
         raise
     if result.code != ExitCode.OK:
         raise SystemExit(int(result.code))
+
+
+def _cache_key(text: str, offline: bool, options: Any) -> tuple[Any, dict[str, Any]] | None:
+    """Where this request's program is remembered, when it is one the offline planner plans (program_cache.py)."""
+    from .. import program_cache
+    from ..planning.select import llm_configured
+
+    if not program_cache.enabled() or options.explain or not (offline or not llm_configured()):
+        return None
+    cache = program_cache.ProgramCache()
+    return cache, cache.key(text, options.backend)
+
+
+def _remembered(text: str, offline: bool, options: Any, ui: Any) -> Any:
+    """The run of the program remembered for this request; None when there is none (or it no longer loads)."""
+    from ..execute import run_remembered
+
+    found = _cache_key(text, offline, options)
+    if found is None:
+        return None
+    cache, key = found
+    planned = cache.get(key)
+    if planned is None:
+        return None
+    result = run_remembered(text, planned, options, ui)
+    if result is None:
+        cache.forget(key)
+    return result
+
+
+def _remember(text: str, offline: bool, options: Any, result: Any) -> None:
+    """After a run whose program loaded: remember it for the next time the same request comes."""
+    if result.planned is None or getattr(result.planned, "source", "") != "offline":
+        return
+    found = _cache_key(text, offline, options)
+    if found is not None:
+        cache, key = found
+        cache.put(key, result.planned)
 
 
 def _session_log():

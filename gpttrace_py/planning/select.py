@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
-from .base import Planner
+if TYPE_CHECKING:  # the planners import the spec models: only when one is asked for
+    from .base import Planner
 
 
 def llm_configured() -> bool:

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import re
-
-from pydantic import BaseModel
+from dataclasses import dataclass
 
 NOISE = (
     re.compile(r"couldn't set RLIMIT_MEMLOCK"),
@@ -15,8 +14,11 @@ NOISE = (
 _LOCATED = re.compile(r"^(?P<file>[^:\s]+):(?P<line>\d+):(?P<col>\d+)(?:-\d+)?: ERROR: (?P<msg>.*)$")
 
 
-class LoadFailure(BaseModel):
-    """One failed load: stage (parse, semantic, verifier, attach, start), message, location, full log."""
+@dataclass
+class LoadFailure:
+    """One failed load: stage (parse, semantic, verifier, attach, start), message, location, full log.
+    Made here from the tracer's output, never parsed from outside: a plain dataclass (the runner stays free of
+    pydantic, which a remembered program runs without)."""
 
     backend: str
     stage: str

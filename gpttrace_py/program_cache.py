@@ -1,0 +1,180 @@
+"""Programs remembered by request: a one-shot trace asked again runs the program planned the first time.
+
+``gpttrace -c "ls" "count syscalls by process"`` typed a second time skips planning and rendering, and with
+them the import of the spec models, the corpus and the templates: about a third of a short trace's time
+(bench/results.md). The run itself is the same: the program is shown, confirmed, loaded and checked by the
+kernel as always.
+
+A program is remembered once it has loaded and attached, under a key made of everything its planning read:
+the request and the backend asked for; gpttrace's code, templates and corpus (each file's size and time);
+the kernel (release and boot); the tracer and BCC interpreter found and the kernel facts probed. Only the
+offline planner's programs are remembered: an LLM planner is asked on purpose, and answers differently from
+one call to the next. A remembered program that no longer loads is forgotten and the request planned anew.
+
+Entries are JSON files under the cache directory, which must belong to this user and be writable by nobody
+else (they are programs that run as root). ``GPTTRACE_NO_CACHE=1`` turns remembering off.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from .execute import PlannedProgram
+from .paths import cache_dir, data_dir
+from .render.program import AggregateLayout, ProgramLayout, RenderedProgram
+
+FORMAT = 1
+MAX_ENTRIES = 256
+REMEMBERED = "remembered"
+
+
+def enabled() -> bool:
+    return os.environ.get("GPTTRACE_NO_CACHE", "").lower() in ("", "0", "no", "off", "false")
+
+
+class ProgramCache:
+    def __init__(self, directory: Path | None = None) -> None:
+        self.directory = directory or cache_dir() / "programs"
+
+    # -- keys ------------------------------------------------------------------------------------------------
+    def key(self, intent: str, backend: str) -> dict[str, Any]:
+        return {"format": FORMAT, "intent": intent, "backend": backend, "code": _fingerprint(), "kernel": _kernel(),
+                "tools": _tools()}
+
+    def _path(self, key: dict[str, Any]) -> Path:
+        digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:40]
+        return self.directory / f"{digest}.json"
+
+    # -- reading and writing ---------------------------------------------------------------------------------
+    def get(self, key: dict[str, Any]) -> PlannedProgram | None:
+        path = self._path(key)
+        try:
+            with open(path, encoding="utf-8") as fh:
+                if not _trusted(os.fstat(fh.fileno())) or not _trusted(os.stat(self.directory)):
+                    return None
+                entry = json.load(fh)
+        except (OSError, ValueError):
+            return None
+        if not isinstance(entry, dict) or entry.get("key") != key:
+            return None
+        try:
+            return _planned(entry)
+        except (KeyError, TypeError, ValueError):
+            return None
+
+    def put(self, key: dict[str, Any], planned: PlannedProgram) -> None:
+        """Remember ``planned`` (best effort: a cache that cannot be written is no error)."""
+        entry = {"key": key, "program": _program_data(planned.program), "spec": planned.spec_data(),
+                 "source": planned.source, "overload_hint": planned.overload_hint, "pid": planned.pid}
+        try:
+            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            if not _trusted(os.stat(self.directory)):
+                return
+            fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".entry-", suffix=".json")
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump(entry, fh, ensure_ascii=False)
+            os.replace(tmp, self._path(key))
+            self._prune()
+        except OSError:
+            return
+
+    def forget(self, key: dict[str, Any]) -> None:
+        try:
+            self._path(key).unlink()
+        except OSError:
+            pass
+
+    def _prune(self) -> None:
+        entries = sorted(self.directory.glob("*.json"), key=lambda p: p.stat().st_mtime)
+        for old in entries[:-MAX_ENTRIES]:
+            old.unlink(missing_ok=True)
+
+
+def _trusted(st: os.stat_result) -> bool:
+    return st.st_uid == os.geteuid() and not st.st_mode & 0o022
+
+
+# -- what a plan depends on --------------------------------------------------------------------------------
+def _fingerprint() -> list[Any]:
+    """gpttrace's code, templates and corpus: (name, size, mtime) of every file."""
+    from . import __version__
+
+    out: list[Any] = [__version__]
+    for root in (Path(__file__).resolve().parent, data_dir("templates"), data_dir("examples_corpus")):
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
+            for name in sorted(filenames):
+                if name.endswith((".py", ".j2", ".yaml", ".json")):
+                    try:
+                        st = os.stat(os.path.join(dirpath, name))
+                    except OSError:
+                        continue
+                    out.append([os.path.relpath(os.path.join(dirpath, name), root), st.st_size, st.st_mtime_ns])
+    return out
+
+
+def _kernel() -> list[str]:
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        boot = ""
+    return [platform.release(), boot]
+
+
+def _tools() -> dict[str, Any]:
+    """The tracer, the BCC interpreter and the kernel facts gpttrace found (and how to find them)."""
+    out: dict[str, Any] = {v: os.environ.get(v) for v in ("GPTTRACE_BPFTRACE", "GPTTRACE_BCC_PYTHON",
+                                                          "GPTTRACE_TRACEFS", "PATH")}
+    for name, path in (("bpftrace", shutil.which("bpftrace")), ("features", str(cache_dir() / "features.json"))):
+        try:
+            st = os.stat(path) if path else None
+        except OSError:
+            st = None
+        out[name] = [path, st.st_size, st.st_mtime_ns] if st else None
+    return out
+
+
+# -- entries -----------------------------------------------------------------------------------------------
+def _program_data(program: RenderedProgram) -> dict[str, Any]:
+    layout = program.layout
+    return {
+        "backend": program.backend,
+        "text": program.text,
+        "ready": layout.ready,
+        "header": layout.header,
+        "columns": layout.columns,
+        "titles": sorted(layout.titles),
+        "aggregates": {
+            name: {"name": a.name, "func": a.func, "title": a.title, "key_labels": a.key_labels,
+                   "value_label": a.value_label,
+                   "key_names": [None if m is None else {str(k): v for k, v in m.items()} for m in a.key_names]}
+            for name, a in layout.aggregates.items()
+        },
+    }
+
+
+def _planned(entry: dict[str, Any]) -> PlannedProgram:
+    data = entry["program"]
+    aggregates = {
+        name: AggregateLayout(name=a["name"], func=a["func"], title=a["title"], key_labels=list(a["key_labels"]),
+                              value_label=a["value_label"],
+                              key_names=[None if m is None else {int(k): str(v) for k, v in m.items()}
+                                         for m in a["key_names"]])
+        for name, a in data["aggregates"].items()
+    }
+    layout = ProgramLayout(ready=str(data["ready"]), header=data["header"], columns=list(data["columns"]),
+                           titles=set(data["titles"]), aggregates=aggregates)
+    program = RenderedProgram(backend=str(data["backend"]), text=str(data["text"]), layout=layout)
+    if program.backend not in ("bpftrace", "bcc") or not isinstance(entry["spec"], dict):
+        raise ValueError("not an entry of this format")
+    source = str(entry["source"])
+    return PlannedProgram(program=program, spec=entry["spec"], source=f"{source}, {REMEMBERED}",
+                          overload_hint=str(entry["overload_hint"]),
+                          pid=int(entry["pid"]) if entry["pid"] is not None else None)
