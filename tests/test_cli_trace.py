@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 from conftest import run_cli
@@ -145,3 +148,18 @@ def test_no_plugin_scan_at_start_and_pydantic_still_whole():
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
+
+
+@kernel
+@pytest.mark.parametrize("backend", ["bpftrace", "bcc"])
+def test_a_named_file_is_the_only_one_traced(tmp_path, backend):
+    short = Path(tempfile.mkdtemp(prefix="gptt-", dir="/tmp"))  # a path bpftrace takes as a literal (< 64 bytes)
+    wanted, other = unique_file(short, "wanted"), unique_file(short, "other")
+    try:
+        r = run_cli("-y", "--offline", "--backend", backend, "-c", f"cat {other} {wanted} {other}",
+                    f"who opens {wanted}", timeout=120)
+    finally:
+        shutil.rmtree(short, ignore_errors=True)
+    assert r.returncode == 0, r.stderr
+    assert str(wanted) in r.stdout
+    assert str(other) not in r.stdout

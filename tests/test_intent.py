@@ -23,6 +23,11 @@ from gpttrace_py.planning.intent import parse
         ("page faults by process", None),
         ("context switches by process name", None),
         ("run queue latency histogram", None),
+        ("show me which files nginx reads", "nginx"),
+        ("count syscalls that sshd makes", "sshd"),
+        ("what the kernel reads", None),
+        ("which files it opens", None),
+        ("what each process reads", None),
     ],
 )
 def test_process_filter(text, comm):

@@ -110,3 +110,34 @@ def test_a_dropped_process_filter_leaves_the_title(catalog):
     spec = plan("trace openat calls by cat", catalog)
     assert spec.filter.comm == "cat"
     assert "PID 1" not in spec.title, spec.title
+
+
+def test_counted_bytes_are_a_sum(catalog):
+    spec = plan("count bytes written per process", catalog)
+    assert "tracepoint:syscalls:sys_exit_write" in probes(spec), probes(spec)
+    assert [a.func for a in spec.aggregates] == ["sum"]
+
+
+def test_an_errors_only_example_is_not_filtered_twice(catalog):
+    spec = plan("trace openat failures", catalog)
+    assert spec.filter.expr == "args.ret < 0"
+
+
+@pytest.mark.parametrize(
+    "text,field,path",
+    [
+        ("who opens /etc/passwd", "filename", "/etc/passwd"),
+        ("which processes delete /tmp/foo.txt", "pathname", "/tmp/foo.txt"),
+        ("trace chmod of /etc/shadow", "filename", "/etc/shadow"),
+    ],
+)
+def test_a_named_file_filters_where_the_path_is_read(text, field, path, catalog):
+    spec = plan(text, catalog)
+    where = spec.start.filter.expr if spec.start is not None else spec.filter.expr
+    assert where is not None and f'str(args.{field}) == "{path}"' in where, spec.model_dump_json()
+
+
+@pytest.mark.parametrize("text", ["trace files opened in /tmp", "show opens under /var/log/",
+                                  "who opens /" + "very-long-directory-name/" * 3 + "file.txt"])  # over 63 bytes
+def test_a_directory_is_no_path_filter(text, catalog):
+    assert "str(args." not in plan(text, catalog).model_dump_json()

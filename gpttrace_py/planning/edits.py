@@ -54,6 +54,8 @@ def add_condition(spec: ProgramSpec, condition: str) -> ProgramSpec:
     E.parse(condition)
     data = _data(spec)
     old = data["filter"].get("expr")
+    if old and condition.replace(" ", "") in {part.strip("() ").replace(" ", "") for part in old.split("&&")}:
+        return spec  # already one of the conditions
     data["filter"]["expr"] = f"({old}) && ({condition})" if old else condition
     return ProgramSpec.model_validate(data)
 

@@ -367,6 +367,7 @@ def parse(raw: str) -> Intent:
         r"\b(?:does|did|do|is|are|was|were|has|have)\s+(?:the\s+)?([a-z][\w.+:-]*)\s+(?:\w+ing|open|read|write|call|"
         r"use|send|receive|connect|touch|access|exec|run|spawn|allocate|do|make|create|delete|block|wait|fork|"
         r"spend|hit|take|get)\b",
+        rf"\b([a-z][\w.+:-]*)\s+(?:{_SUBJECT_VERBS})\b",  # "which files nginx reads"
     ):
         for cand in re.finditer(pattern, low):
             name = cand.group(1).rstrip(".:")
@@ -425,7 +426,8 @@ def parse(raw: str) -> Intent:
                     it.group_by.append(key)
                 break
     if (
-        re.search(r"\b(?:which|what|who|top|busiest) (?:process|processes|programs?|commands?|tasks?)\b", low)
+        re.search(r"\b(?:which|what|who|top|busiest|each) (?:process|processes|programs?|commands?|tasks?)\b",
+                  low)
         and "comm" not in it.group_by
     ):
         it.group_by.append("comm")
@@ -541,4 +543,11 @@ def _plausible_process(name: str, text: str, match: re.Match[str]) -> bool:
         return True
     if phrase.startswith(("does ", "did ", "do ", "is ", "are ", "was ", "were ", "has ", "have ")):
         return not _ordinary_word(name)
+    if re.search(rf"\s(?:{_SUBJECT_VERBS})$", phrase):  # a program doing something: "files nginx reads"
+        return not _ordinary_word(name)
     return False
+
+
+_SUBJECT_VERBS = ("reads|opens|writes|calls|sends|receives|connects|touches|accesses|executes|runs|spawns|"
+                  "allocates|creates|deletes|removes|forks|uses|makes|opened|wrote|sent|received|created|deleted|"
+                  "removed|spawned|touched|accessed|executed|allocated")

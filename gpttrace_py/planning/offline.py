@@ -192,7 +192,7 @@ class OfflinePlanner:
             # An example already of the asked-for shape (events, count, histogram...) beats one that would
             # have to be converted.
             fits = wanted in spec_shapes(hit.example.spec)
-            factor = 1.2 if fits else 0.9
+            factor = 1.25 if fits else 0.85
             if _errors_only_example(hit.example.spec) != it.errors_only:
                 factor *= 0.7
                 fits = False
@@ -344,6 +344,10 @@ def _without_process(it: Intent) -> str:
     return text
 
 
+BYTES_COUNTED = ("count bytes", "count the bytes", "count of bytes", "how many bytes", "number of bytes",
+                 "count data", "count the data")  # a sum of sizes, not a count of events
+
+
 def intent_shape(it: Intent) -> str:
     """What form of answer the intent asks for: latency, hist, profile, sum, count or events."""
     if "latency" in it.actions:
@@ -352,7 +356,7 @@ def intent_shape(it: Intent) -> str:
         return "hist"
     if "profile" in it.actions:
         return "profile"
-    if "sum" in it.actions and not it.has("count", "how many", "number of"):
+    if "sum" in it.actions and (it.has(*BYTES_COUNTED) or not it.has("count", "how many", "number of")):
         return "sum"
     if {"avg", "max", "min"} & it.actions:
         return "stat"
@@ -451,6 +455,8 @@ def adapt(spec: ProgramSpec, it: Intent, catalog: Catalog) -> ProgramSpec:
         spec = _errors_only(spec)
     if it.port:
         spec = _port_filter(spec, it.port, catalog)
+    if it.path:
+        spec = _path_filter(spec, it, catalog)
     return spec
 
 
@@ -476,6 +482,35 @@ def _port_filter(spec: ProgramSpec, port: int, catalog: Catalog) -> ProgramSpec:
     fields = {f.name for p in spec.probes if (tp := catalog.tracepoint(p)) for f in tp.fields}
     if {"sport", "dport"} <= fields:
         return edits.add_condition(spec, f"args.sport == {port} || args.dport == {port}")
+    return spec
+
+
+PATH_FIELDS = ("filename", "pathname", "path", "oldname", "newname")
+BPFTRACE_MAX_LITERAL = 63  # bytes of a string literal bpftrace 0.17 accepts (64 with its NUL)
+
+
+def _path_filter(spec: ProgramSpec, it: Intent, catalog: Catalog) -> ProgramSpec:
+    """"who opens /etc/passwd": only events on that file, compared where the path is read (the start probe
+    of a pair). A directory ("files in /tmp", "/var/log/") is not one file: no filter then."""
+    path = it.path or ""
+    before = it.raw[: it.raw.find(path)].rstrip().lower() if path in it.raw else ""
+    if path.endswith("/") or before.endswith(("in", "under", "inside", "below", "within", "beneath", "from")):
+        return spec
+    if len(path.encode()) > BPFTRACE_MAX_LITERAL:  # bpftrace 0.17 refuses the program: show every path instead
+        return spec
+    holder = "start" if spec.start is not None else "main"
+    probes = spec.start.probes if spec.start is not None else spec.probes
+    tps = [catalog.tracepoint(p) for p in probes]
+    for name in PATH_FIELDS:
+        if tps and all(tp is not None and (f := tp.field(name)) is not None and f.kind in ("str", "ptr_str")
+                       for tp in tps):
+            condition = f'str(args.{name}) == "{path}"'
+            if holder == "main":
+                return edits.add_condition(spec, condition)
+            data = spec.model_dump()
+            old = data["start"]["filter"].get("expr")
+            data["start"]["filter"]["expr"] = f"({old}) && ({condition})" if old else condition
+            return ProgramSpec.model_validate(data)
     return spec
 
 

@@ -94,10 +94,16 @@ GENERIC = {
 }
 
 
+SYNONYM_WEIGHT = 0.5
+
+
 def stem(word: str) -> str:
-    for suffix, repl in (("ies", "y"), ("sses", "ss"), ("ing", ""), ("ed", ""), ("es", ""), ("s", "")):
-        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
-            return word[: -len(suffix)] + repl
+    """A light stemmer, the same for queries and examples: renames, rename -> rename; files, file -> file;
+    processes, process -> process."""
+    for suffix, repl in (("ies", "y"), ("sses", "ss"), ("ing", ""), ("ed", ""), ("s", "")):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3 and not (suffix == "s" and word.endswith("ss")):
+            word = word[: -len(suffix)] + repl
+            break
     return word
 
 
@@ -141,6 +147,7 @@ class Index:
         if not q:
             return []
         qc = Counter(q)
+        said = set(tokens(query))  # a synonym the query did not say counts half
         scored: list[Hit] = []
         for e, doc, length in zip(self.examples, self.docs, self.lengths):
             s = 0.0
@@ -156,6 +163,7 @@ class Index:
                     * (f * (self.k1 + 1))
                     / (f + self.k1 * (1 - self.b + self.b * length / self.avg))
                     * (1 + 0.3 * (qn - 1))
+                    * (1.0 if t in said else SYNONYM_WEIGHT)
                 )
             if s > 0:
                 scored.append(Hit(e, s, frozenset(matched)))
