@@ -196,6 +196,9 @@ class OfflinePlanner:
             if _errors_only_example(hit.example.spec) != it.errors_only:
                 factor *= 0.7
                 fits = False
+            own = hit.example.spec.filter
+            if (own.comm or own.pid) and not (it.comm or it.pid):
+                factor *= 0.85  # an example about one program, asked about all of them: its point is lost
             for spec in [hit.example.spec, *hit.example.alternatives]:
                 adapted = _safe(lambda s=spec: adapt(s, it, catalog))
                 if adapted is not None:
@@ -341,7 +344,8 @@ def _without_process(it: Intent) -> str:
         text = re.sub(rf"(?<![\w-]){re.escape(it.comm.lower())}\S*", " ", text)
     if it.pid:
         text = re.sub(rf"\b{it.pid}\b", " ", text)
-    return text
+    # "by process name" groups by process: the name is not a topic (syscalls by name, irqs by name)
+    return re.sub(r"\b(process|program|command|task|thread)(?:'s)?\s+names?\b", r"\1", text)
 
 
 BYTES_COUNTED = ("count bytes", "count the bytes", "count of bytes", "how many bytes", "number of bytes",
