@@ -141,3 +141,8 @@ def test_a_named_file_filters_where_the_path_is_read(text, field, path, catalog)
                                   "who opens /" + "very-long-directory-name/" * 3 + "file.txt"])  # over 63 bytes
 def test_a_directory_is_no_path_filter(text, catalog):
     assert "str(args." not in plan(text, catalog).model_dump_json()
+
+
+def test_a_call_named_as_the_means_narrows_the_example(catalog):
+    spec = plan("trace signals sent by kill", catalog)
+    assert probes(spec) == {"tracepoint:syscalls:sys_enter_kill", "tracepoint:syscalls:sys_exit_kill"}

@@ -86,6 +86,9 @@ AMBIGUOUS_SYSCALLS = {
     "splice",
 }
 
+# ambiguous names that are calls when they are the means ("sent by kill", "bytes moved by read"); not "by time"
+MEANS_SYSCALLS = ("kill", "read", "write", "open", "close", "connect", "accept", "bind", "listen")
+
 SYSCALL_FAMILY_PATTERNS = (
     "{x}",
     "{x}at",
@@ -267,6 +270,10 @@ class OfflinePlanner:
             w = w.removeprefix("sys_enter_").removeprefix("sys_exit_")
             if len(w) > 3 and w not in AMBIGUOUS_SYSCALLS and w not in COMMON_WORDS:
                 add(w)
+        # a word that is also plain English names the call when it is the means: "signals sent by kill"
+        for m in re.finditer(r"\b(?:by|with|via|using|through)\s+(?:the\s+)?([a-z_][a-z0-9_]*)\b", it.text):
+            if m.group(1) in MEANS_SYSCALLS:
+                add(m.group(1))
         return found
 
     def _check_named_syscalls(self, it: Intent, catalog: Catalog) -> None:
