@@ -11,7 +11,7 @@ How each ending goes:
 ending                      what happens                                                          aggregates
 ==========================  ====================================================================  =========
 program calls exit()        the tracer ends by itself with status 0                               printed
--c CMD exits                ``linger`` s later: SIGINT to the tracer                              printed
+-c CMD exits                ``linger`` s later (more while a backlog drains): SIGINT              printed
 --duration / max run time   SIGINT to the tracer                                                  printed
 Ctrl-C, SIGTERM, SIGHUP     SIGINT to the tracer, keep reading its last output (exit 130)        printed
 the same signal again       SIGKILL to the tracer, stop reading (exit 130)                        lost
@@ -49,6 +49,8 @@ from .failure import LoadFailure, clean_stderr
 from .records import Printer
 
 PR_SET_PDEATHSIG = 1
+DRAIN_QUIET = 0.1  # seconds per window while the tracer works off a backlog after the workload
+DRAIN_BACKLOG = 500  # events in one window that mean a backlog rather than other processes' activity
 SIGINT_REPEAT = 0.3  # seconds between SIGINTs while the tracer shows no sign of stopping
 LATE_SIGNAL_WINDOW = 3.0  # seconds after an interrupted run in which another Ctrl-C is ignored
 STDERR_KEPT = 5000  # lines of the tracer's stderr kept (the load error is in the first ones)
@@ -77,6 +79,7 @@ class RunOptions:
     json: bool = False
     dry_run: bool = False
     linger: float = 0.2  # seconds to keep tracing after the workload exits (late events, completions)
+    drain_max: float = 3.0  # ... and at most this much longer while the tracer works off a backlog
     attach_timeout: float = 60.0
     stop_event: threading.Event | None = None  # set it (e.g. from a chat REPL) to stop the run gently
     unsafe: bool = False  # the user allowed unsafe builtins (the bpftrace runner passes --unsafe)
@@ -174,6 +177,7 @@ def run_tracer(
                             ExitCode.USAGE) from None
 
     outcome = RunOutcome(attached=False, events=0, lost=0, returncode=None)
+    pump = _PumpState()
     log = _SessionLogSink(options.session_log, warn)
     attached = threading.Event()
     finished = threading.Event()
@@ -283,12 +287,22 @@ def run_tracer(
             def watch() -> None:
                 assert workload is not None
                 outcome.workload_rc = workload.wait()
-                # Events the workload caused are not lost by stopping now: on SIGINT the tracer detaches, then
-                # reads what is left in its kernel buffers (bpftrace's final drain poll, the BCC program's
-                # poll(0)), and the pipe is read here to its end. The linger is for what comes just after the
-                # exit (completions, the parent's wait): waiting for a busy system to fall quiet only cost time.
-                if finished.wait(options.linger):
-                    return
+                # The linger is for what comes just after the exit (completions, the parent's wait). Then, while
+                # the tracer is still working off a backlog, wait (up to drain_max): bpftrace 0.17 drops, without
+                # counting them, the events of the batch it is printing when SIGINT comes. A backlog shows as
+                # full reads of the pipe (we are behind) or many events per window; the steady trickle of a
+                # busy system's other processes is neither, and waiting for it to stop only cost time.
+                seen = (printer.events + printer.lost, pump.full_reads)
+                quiet = options.linger
+                deadline = time.monotonic() + options.linger + options.drain_max
+                while True:
+                    if finished.wait(quiet):
+                        return
+                    now = (printer.events + printer.lost, pump.full_reads)
+                    backlog = now[1] > seen[1] or now[0] - seen[0] >= DRAIN_BACKLOG
+                    if not backlog or time.monotonic() >= deadline:
+                        break
+                    seen, quiet = now, DRAIN_QUIET
                 stop("workload exited")
 
             threading.Thread(target=watch, daemon=True, name="gpttrace-workload").start()
@@ -351,7 +365,7 @@ def run_tracer(
     timers.append(attach_deadline)
     try:
         try:
-            _pump(proc, printer)
+            _pump(proc, printer, pump)
         except _ForceStop:
             pass
         state["phase"] = "cleanup"
@@ -468,7 +482,12 @@ _PRINTF = b'{"type": "printf", "data": "'  # how bpftrace -f json (and a BCC pro
 _PRINTF_AT = len(_PRINTF)
 
 
-def _pump(proc: subprocess.Popen[bytes], printer: Printer) -> None:
+@dataclass
+class _PumpState:
+    full_reads: int = 0  # reads that found the pipe full: the reader is behind the tracer
+
+
+def _pump(proc: subprocess.Popen[bytes], printer: Printer, state: _PumpState) -> None:
     """Read the tracer's records until it closes stdout. Signals do not interrupt this (see on_signal).
 
     It takes what the pipe holds at once rather than a line at a time, and takes printf records (nearly all
@@ -481,6 +500,8 @@ def _pump(proc: subprocess.Popen[bytes], printer: Printer) -> None:
     rest = b""
     while True:
         chunk = os.read(fd, 1 << 16)
+        if len(chunk) == 1 << 16:
+            state.full_reads += 1
         if chunk:
             lines = (rest + chunk).split(b"\n") if rest else chunk.split(b"\n")
             rest = lines.pop()
