@@ -146,3 +146,9 @@ def test_a_directory_is_no_path_filter(text, catalog):
 def test_a_call_named_as_the_means_narrows_the_example(catalog):
     spec = plan("trace signals sent by kill", catalog)
     assert probes(spec) == {"tracepoint:syscalls:sys_enter_kill", "tracepoint:syscalls:sys_exit_kill"}
+
+
+def test_a_question_for_a_count_gets_a_count_not_every_event(catalog):
+    spec = plan("which processes call connect()?", catalog)
+    assert probes(spec) == {"tracepoint:syscalls:sys_enter_connect"}
+    assert not spec.print and [a.func for a in spec.aggregates] == ["count"]

@@ -243,7 +243,11 @@ class OfflinePlanner:
             )
             corpus_uses_named = [c for c in out if c.fits and named & {p.text for p in c.spec.all_probes}]
             rest = [c for c in out if c not in corpus_uses_named]
-            if corpus_uses_named and corpus_uses_named[0].score >= MIN_SCORE:
+            # ... unless the question only wants a count and the example prints every event besides
+            chatty = wanted == "count" and bool(corpus_uses_named) and bool(corpus_uses_named[0].spec.print)
+            if corpus_uses_named and corpus_uses_named[0].score >= MIN_SCORE and not (
+                chatty and not generated[0].spec.print and generated[0].spec.aggregates
+            ):
                 return corpus_uses_named + generated + rest
             return generated + corpus_uses_named + rest
         if not top_ok:
