@@ -193,26 +193,24 @@ def max_seconds(options: TraceOptions, ui: UI) -> float | None:
     """The run time of a trace without -d/-c: --max-seconds, GPTTRACE_MAX_SECONDS, or 600 s off a terminal."""
     if options.max_seconds is not None:
         return options.max_seconds or None
-    env = os.environ.get("GPTTRACE_MAX_SECONDS")
-    if env:
-        try:
-            value = float(env)
-        except ValueError:
-            raise UsageError(f"GPTTRACE_MAX_SECONDS={env} is not a number of seconds",
-                             "set it to a number (0 for no limit)") from None
-        return value if value > 0 else None
+    if os.environ.get("GPTTRACE_MAX_SECONDS"):
+        return _env_limit("GPTTRACE_MAX_SECONDS", "seconds", "no limit")
     return None if ui.interactive else DEFAULT_NONINTERACTIVE_SECONDS
 
 
 def max_event_rate() -> float | None:
-    env = os.environ.get("GPTTRACE_MAX_EVENT_RATE")
-    if not env:
+    if not os.environ.get("GPTTRACE_MAX_EVENT_RATE"):
         return DEFAULT_MAX_EVENT_RATE
+    return _env_limit("GPTTRACE_MAX_EVENT_RATE", "events per second", "no cap")
+
+
+def _env_limit(name: str, unit: str, zero: str) -> float | None:
+    """A limit set in the environment: a positive number, or 0 for none (None)."""
+    text = os.environ[name]
     try:
-        value = float(env)
+        value = float(text)
     except ValueError:
-        raise UsageError(f"GPTTRACE_MAX_EVENT_RATE={env} is not a number of events per second",
-                         "set it to a number (0 for no cap)") from None
+        raise UsageError(f"{name}={text} is not a number of {unit}", f"set it to a number (0 for {zero})") from None
     return value if value > 0 else None
 
 
