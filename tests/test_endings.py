@@ -136,6 +136,13 @@ class Run:
         return "".join(self.err)
 
 
+def _dispositions(ignore: tuple[int, ...]) -> None:
+    """In the child: the signals a user's shell leaves at their defaults (a test run started in the background
+    or under nohup would otherwise pass its ignored SIGINT/SIGHUP on), except those the test ignores."""
+    for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN if sig in ignore else signal.SIG_DFL)
+
+
 def start(args: list[str], env: dict[str, str] | None = None, cli: list[str] | None = None,
           spec: dict | None = None, stdout: int | None = None, ignore: tuple[int, ...] = ()) -> Run:
     unowned = unowned_programs()
@@ -143,8 +150,7 @@ def start(args: list[str], env: dict[str, str] | None = None, cli: list[str] | N
     argv = [*cli, *args] if cli is not None else [PYTHON, "-c", DRIVER, json.dumps(spec), *args, spec["title"]]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE if stdout is None else stdout, stderr=subprocess.PIPE,
                             stdin=subprocess.DEVNULL, text=True, env={**os.environ, **(env or {})}, cwd=ROOT,
-                            preexec_fn=(lambda: [signal.signal(sig, signal.SIG_IGN) for sig in ignore]) if ignore
-                            else None)
+                            preexec_fn=lambda: _dispositions(ignore))
     run = Run(proc, unowned_before=unowned, count_before=len(unowned))
 
     def pump(stream, sink: list[str]) -> None:
