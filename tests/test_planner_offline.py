@@ -152,3 +152,14 @@ def test_a_question_for_a_count_gets_a_count_not_every_event(catalog):
     spec = plan("which processes call connect()?", catalog)
     assert probes(spec) == {"tracepoint:syscalls:sys_enter_connect"}
     assert not spec.print and [a.func for a in spec.aggregates] == ["count"]
+
+
+def test_more_phrasings(catalog):
+    fails = plan("count how many times each syscall fails", catalog)
+    assert "tracepoint:raw_syscalls:sys_exit" in probes(fails) and "args.ret < 0" in (fails.filter.expr or "")
+    per_cpu = plan("which CPU handles the most interrupts", catalog)
+    assert ["cpu"] == [k.expr for k in per_cpu.aggregates[0].keys]
+    new = plan("print the pid and name of every new process", catalog)
+    assert not {"tracepoint:task:task_rename"} & probes(new), probes(new)
+    vim = plan("keep an eye on files being written by vim", catalog)
+    assert vim.filter.comm == "vim" and any("open" in p for p in probes(vim)), probes(vim)

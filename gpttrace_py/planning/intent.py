@@ -410,7 +410,7 @@ def parse(raw: str) -> Intent:
     m = re.search(r"(/[\w./+-]+)", text)
     if m and not re.match(r"/\d", m.group(1)):
         it.path = m.group(1)
-    it.errors_only = it.has("failed", "failing", "failures", "fail", "errors", "error", "unsuccessful", "enoent",
+    it.errors_only = it.has("failed", "failing", "failures", "fail", "fails", "errors", "error", "unsuccessful", "enoent",
                             "non-zero", "nonzero", "non zero")
 
     # Grouping: "by X", "per X", "for each X"
@@ -431,6 +431,8 @@ def parse(raw: str) -> Intent:
         and "comm" not in it.group_by
     ):
         it.group_by.append("comm")
+    if re.search(r"\b(?:which|what|each|every) (?:cpu|cpus|core|cores|processor)\b", low) and "cpu" not in it.group_by:
+        it.group_by.append("cpu")
     it.kernel_stack = it.has("kernel stack", "kernel stacks", "kstack", "kernel-space", "in the kernel")
     it.user_stack = it.has(
         "user stack",
