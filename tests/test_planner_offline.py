@@ -158,7 +158,7 @@ def test_more_phrasings(catalog):
     fails = plan("count how many times each syscall fails", catalog)
     assert "tracepoint:raw_syscalls:sys_exit" in probes(fails) and "args.ret < 0" in (fails.filter.expr or "")
     per_cpu = plan("which CPU handles the most interrupts", catalog)
-    assert ["cpu"] == [k.expr for k in per_cpu.aggregates[0].keys]
+    assert [k.expr for k in per_cpu.aggregates[0].keys] == ["cpu"]
     new = plan("print the pid and name of every new process", catalog)
     assert not {"tracepoint:task:task_rename"} & probes(new), probes(new)
     vim = plan("keep an eye on files being written by vim", catalog)
