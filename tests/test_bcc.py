@@ -455,3 +455,17 @@ def test_cached_object_still_goes_through_the_verifier(catalog: Catalog, isolate
     with pytest.raises(LoadFailed) as err:
         run_program(program, RunOptions(dry_run=True), lambda s: None, lambda s: None)
     assert err.value.failure.stage == "verifier"
+
+
+@needs_bcc
+def test_user_stacks_of_a_gone_process_show_addresses() -> None:
+    """The stacks print when the run ends, after the sampled process exited: frames that cannot be named any more
+    are shown as addresses (as bpftrace does), not as [unknown]."""
+    from conftest import run_cli
+
+    r = run_cli("-y", "--offline", "--backend", "bcc", "-c", "timeout 1 python3 -c 'while 1: pass'",
+                "sample user-space stacks of running processes", timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    frames = [ln.strip() for ln in r.stdout.splitlines() if ln.startswith("    ") and "count:" not in ln]
+    assert frames, r.stdout[-2000:]
+    assert "[unknown]" not in frames
