@@ -75,3 +75,10 @@ def test_syscall_words(text, names):
 
 def test_explicit_calls():
     assert parse("distribution of write() sizes").explicit_calls == ["write"]
+
+
+def test_size_thresholds():
+    assert parse("writes larger than 1 MB").min_bytes == (">", 1 << 20)
+    assert parse("reads of at least 4 KB").min_bytes == (">=", 4096)
+    assert parse("print reads every 5 seconds").min_bytes is None
+    assert parse("more than 5 times").min_bytes is None

@@ -163,3 +163,20 @@ def test_more_phrasings(catalog):
     assert not {"tracepoint:task:task_rename"} & probes(new), probes(new)
     vim = plan("keep an eye on files being written by vim", catalog)
     assert vim.filter.comm == "vim" and any("open" in p for p in probes(vim)), probes(vim)
+
+
+@pytest.mark.parametrize(
+    "text,condition",
+    [
+        ("trace writes larger than 1 MB", "args.ret > 1048576"),
+        ("histogram of disk I/O sizes over 64 kb", "args.bytes > 65536"),
+        ("count reads of at least 4096 bytes by process", "args.ret >= 4096"),
+    ],
+)
+def test_a_size_threshold_filters_on_the_size(text, condition, catalog):
+    assert condition in (plan(text, catalog).filter.expr or "")
+
+
+def test_plain_reads_are_the_read_syscall(catalog):
+    for text in ("trace reads", "show reads by cat"):
+        assert "tracepoint:syscalls:sys_exit_read" in probes(plan(text, catalog))

@@ -310,6 +310,8 @@ class Intent:
     syscall_words: list[str] = field(default_factory=list)  # written as "the X syscall" / "syscall X"
     library: str | None = None
     port: int | None = None
+    min_bytes: tuple[str, int] | None = None  # "larger than 1 MB": (">", 1048576); "at least 4 KB": (">=", 4096)
+    threshold_text: str | None = None  # the words that said it (left out of retrieval)
     path: str | None = None
     errors_only: bool = False
     kernel_stack: bool = False
@@ -317,6 +319,14 @@ class Intent:
 
     def has(self, *phrases: str) -> bool:
         return any(_has_phrase(self.text, p) for p in phrases)
+
+
+BYTE_UNITS = {"b": 1, "byte": 1, "bytes": 1, "k": 1024, "kb": 1024, "kib": 1024, "kilobytes": 1024,
+              "mb": 1 << 20, "mib": 1 << 20, "megabytes": 1 << 20, "gb": 1 << 30, "gib": 1 << 30, "gigabytes": 1 << 30}
+SIZE_THRESHOLD = re.compile(
+    r"(?P<cmp>at least|no less than|larger|bigger|greater|more|over|above|exceeding|>=|>)\s*(?:than\s+)?"
+    r"(?P<n>\d+(?:\.\d+)?)\s*(?P<unit>" + "|".join(sorted(BYTE_UNITS, key=len, reverse=True)) + r")\b"
+)
 
 
 def _has_phrase(text: str, phrase: str) -> bool:
@@ -404,6 +414,12 @@ def parse(raw: str) -> Intent:
     m = re.search(r"\btop\s+(\d{1,4})\b", low)
     if m:
         it.top = int(m.group(1))
+    m = SIZE_THRESHOLD.search(low)
+    if m:
+        size = float(m.group("n")) * BYTE_UNITS[m.group("unit")]
+        if size < 1 << 40:
+            op = ">=" if m.group("cmp") in ("at least", ">=", "no less than") else ">"
+            it.min_bytes, it.threshold_text = (op, int(size)), m.group(0)
     m = re.search(r"\bport\s+(\d{1,5})\b", low)
     if m:
         it.port = int(m.group(1))

@@ -205,7 +205,11 @@ class OfflinePlanner:
             for spec in [hit.example.spec, *hit.example.alternatives]:
                 adapted = _safe(lambda s=spec: adapt(s, it, catalog))
                 if adapted is not None:
-                    out.append(Candidate(adapted, f"corpus:{hit.example.id}", hit.score * factor, fits))
+                    # "larger than 1 MB" that the example has no size to compare with is a question it misses
+                    missed = it.min_bytes is not None and f" {it.min_bytes[0]} {it.min_bytes[1]}" not in (
+                        adapted.filter.expr or "")
+                    score = hit.score * factor * (0.7 if missed else 1.0)
+                    out.append(Candidate(adapted, f"corpus:{hit.example.id}", score, fits))
         named_funcs = [] if named_syscalls else self.named_functions(it, catalog)
         if named_syscalls or named_funcs:
             named = _names_probe(named_syscalls, [fn for _, fn in named_funcs], catalog)
@@ -355,6 +359,8 @@ def _without_process(it: Intent) -> str:
         text = re.sub(rf"(?<![\w-]){re.escape(it.comm.lower())}\S*", " ", text)
     if it.pid:
         text = re.sub(rf"\b{it.pid}\b", " ", text)
+    if it.threshold_text:  # "larger than 1 MB" says which events, not what to trace
+        text = text.replace(it.threshold_text, " ")
     # "by process name" groups by process: the name is not a topic (syscalls by name, irqs by name)
     return re.sub(r"\b(process|program|command|task|thread)(?:'s)?\s+names?\b", r"\1", text)
 
@@ -472,6 +478,8 @@ def adapt(spec: ProgramSpec, it: Intent, catalog: Catalog) -> ProgramSpec:
         spec = _port_filter(spec, it.port, catalog)
     if it.path:
         spec = _path_filter(spec, it, catalog)
+    if it.min_bytes:
+        spec = _size_threshold(spec, *it.min_bytes)
     return spec
 
 
@@ -497,6 +505,19 @@ def _port_filter(spec: ProgramSpec, port: int, catalog: Catalog) -> ProgramSpec:
     fields = {f.name for p in spec.probes if (tp := catalog.tracepoint(p)) for f in tp.fields}
     if {"sport", "dport"} <= fields:
         return edits.add_condition(spec, f"args.sport == {port} || args.dport == {port}")
+    return spec
+
+
+SIZE_FIELDS = ("count", "ret", "bytes", "len", "size", "length", "nr_bytes")
+
+
+def _size_threshold(spec: ProgramSpec, op: str, size: int) -> ProgramSpec:
+    """"reads larger than 1 MB": only events whose size (the aggregated value, else a printed size column) is
+    over it. A program with no size in bytes is left as it is."""
+    values = [a.value for a in spec.aggregates if a.value] + [f.expr for f in spec.print]
+    for value in values:
+        if value.startswith("args.") and value.removeprefix("args.") in SIZE_FIELDS:
+            return edits.add_condition(spec, f"{value} {op} {size}")
     return spec
 
 
