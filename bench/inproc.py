@@ -23,15 +23,22 @@ import time
 T = time.perf_counter
 
 
-def cold(intent: str) -> dict[str, float]:
-    """What the first trace of a fresh process pays before bpftrace starts, in the pipeline's order."""
-    steps: dict[str, float] = {}
+def _stepper(steps: dict[str, float]):
+    """step(name, fn): run fn, note its time in ms under name, return what it returned."""
 
     def step(name, fn):
         t = T()
         out = fn()
         steps[name] = (T() - t) * 1000
         return out
+
+    return step
+
+
+def cold(intent: str) -> dict[str, float]:
+    """What the first trace of a fresh process pays before bpftrace starts, in the pipeline's order."""
+    steps: dict[str, float] = {}
+    step = _stepper(steps)
 
     step("import click + gpttrace_py.cli", lambda: __import__("gpttrace_py.cli"))
     step("import pydantic", lambda: __import__("pydantic"))
@@ -63,12 +70,7 @@ def cold_plan(intent: str) -> dict[str, float]:
     import gpttrace_py.planning.offline  # noqa: F401
 
     steps: dict[str, float] = {}
-
-    def step(name, fn):
-        t = T()
-        out = fn()
-        steps[name] = (T() - t) * 1000
-        return out
+    step = _stepper(steps)
 
     yaml = step("import yaml", lambda: __import__("yaml"))
     from gpttrace_py import corpus

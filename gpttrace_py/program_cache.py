@@ -21,8 +21,8 @@ import hashlib
 import json
 import os
 import platform
-import shutil
 import tempfile
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +45,8 @@ class ProgramCache:
 
     # -- keys ------------------------------------------------------------------------------------------------
     def key(self, intent: str, backend: str) -> dict[str, Any]:
-        return {"format": FORMAT, "intent": intent, "backend": backend, "code": _fingerprint(), "kernel": _kernel(),
-                "tools": _tools()}
+        return {"format": FORMAT, "intent": intent, "backend": backend, "code": list(_fingerprint()),
+                "kernel": _kernel(), "tools": _tools()}
 
     def _path(self, key: dict[str, Any]) -> Path:
         digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:40]
@@ -102,8 +102,10 @@ def _trusted(st: os.stat_result) -> bool:
 
 
 # -- what a plan depends on --------------------------------------------------------------------------------
-def _fingerprint() -> list[Any]:
-    """gpttrace's code, templates and corpus: (name, size, mtime) of every file."""
+@lru_cache(maxsize=1)
+def _fingerprint() -> tuple[Any, ...]:
+    """gpttrace's code, templates and corpus: (name, size, mtime) of every file. Read once a process: the key
+    is looked up before a run and written after it."""
     from . import __version__
 
     out: list[Any] = [__version__]
@@ -117,7 +119,7 @@ def _fingerprint() -> list[Any]:
                     except OSError:
                         continue
                     out.append([os.path.relpath(os.path.join(dirpath, name), root), st.st_size, st.st_mtime_ns])
-    return out
+    return tuple(out)
 
 
 def _kernel() -> list[str]:
@@ -130,9 +132,10 @@ def _kernel() -> list[str]:
 
 def _tools() -> dict[str, Any]:
     """The tracer, the BCC interpreter and the kernel facts gpttrace found (and how to find them)."""
-    out: dict[str, Any] = {v: os.environ.get(v) for v in ("GPTTRACE_BPFTRACE", "GPTTRACE_BCC_PYTHON",
-                                                          "GPTTRACE_TRACEFS", "PATH")}
-    for name, path in (("bpftrace", shutil.which("bpftrace")), ("features", str(cache_dir() / "features.json"))):
+    from .kernel.features import find_bpftrace
+
+    out: dict[str, Any] = {v: os.environ.get(v) for v in ("GPTTRACE_BCC_PYTHON", "GPTTRACE_TRACEFS", "PATH")}
+    for name, path in (("bpftrace", find_bpftrace()), ("features", str(cache_dir() / "features.json"))):
         try:
             st = os.stat(path) if path else None
         except OSError:

@@ -84,7 +84,7 @@ def _remembered(text: str, offline: bool, options: Any, ui: Any) -> Any:
 
 def _remember(text: str, offline: bool, options: Any, result: Any) -> None:
     """After a run whose program loaded: remember it for the next time the same request comes."""
-    if result.planned is None or getattr(result.planned, "source", "") != "offline":
+    if result.planned is None or result.planned.source != "offline":
         return
     found = _cache_key(text, offline, options)
     if found is not None:

@@ -605,16 +605,7 @@ class _CScanner:
 
     def run(self) -> None:
         src, m = self.src, self.m
-        for _line, directive in src.preprocessor:
-            d = directive.strip()
-            if d.startswith("#include"):
-                m.includes.append(d.split(None, 1)[1].strip() if " " in d else d)
-            elif d.startswith("#define"):
-                parts = d.split(None, 2)
-                if len(parts) >= 2:
-                    nm = re.match(r"\w+", parts[1])
-                    if nm:
-                        m.defines[nm.group(0)] = parts[2] if len(parts) > 2 else ""
+        m.take_directives(src.preprocessor)
         code = src.code
         i, n, hstart = 0, len(code), 0
         pending: list[tuple[int, int, int]] = []  # function blocks: (header start, '{', '}')

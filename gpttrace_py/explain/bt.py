@@ -132,16 +132,7 @@ class _Scanner:
 
     def run(self) -> ProgramModel:
         src, m = self.src, self.m
-        for _line, directive in src.preprocessor:
-            d = directive.strip()
-            if d.startswith("#include"):
-                m.includes.append(d.split(None, 1)[1] if " " in d else d)
-            elif d.startswith("#define"):
-                parts = d.split(None, 2)
-                if len(parts) >= 2:
-                    name = re.match(r"\w+", parts[1])
-                    if name:
-                        m.defines[name.group(0)] = parts[2] if len(parts) > 2 else ""
+        m.take_directives(src.preprocessor)
         m.title = _first_comment(src.text)
         code = src.code
         i, n, hstart = 0, len(code), 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 
@@ -153,6 +154,18 @@ class ProgramModel:
     c_line_offset: int = 0
     notes: list[str] = field(default_factory=list)
     title: str | None = None  # the program's own description, from its first comment
+
+    def take_directives(self, directives: list[tuple[int, str]]) -> None:
+        """The #include and #define lines of a C-like program (a bpftrace script or a BCC program's C)."""
+        for _line, directive in directives:
+            d = directive.strip()
+            if d.startswith("#include"):
+                self.includes.append(d.split(None, 1)[1] if " " in d else d)
+            elif d.startswith("#define"):
+                parts = d.split(None, 2)
+                name = re.match(r"\w+", parts[1]) if len(parts) >= 2 else None
+                if name:
+                    self.defines[name.group(0)] = parts[2] if len(parts) > 2 else ""
 
     def use(self, name: str, category: str, line: int, block: int | None = None, note: str | None = None) -> Use:
         u = self.uses.get(name)

@@ -50,13 +50,15 @@ def clear_process(spec: ProgramSpec) -> ProgramSpec:
     return ProgramSpec.model_validate(data)
 
 
-def add_condition(spec: ProgramSpec, condition: str) -> ProgramSpec:
+def add_condition(spec: ProgramSpec, condition: str, at_start: bool = False) -> ProgramSpec:
+    """``condition`` and-ed to the filter of the main probes (or, ``at_start``, of the start probes of a pair)."""
     E.parse(condition)
     data = _data(spec)
-    old = data["filter"].get("expr")
+    holder = data["start"]["filter"] if at_start else data["filter"]
+    old = holder.get("expr")
     if old and condition.replace(" ", "") in {part.strip("() ").replace(" ", "") for part in old.split("&&")}:
         return spec  # already one of the conditions
-    data["filter"]["expr"] = f"({old}) && ({condition})" if old else condition
+    holder["expr"] = f"({old}) && ({condition})" if old else condition
     return ProgramSpec.model_validate(data)
 
 
@@ -231,10 +233,11 @@ def keep_named(spec: ProgramSpec, named: Callable[[ProbeRef], bool | None]) -> P
     data = _data(spec)
     dropped: list[str] = []
     for holder in [data] + ([data["start"]] if data.get("start") else []):
-        verdicts = [(p, named(ProbeRef.model_validate(p))) for p in holder["probes"]]
-        if any(v is True for _, v in verdicts) and any(v is False for _, v in verdicts):
-            holder["probes"] = [p for p, v in verdicts if v is not False]
-            dropped += [ProbeRef.model_validate(p).name or "" for p, v in verdicts if v is False]
+        refs = [ProbeRef.model_validate(p) for p in holder["probes"]]
+        verdicts = [named(r) for r in refs]
+        if True in verdicts and False in verdicts:
+            holder["probes"] = [r.text for r, v in zip(refs, verdicts) if v is not False]
+            dropped += [r.name or "" for r, v in zip(refs, verdicts) if v is False]
     if not dropped:
         return spec
     for name in {n.removeprefix("sys_enter_").removeprefix("sys_exit_") for n in dropped if n}:

@@ -534,19 +534,12 @@ def _path_filter(spec: ProgramSpec, it: Intent, catalog: Catalog) -> ProgramSpec
         return spec
     if len(path.encode()) > BPFTRACE_MAX_LITERAL:  # bpftrace 0.17 refuses the program: show every path instead
         return spec
-    holder = "start" if spec.start is not None else "main"
     probes = spec.start.probes if spec.start is not None else spec.probes
     tps = [catalog.tracepoint(p) for p in probes]
     for name in PATH_FIELDS:
         if tps and all(tp is not None and (f := tp.field(name)) is not None and f.kind in ("str", "ptr_str")
                        for tp in tps):
-            condition = f'str(args.{name}) == "{path}"'
-            if holder == "main":
-                return edits.add_condition(spec, condition)
-            data = spec.model_dump()
-            old = data["start"]["filter"].get("expr")
-            data["start"]["filter"]["expr"] = f"({old}) && ({condition})" if old else condition
-            return ProgramSpec.model_validate(data)
+            return edits.add_condition(spec, f'str(args.{name}) == "{path}"', at_start=spec.start is not None)
     return spec
 
 
