@@ -77,6 +77,19 @@ def test_explicit_calls():
     assert parse("distribution of write() sizes").explicit_calls == ["write"]
 
 
+@pytest.mark.parametrize(
+    "text,names",
+    [
+        ("trace open and openat calls", ["open", "openat"]),
+        ("show kill, tkill or tgkill syscalls", ["kill", "tkill", "tgkill"]),
+        ("count read/write calls", ["read", "write"]),
+        ("trace chmod calls", ["chmod"]),
+    ],
+)
+def test_listed_call_names(text, names):
+    assert parse(text).names == names
+
+
 def test_size_thresholds():
     assert parse("writes larger than 1 MB").min_bytes == (">", 1 << 20)
     assert parse("reads of at least 4 KB").min_bytes == (">=", 4096)

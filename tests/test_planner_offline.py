@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 import pytest
 
@@ -104,6 +105,33 @@ def test_an_example_is_narrowed_to_what_the_intent_names(text, kept, dropped, ca
     for probe in dropped:
         name = probe.rsplit(":", 1)[1].removeprefix("sys_enter_")
         assert not any(w.strip("()/,") == name for w in spec.title.split()), spec.title
+
+
+@pytest.mark.parametrize(
+    "text,added",
+    [
+        ("trace open and openat calls", "open"),
+        ("trace open() calls by cat", "open"),  # libc's open(): openat, and the legacy call by its name
+        ("show kill, tkill or tgkill calls", "tkill"),
+    ],
+)
+def test_a_named_call_the_example_lacks_is_added(text, added, catalog):
+    spec = plan(text, catalog)
+    assert f"tracepoint:syscalls:sys_enter_{added}" in probes(spec), probes(spec)
+    if spec.start is not None:  # a pair: the result is read at the same call's exit
+        assert f"tracepoint:syscalls:sys_exit_{added}" in {p.text for p in spec.probes}
+    assert re.search(rf"\b{added}\b", spec.title), spec.title
+
+
+def test_file_opens_are_openat_alone_unless_open_is_named(catalog):
+    # every glibc open() is an openat; each extra tracepoint costs its attach and a grace period at detach
+    spec = plan("trace files opened by cat", catalog)
+    assert {p.name for p in spec.all_probes} == {"sys_enter_openat", "sys_exit_openat"}
+
+
+def test_a_family_includes_the_at_and_l_variants(catalog):
+    # glibc's stat() and lstat() are newfstatat on x86_64 since 2.33
+    assert "tracepoint:syscalls:sys_enter_newfstatat" in probes(plan("trace stat calls", catalog))
 
 
 def test_a_dropped_process_filter_leaves_the_title(catalog):

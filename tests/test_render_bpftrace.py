@@ -34,6 +34,7 @@ def test_events_program_shape(catalog):
     assert "str(args->filename)" in prog.text  # a char* field is read as a string
     assert prog.layout.columns == ["PID", "COMM", "PATH"]
     assert prog.layout.ready.startswith("Tracing opens by cat")
+    assert "END" not in prog.text  # nothing to print or clear at the end: no END probe to attach
 
 
 def test_pair_program_uses_start_map(catalog):

@@ -245,3 +245,36 @@ def keep_named(spec: ProgramSpec, named: Callable[[ProbeRef], bool | None]) -> P
         for part in ("title", "rationale"):
             data[part] = re.sub(rf"(?:/|,\s*|\s+and\s+){n}\b(?:\(\))?|\b{n}(?:\(\))?(?:/|,\s*)", "", data[part])
     return ProgramSpec.model_validate(data)
+
+
+def add_named_syscalls(spec: ProgramSpec, calls: list[str], catalog: Catalog) -> ProgramSpec:
+    """Widen an example to syscalls the intent names that it lacks: "open and openat calls" against an example
+    on openat alone gets sys_enter_open/sys_exit_open next to openat's, in the probe lists already holding a
+    syscall tracepoint, when the added tracepoint carries every field the spec reads there."""
+    data = _data(spec)
+    read = set(re.findall(r"\bargs(?:\.|->)([A-Za-z_][A-Za-z0-9_]*)", str(data)))
+    added = False
+    for holder in [data] + ([data["start"]] if data.get("start") else []):
+        refs = [ProbeRef.model_validate(p) for p in holder["probes"]]
+        phases = {r.name.split("_", 2)[1] for r in refs
+                  if r.kind == "tracepoint" and r.category == "syscalls" and r.name
+                  and r.name.startswith(("sys_enter_", "sys_exit_"))}
+        if len(phases) != 1:
+            continue
+        phase = phases.pop()
+        tps = [catalog.tracepoint(r) for r in refs]
+        have = set.intersection(*({f.name for f in tp.user_fields} for tp in tps if tp)) if any(tps) else set()
+        needed = read & have
+        present = [(r.name or "").removeprefix(f"sys_{phase}_") for r in refs]
+        for call in calls:
+            probe = catalog.syscall_tracepoint(call, phase)
+            tp = catalog.tracepoint(probe) if probe is not None else None
+            if tp is None or probe.text in holder["probes"] or not needed <= {f.name for f in tp.user_fields}:
+                continue
+            holder["probes"].append(probe.text)
+            added = True
+            # the title names the calls: "Files opened (openat)" becomes "Files opened (openat/open)"
+            near = next((n for n in present if re.search(rf"\b{re.escape(n)}\b", data["title"])), None)
+            if near and not re.search(rf"\b{re.escape(call)}\b", data["title"]):
+                data["title"] = re.sub(rf"\b{re.escape(near)}\b", f"{near}/{call}", data["title"], count=1)
+    return ProgramSpec.model_validate(data) if added else spec

@@ -465,10 +465,14 @@ def parse(raw: str) -> Intent:
     # Names that may be syscalls, tracepoints or functions
     for m in re.finditer(r"\b([a-z_][a-z0-9_]*)\s*\(\s*\)", low):
         it.explicit_calls.append(m.group(1))
+    # "X calls", and lists: "open and openat calls", "kill, tkill or tgkill syscalls"
     for m in re.finditer(
-        r"\b(?:the\s+)?([a-z_][a-z0-9_]*)\s+(?:syscalls?|system calls?|calls?|tracepoint|function)\b", low
+        r"\b(?:the\s+)?((?:[a-z_][a-z0-9_]*\s*(?:,\s*(?:and\s+|or\s+)?|\s(?:and|or)\s+|/)\s*)*)"
+        r"([a-z_][a-z0-9_]*)\s+(?:syscalls?|system calls?|calls?|tracepoint|function)\b",
+        low,
     ):
-        it.names.append(m.group(1))
+        listed = [w for w in re.split(r"[\s,/]+", m.group(1)) if w and w not in ("and", "or")]
+        it.names.extend([*listed, m.group(2)])
     for m in re.finditer(r"\b(?:syscall|system call|tracepoint|function|probe)\s+([a-z_][a-z0-9_:]*)\b", low):
         it.names.append(m.group(1))
     for m in re.finditer(

@@ -97,6 +97,9 @@ SYSCALL_FAMILY_PATTERNS = (
     "f{x}at2",
     "new{x}",
     "new{x}at",
+    "newf{x}at",
+    "l{x}",
+    "newl{x}",
     "{x}x",
     "{x}2",
     "{x}64",
@@ -215,6 +218,9 @@ class OfflinePlanner:
             named = _names_probe(named_syscalls, [fn for _, fn in named_funcs], catalog)
             for cand in out:
                 cand.spec = _safe(lambda s=cand.spec: edits.keep_named(s, named)) or cand.spec
+                if named_syscalls and any(named(p) for p in cand.spec.all_probes):
+                    cand.spec = (_safe(lambda s=cand.spec: edits.add_named_syscalls(s, named_syscalls, catalog))
+                                 or cand.spec)
         out.sort(key=lambda c: -c.score)
         generated: list[Candidate] = []
         if named_syscalls:
@@ -582,7 +588,8 @@ def _syscall_probes(names: list[str], phase: str, catalog: Catalog) -> list[str]
 
 def syscall_spec(names: list[str], it: Intent, catalog: Catalog) -> ProgramSpec:
     """A program for named syscalls: print their arguments, or count/sum/histogram them as asked."""
-    exact = [n for n in names if n in it.explicit_calls or n.endswith(("at", "at2", "64", "v"))]
+    # "the open syscall" is that call alone; "open()" is also what libc makes of it (openat)
+    exact = [n for n in names if n in it.syscall_words or n.endswith(("at", "at2", "64", "v"))]
     family: list[str] = []
     for n in names:
         members = [n] if n in exact else syscall_family(n, catalog)
