@@ -52,6 +52,10 @@ PR_SET_PDEATHSIG = 1
 DRAIN_QUIET = 0.1  # seconds per window while the tracer works off a backlog after the workload
 DRAIN_BACKLOG = 500  # events in one window that mean a backlog rather than other processes' activity
 SIGINT_REPEAT = 0.3  # seconds between SIGINTs while the tracer shows no sign of stopping
+# bpftrace 0.17 waits for events in epoll_waits of 100 ms, the first timed from the event it handled last, and
+# stops only when SIGINT interrupts one: a SIGINT that lands as one times out is missed. A stop steers clear.
+EPOLL_PERIOD = 0.1
+EPOLL_MARGIN = 0.015
 LATE_SIGNAL_WINDOW = 3.0  # seconds after an interrupted run in which another Ctrl-C is ignored
 STDERR_KEPT = 5000  # lines of the tracer's stderr kept (the load error is in the first ones)
 
@@ -78,7 +82,7 @@ class RunOptions:
     duration: float | None = None
     json: bool = False
     dry_run: bool = False
-    linger: float = 0.2  # seconds to keep tracing after the workload exits (late events, completions)
+    linger: float = 0.05  # seconds to keep tracing after the workload exits (late events, completions)
     drain_max: float = 3.0  # ... and at most this much longer while the tracer works off a backlog
     attach_timeout: float = 60.0
     stop_event: threading.Event | None = None  # set it (e.g. from a chat REPL) to stop the run gently
@@ -105,6 +109,7 @@ class RunOutcome:
     dropped: int = 0  # event lines not printed because of the terminal rate cap
     stop_reason: str | None = None  # why gpttrace stopped the tracer (duration, workload exited, interrupted...)
     output_error: str | None = None  # writing the output failed (disk full...): why
+    sigints: int = 0  # SIGINTs sent to the tracer (more than one: it missed one; see clear_of_epoll_timeout)
 
 
 class LoadFailed(GpttraceError):
@@ -203,7 +208,11 @@ def run_tracer(
 
     # -- stopping --------------------------------------------------------------------------------------
     def send(sig: int) -> None:
+        if sig == signal.SIGINT:
+            time.sleep(clear_of_epoll_timeout(time.monotonic() - pump.last_read))
         if proc.poll() is None:
+            if sig == signal.SIGINT:
+                outcome.sigints += 1
             try:
                 os.kill(proc.pid, sig)
             except ProcessLookupError:
@@ -485,6 +494,19 @@ _PRINTF_AT = len(_PRINTF)
 @dataclass
 class _PumpState:
     full_reads: int = 0  # reads that found the pipe full: the reader is behind the tracer
+    last_read: float = 0.0  # time.monotonic() of the last output read: when bpftrace's epoll cycle began
+
+
+def clear_of_epoll_timeout(since_output: float) -> float:
+    """Seconds to wait before a SIGINT so that it does not land within EPOLL_MARGIN of one of bpftrace's epoll
+    timeouts, which fall every EPOLL_PERIOD after its last output (``since_output`` s ago). A stop timed from
+    that output, such as ``linger`` after a workload whose last event it was, would otherwise meet one."""
+    phase = since_output % EPOLL_PERIOD
+    if phase < EPOLL_MARGIN:
+        return EPOLL_MARGIN - phase
+    if phase > EPOLL_PERIOD - EPOLL_MARGIN:
+        return EPOLL_PERIOD - phase + EPOLL_MARGIN
+    return 0.0
 
 
 def _pump(proc: subprocess.Popen[bytes], printer: Printer, state: _PumpState) -> None:
@@ -500,6 +522,7 @@ def _pump(proc: subprocess.Popen[bytes], printer: Printer, state: _PumpState) ->
     rest = b""
     while True:
         chunk = os.read(fd, 1 << 16)
+        state.last_read = time.monotonic()
         if len(chunk) == 1 << 16:
             state.full_reads += 1
         if chunk:
