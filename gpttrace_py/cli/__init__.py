@@ -97,16 +97,19 @@ def cli() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI, turning expected failures into one message and an exit code."""
-    import atexit
     import gc
 
-    # At exit, Python runs garbage collections over every object still alive (the corpus, pydantic's schemas):
-    # 50-150 ms after a trace. Frozen objects are skipped; atexit callbacks run before those collections.
-    atexit.register(gc.freeze)
     # Start-up (pydantic's schemas, the corpus) allocates many objects and few cycles: collecting every 700
     # allocations costs ~8% of it. A long trace still collects, every 100,000.
     gc.set_threshold(100_000, 50, 100)
     _no_pydantic_plugins()
+    code = _run(argv)
+    if argv is None:  # the gpttrace command itself, not a caller in this process
+        _exit_now(code)
+    sys.exit(code)
+
+
+def _run(argv: list[str] | None) -> int:
     debug = bool(os.environ.get("GPTTRACE_DEBUG"))
     try:
         cli.main(args=argv, prog_name="gpttrace", standalone_mode=False)
@@ -114,28 +117,45 @@ def main(argv: list[str] | None = None) -> None:
         if debug:
             raise
         _fail(exc.message, exc.hint)
-        sys.exit(int(exc.code))
+        return int(exc.code)
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
-        sys.exit(ExitCode.INTERRUPTED)
+        return ExitCode.INTERRUPTED
     except click.ClickException as exc:
         exc.show()
-        sys.exit(ExitCode.USAGE)
+        return ExitCode.USAGE
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
-        sys.exit(ExitCode.INTERRUPTED)
+        return ExitCode.INTERRUPTED
     except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
+        return exc.exit_code
     except BrokenPipeError:
         sys.stderr.close()
-        sys.exit(ExitCode.OK)
+        return ExitCode.OK
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else ExitCode.TRACE_FAILED)
     except Exception as exc:  # a bug: one line for the user, the traceback under GPTTRACE_DEBUG=1
         if debug:
             raise
         _fail(f"internal error: {type(exc).__name__}: {exc}",
               "this is a bug in gpttrace; run again with GPTTRACE_DEBUG=1 for the traceback")
-        sys.exit(ExitCode.TRACE_FAILED)
-    sys.exit(ExitCode.OK)
+        return ExitCode.TRACE_FAILED
+    return ExitCode.OK
+
+
+def _exit_now(code: int) -> None:
+    """End the process without the interpreter's teardown, which frees every object still alive one at a time
+    (the corpus, pydantic's schemas): 10-20 ms after each trace, for a process about to end anyway. What
+    teardown would do that matters is done first: the atexit callbacks, and flushing standard output."""
+    import atexit
+
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe (| head) or a closed stream: nothing more to say
+            pass
+    os._exit(code)
 
 
 def _fail(message: str, hint: str | None) -> None:
