@@ -181,6 +181,16 @@ def test_perf_buffer_pages_are_a_bounded_power_of_two():
     assert perf_rb_pages(2) == 2048
 
 
+@pytest.mark.skipif(not os.path.exists("/sys/kernel/btf/vmlinux"), reason="needs BTF")
+def test_bpftrace_is_spared_the_kernel_headers_when_btf_has_the_types():
+    from gpttrace_py.run.bpftrace import without_kernel_headers
+
+    program = "tracepoint:syscalls:sys_enter_openat { printf(\"%s\\n\", str(args->filename)); }"
+    assert without_kernel_headers(program, {})
+    assert not without_kernel_headers("#include <net/sock.h>\n" + program, {})  # the header is asked for
+    assert not without_kernel_headers(program, {"BPFTRACE_KERNEL_SOURCE": "/usr/src/linux"})  # the user's
+
+
 # -- the benchmark's counting -------------------------------------------------------------------------------
 def test_bench_counts_event_lines_in_every_output_format(tmp_path):
     sys.path.insert(0, str(ROOT / "bench"))
