@@ -125,8 +125,29 @@ def test_a_named_call_the_example_lacks_is_added(text, added, catalog):
 
 def test_file_opens_are_openat_alone_unless_open_is_named(catalog):
     # every glibc open() is an openat; each extra tracepoint costs its attach and a grace period at detach
-    spec = plan("trace files opened by cat", catalog)
+    spec = plan("trace files opened by cat, with the result", catalog)
     assert {p.name for p in spec.all_probes} == {"sys_enter_openat", "sys_exit_openat"}
+
+
+@pytest.mark.parametrize(
+    "text,probes,columns",
+    [
+        ("trace files opened by cat", {"sys_enter_openat"}, ["PID", "COMM", "PATH"]),
+        ("trace unlink calls with file names", {"sys_enter_unlinkat", "sys_enter_unlink"}, ["PID", "COMM", "PATH"]),
+        ("trace files opened by cat and whether it worked", {"sys_enter_openat", "sys_exit_openat"},
+         ["PID", "COMM", "FD", "PATH"]),
+        ("log every rm with the path and its result", {"sys_enter_unlinkat", "sys_enter_unlink", "sys_exit_unlinkat",
+                                                       "sys_exit_unlink"}, ["PID", "COMM", "RET", "PATH"]),
+        ("trace reads by dd", {"sys_enter_read", "sys_exit_read"}, None),  # the bytes read are the point
+    ],
+)
+def test_a_result_nobody_asked_for_costs_no_exit_tracepoint(text, probes, columns, catalog):
+    spec = plan(text, catalog)
+    assert {p.name for p in spec.all_probes} == probes, spec
+    if columns:
+        assert [f.label for f in spec.print] == columns
+    if spec.start is None:
+        assert "result" not in spec.title and "exit" in spec.rationale  # says how to get it
 
 
 def test_a_family_includes_the_at_and_l_variants(catalog):
@@ -173,6 +194,8 @@ def test_a_directory_is_no_path_filter(text, catalog):
 
 def test_a_call_named_as_the_means_narrows_the_example(catalog):
     spec = plan("trace signals sent by kill", catalog)
+    assert probes(spec) == {"tracepoint:syscalls:sys_enter_kill"}
+    spec = plan("trace signals sent by kill, and the result", catalog)
     assert probes(spec) == {"tracepoint:syscalls:sys_enter_kill", "tracepoint:syscalls:sys_exit_kill"}
 
 

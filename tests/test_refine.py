@@ -21,9 +21,9 @@ def catalog() -> Catalog:
     return c
 
 
-def opensnoop(catalog: Catalog, question: str = "trace files opened by cat") -> ProgramSpec:
+def opensnoop(catalog: Catalog, question: str = "trace files opened by cat, with the result") -> ProgramSpec:
     """The corpus's opensnoop adapted to a question the way the offline planner adapts it: an entry/exit pair
-    that prints each open, with the process filter of the question."""
+    that prints each open and its result, with the process filter of the question."""
     from gpttrace_py.corpus import by_id
 
     example = by_id("opensnoop")

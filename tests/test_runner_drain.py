@@ -114,3 +114,18 @@ def test_a_stop_does_not_land_on_the_tracers_epoll_timeout(tmp_path: Path) -> No
                              lambda text, rc: LoadFailure(backend="x", stage="start", message=text), lambda m: None)
         assert outcome.attached and outcome.crashed is None
         assert "sigints 1" in "".join(lines) and outcome.sigints == 1, (linger, lines, outcome.sigints)
+
+
+def test_known_harmless_warnings_are_not_shown() -> None:
+    from gpttrace_py.run.failure import StderrFilter
+
+    lines = [
+        "ERROR: Unknown error -1: couldn't set RLIMIT_MEMLOCK for bpftrace. If your program is not loading, ...",
+        "/tmp/gpttrace-x.bt:15:23-25: WARNING: Addrspace mismatch",
+        '/(str(args->filename) == "/etc/passwd")/',
+        "                      ~~",
+        "/tmp/gpttrace-x.bt:20:5-9: WARNING: some other warning",
+        "    @x = 1;",
+    ]
+    keep = StderrFilter()
+    assert [ln for ln in lines if keep(ln)] == lines[4:]

@@ -278,3 +278,62 @@ def add_named_syscalls(spec: ProgramSpec, calls: list[str], catalog: Catalog) ->
             if near and not re.search(rf"\b{re.escape(call)}\b", data["title"]):
                 data["title"] = re.sub(rf"\b{re.escape(near)}\b", f"{near}/{call}", data["title"], count=1)
     return ProgramSpec.model_validate(data) if added else spec
+
+
+def _syscall_phase(probe: ProbeRef) -> str | None:
+    if probe.kind == "tracepoint" and probe.category == "syscalls" and probe.name:
+        return next((ph for ph in ("enter", "exit") if probe.name.startswith(f"sys_{ph}_")), None)
+    return None
+
+
+STATUS_LABELS = {"RET", "RESULT", "FD", "ERR", "ERRNO", "STATUS", "RC"}
+
+
+def without_result(spec: ProgramSpec) -> ProgramSpec | None:
+    """A syscall start/end pair kept only to print the result at the exit, made one probe per call at the entry:
+    the arguments the start saved are read where they are, the result column goes. ``None`` when the pair does
+    more than that: a latency (delta), aggregates, or a filter on what the exit sees. Each exit tracepoint costs
+    its attach and, at detach, a wait for the kernel's grace periods (~70 ms on a small VM)."""
+    start = spec.start
+    if (start is None or spec.aggregates or uses_delta(spec) or spec.end_key
+            or not all(_syscall_phase(p) == "exit" for p in spec.probes)
+            or not all(_syscall_phase(p) == "enter" for p in start.probes)
+            or any(k != "tid" for k in start.key)
+            or (spec.filter.expr and "args." in spec.filter.expr)):
+        return None
+    results = [f for f in spec.print if "args." in f.expr or "retval" in f.expr]
+    if any((f.label or "").upper() not in STATUS_LABELS for f in results):
+        return None  # what the call returned is the data itself (bytes read), not only how it went
+    saved = {s.name: s.expr for s in start.save}
+
+    def at_entry(text: str) -> str:
+        def repl(m: re.Match[str]) -> str:
+            expr = saved[m.group(1)]
+            return expr if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.]*", expr) else f"({expr})"
+
+        return re.sub(r"\bstart\.([A-Za-z_][A-Za-z0-9_]*)\b", repl, text)
+
+    data = _data(spec)
+    columns = []
+    for col in data["print"]:
+        if "args." in col["expr"] or "retval" in col["expr"]:
+            continue  # the exit's fields: the result
+        col["expr"] = at_entry(col["expr"])
+        E.parse(col["expr"])
+        columns.append(col)
+    if not columns:
+        return None
+    data["print"] = columns
+    data["probes"] = list(data["start"]["probes"])
+    own = data["start"]["filter"]
+    for name in ("comm", "pid"):
+        data["filter"][name] = data["filter"][name] or own.get(name)
+    data["filter"]["expr"] = " && ".join(f"({x})" for x in (data["filter"]["expr"], own.get("expr")) if x) or None
+    data["start"] = None
+    data["end_key"] = None
+    data["title"] = re.sub(r",?\s+(?:with|and) (?:the|its) (?:result|return value)s?\b", "", data["title"])
+    names = "/".join(p.removeprefix("tracepoint:syscalls:sys_enter_") for p in data["probes"][:3])
+    many = len(data["probes"]) > 1
+    data["rationale"] = (f"The sys_enter_{names} tracepoint{'s fire' if many else ' fires'} as each call starts, "
+                         f"with its arguments; ask for the result to add the exit tracepoint{'s' if many else ''}.")
+    return ProgramSpec.model_validate(data)

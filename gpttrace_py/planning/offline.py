@@ -447,6 +447,8 @@ def adapt(spec: ProgramSpec, it: Intent, catalog: Catalog) -> ProgramSpec:
     spec = edits.clear_process(spec)
     if it.comm or it.pid:
         spec = edits.set_process(spec, comm=it.comm, pid=it.pid)
+    if not wants_result(it):
+        spec = edits.without_result(spec) or spec
     is_profile = any(p.kind == "profile" for p in spec.probes)
     if is_profile:
         if it.hz:
@@ -487,6 +489,17 @@ def adapt(spec: ProgramSpec, it: Intent, catalog: Catalog) -> ProgramSpec:
     if it.min_bytes:
         spec = _size_threshold(spec, *it.min_bytes)
     return spec
+
+
+RESULT_WORDS = ("result", "results", "return", "returns", "returned", "return value", "retval", "fd", "fds",
+                "descriptor", "descriptors", "succeed", "succeeds", "succeeded", "success", "successful",
+                "worked", "whether", "fail", "fails", "failed", "failure", "failures", "failing", "error",
+                "errors", "errno", "status", "outcome", "denied", "refused")
+
+
+def wants_result(it: Intent) -> bool:
+    """Does the question ask what a call returned (the exit half of a syscall pair)?"""
+    return it.errors_only or "latency" in it.actions or it.has(*RESULT_WORDS)
 
 
 def _stack_keys(spec: ProgramSpec, which: str) -> ProgramSpec:

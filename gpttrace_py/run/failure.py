@@ -11,6 +11,10 @@ NOISE = (
     re.compile(r"^Attaching \d+ probes?\.\.\.$"),
     re.compile(r"^\s*$"),
 )
+# Warnings bpftrace 0.17 gives for what works as meant, each followed by the source line and a ~~~ marker:
+# comparing a string read from user memory with a literal ("str(args->filename) == \"/etc/passwd\"").
+HARMLESS_WARNING = re.compile(r"^\S+:\d+:\d+(?:-\d+)?: WARNING: Addrspace mismatch$")
+HARMLESS_WARNING_LINES = 3
 _LOCATED = re.compile(r"^(?P<file>[^:\s]+):(?P<line>\d+):(?P<col>\d+)(?:-\d+)?: ERROR: (?P<msg>.*)$")
 
 
@@ -34,6 +38,22 @@ class LoadFailure:
 
 def clean_stderr(text: str) -> list[str]:
     return [ln for ln in text.splitlines() if not any(p.search(ln) for p in NOISE)]
+
+
+class StderrFilter:
+    """Which lines of the tracer's stderr, fed in order, are worth showing: not noise, and not a known harmless
+    warning with the source and marker lines under it."""
+
+    def __init__(self) -> None:
+        self._skip = 0
+
+    def __call__(self, line: str) -> bool:
+        if HARMLESS_WARNING.match(line):
+            self._skip = HARMLESS_WARNING_LINES
+        if self._skip:
+            self._skip -= 1
+            return False
+        return bool(clean_stderr(line))
 
 
 def parse_bpftrace_error(stderr: str, returncode: int | None) -> LoadFailure:

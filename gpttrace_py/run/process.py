@@ -45,7 +45,7 @@ from json.decoder import scanstring
 from typing import Any
 
 from ..errors import ExitCode, GpttraceError, UsageError
-from .failure import LoadFailure, clean_stderr
+from .failure import LoadFailure, StderrFilter
 from .records import Printer
 
 PR_SET_PDEATHSIG = 1
@@ -193,14 +193,20 @@ def run_tracer(
     stderr_lines: collections.deque[str] = collections.deque(maxlen=STDERR_KEPT)
     stderr_lock = threading.Lock()
 
+    shown_before: list[str] = []  # worth showing, come before attach: shown then
+    worth_showing = StderrFilter()
+
     def read_stderr() -> None:
         assert proc.stderr is not None
         for raw in proc.stderr:
             line = raw.decode("utf-8", "replace").rstrip("\n")
             with stderr_lock:
                 stderr_lines.append(line)
-                show = attached.is_set()
-            if show and clean_stderr(line):
+                show = worth_showing(line)
+                if show and not attached.is_set():
+                    shown_before.append(line)
+                    show = False
+            if show:
                 warn(line)
 
     err_thread = threading.Thread(target=read_stderr, daemon=True, name="gpttrace-stderr")
@@ -275,10 +281,10 @@ def run_tracer(
         nonlocal workload
         with stderr_lock:  # what came before attach is shown here, what comes after by read_stderr
             attached.set()
-            before = "\n".join(stderr_lines)
+            before = list(shown_before)
         outcome.attached = True
         outcome.seconds_to_attach = time.monotonic() - started
-        for line in clean_stderr(before):
+        for line in before:
             warn(line)
         log.call("run_start", tracer=name, seconds_to_attach=round(outcome.seconds_to_attach, 3),
                  command=options.command, duration=options.duration)
