@@ -48,7 +48,7 @@ def _die_with_parent(parent):
 
 def main(argv):
     text = direct = False
-    linger = 0.2
+    linger = 0.05
     command = None
     bpftrace = os.environ.get("GPTTRACE_BPFTRACE") or "/usr/bin/bpftrace"
     args = list(argv)

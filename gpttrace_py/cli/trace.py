@@ -33,6 +33,10 @@ def trace(intent: tuple[str, ...], offline: bool, model: str | None, backend: st
     from ..ui import UI
 
     text = " ".join(intent)
+    if backend != "bcc" and not explain:
+        from ..run import bpftrace
+
+        bpftrace.prestart(unsafe)  # loads its libraries while this process plans
     options = TraceOptions(backend=backend, retries=retries, yes=yes, command=parse_command(command),
                            duration=duration, json_out=json_out, dry_run=dry_run, show_spec=show_spec, output=output,
                            explain=explain, unsafe=unsafe, max_seconds=max_seconds,

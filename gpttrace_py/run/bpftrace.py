@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import atexit
+import errno
 import os
+import shutil
+import subprocess
 import tempfile
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from ..errors import ExitCode, GpttraceError
 from ..kernel.features import find_bpftrace
 from ..render.program import RenderedProgram
 from .failure import parse_bpftrace_error
-from .process import RunOptions, RunOutcome, run_tracer
+from .process import RunOptions, RunOutcome, run_tracer, spawn_tracer
 from .records import Printer
 
 MAP_KEYS_MAX = 4096  # keys per map; BPFTRACE_MAP_KEYS_MAX in the environment overrides it
@@ -37,25 +43,131 @@ def without_kernel_headers(text: str, env: dict[str, str]) -> bool:
             and os.path.exists("/sys/kernel/btf/vmlinux"))
 
 
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.setdefault("BPFTRACE_STRLEN", "128")
+    env.setdefault("BPFTRACE_MAP_KEYS_MAX", str(MAP_KEYS_MAX))  # every map is bounded (bpftrace preallocates)
+    env.setdefault("BPFTRACE_PERF_RB_PAGES", str(perf_rb_pages()))
+    return env
+
+
+def _argv(bpftrace: str, unsafe: bool, path: str) -> list[str]:
+    return [bpftrace, "-f", "json"] + (["--unsafe"] if unsafe else []) + [path]
+
+
+@dataclass
+class _Prestarted:
+    proc: subprocess.Popen[bytes]
+    directory: str
+    fifo: str
+    unsafe: bool
+    headers: bool  # started with the kernel headers (no BTF here)
+
+
+_prestarted: _Prestarted | None = None
+_discard_at_exit = False
+
+
+def prestart(unsafe: bool) -> None:
+    """Start bpftrace now, before its program exists, reading the program from a FIFO: it loads its libraries
+    (LLVM, clang: about 30 ms) while gpttrace imports, plans and renders, then waits in open() until run()
+    writes the program. run() takes it if the program suits it; otherwise, and at exit, it is killed, having
+    done nothing else."""
+    global _prestarted
+    bpftrace = find_bpftrace()
+    if _prestarted is not None or bpftrace is None:
+        return
+    directory = tempfile.mkdtemp(prefix="gpttrace-")
+    fifo = os.path.join(directory, "program.bt")
+    try:
+        os.mkfifo(fifo, 0o600)
+        env = _env()
+        headers = not without_kernel_headers("", env)
+        if not headers:
+            env["BPFTRACE_KERNEL_SOURCE"] = ""
+        proc = spawn_tracer(_argv(bpftrace, unsafe, fifo), env)
+    except (OSError, GpttraceError):
+        shutil.rmtree(directory, ignore_errors=True)
+        return
+    _prestarted = _Prestarted(proc, directory, fifo, unsafe, headers)
+    global _discard_at_exit
+    if not _discard_at_exit:
+        _discard_at_exit = True
+        atexit.register(discard_prestarted)
+
+
+def discard_prestarted() -> None:
+    """Kill a prestarted bpftrace that no program was given to (it is still opening its FIFO)."""
+    global _prestarted
+    pre, _prestarted = _prestarted, None
+    if pre is not None:
+        if pre.proc.poll() is None:
+            pre.proc.kill()
+        pre.proc.wait()
+        for stream in (pre.proc.stdout, pre.proc.stderr):
+            if stream is not None:
+                stream.close()
+        shutil.rmtree(pre.directory, ignore_errors=True)
+
+
+def _take_prestarted(text: str, unsafe: bool) -> _Prestarted | None:
+    """The prestarted bpftrace, its program written into the FIFO; None if there is none or it does not suit."""
+    global _prestarted
+    pre = _prestarted
+    if pre is None:
+        return None
+    if pre.unsafe != unsafe or pre.headers != (not without_kernel_headers(text, _env())) or pre.proc.poll() is not None:
+        discard_prestarted()
+        return None
+    fd = _open_for_writing(pre)
+    if fd is None:
+        discard_prestarted()
+        return None
+    _prestarted = None
+    os.set_blocking(fd, True)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+    except OSError:  # bpftrace went away while reading: run_tracer reports how it ended
+        pass
+    return pre
+
+
+def _open_for_writing(pre: _Prestarted, wait: float = 5.0) -> int | None:
+    """The FIFO's writing end, once bpftrace opens it for reading (it may still be loading its libraries);
+    None if it dies first. A non-blocking open fails (ENXIO) while nobody reads, so it is tried again."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            return os.open(pre.fifo, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError as exc:
+            if exc.errno != errno.ENXIO or pre.proc.poll() is not None or time.monotonic() > deadline:
+                return None
+        time.sleep(0.002)
+
+
 def run(program: RenderedProgram, options: RunOptions, write: Callable[[str], None],
         warn: Callable[[str], None]) -> RunOutcome:
     bpftrace = find_bpftrace()
     if bpftrace is None:
         raise GpttraceError("bpftrace is not installed", "apt-get install -y bpftrace (or set GPTTRACE_BPFTRACE)",
                             ExitCode.USAGE)
+    printer = Printer(program.layout, write, json_mode=options.json, warn=warn)
+    pre = _take_prestarted(program.text, options.unsafe)
+    if pre is not None:
+        try:
+            return run_tracer(_argv(bpftrace, options.unsafe, pre.fifo), printer, options, parse_bpftrace_error, warn,
+                              proc=pre.proc)
+        finally:
+            shutil.rmtree(pre.directory, ignore_errors=True)
     fd, path = tempfile.mkstemp(prefix="gpttrace-", suffix=".bt")
     try:
         with os.fdopen(fd, "w") as fh:
             fh.write(program.text)
-        printer = Printer(program.layout, write, json_mode=options.json, warn=warn)
-        env = dict(os.environ)
-        env.setdefault("BPFTRACE_STRLEN", "128")
-        env.setdefault("BPFTRACE_MAP_KEYS_MAX", str(MAP_KEYS_MAX))  # every map is bounded (bpftrace preallocates)
-        env.setdefault("BPFTRACE_PERF_RB_PAGES", str(perf_rb_pages()))
+        env = _env()
         if without_kernel_headers(program.text, env):
             env["BPFTRACE_KERNEL_SOURCE"] = ""
-        argv = [bpftrace, "-f", "json"] + (["--unsafe"] if options.unsafe else []) + [path]
-        return run_tracer(argv, printer, options, parse_bpftrace_error, warn, env=env)
+        return run_tracer(_argv(bpftrace, options.unsafe, path), printer, options, parse_bpftrace_error, warn, env=env)
     finally:
         try:
             os.unlink(path)

@@ -163,6 +163,17 @@ class _SessionLogSink:
         self.log = None
 
 
+def spawn_tracer(argv: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """Start a tracer in a session of its own, its output piped to us; it gets SIGINT if gpttrace dies."""
+    try:
+        return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                                start_new_session=True, preexec_fn=lambda p=os.getpid(): _die_with_parent(p),
+                                env=env)
+    except OSError as exc:
+        raise GpttraceError(f"cannot start {argv[0]}: {exc.strerror}", "run `gpttrace doctor` to see what is missing",
+                            ExitCode.USAGE) from None
+
+
 def run_tracer(
     argv: list[str],
     printer: Printer,
@@ -170,16 +181,14 @@ def run_tracer(
     parse_failure: Callable[[str, int | None], LoadFailure],
     warn: Callable[[str], None],
     env: dict[str, str] | None = None,
+    proc: subprocess.Popen[bytes] | None = None,
 ) -> RunOutcome:
-    """Start ``argv`` (a tracer that writes JSON records on stdout) and drive it to the end."""
+    """Start ``argv`` (a tracer that writes JSON records on stdout), or take ``proc``, started from it before
+    (run/bpftrace.py's prestart), and drive it to the end."""
     started = time.monotonic()
     name = options.tracer_name or os.path.basename(argv[0])
-    try:
-        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
-                                start_new_session=True, preexec_fn=lambda p=os.getpid(): _die_with_parent(p), env=env)
-    except OSError as exc:
-        raise GpttraceError(f"cannot start {argv[0]}: {exc.strerror}", "run `gpttrace doctor` to see what is missing",
-                            ExitCode.USAGE) from None
+    if proc is None:
+        proc = spawn_tracer(argv, env)
 
     outcome = RunOutcome(attached=False, events=0, lost=0, returncode=None)
     pump = _PumpState()
