@@ -533,7 +533,7 @@ def render_markdown(res: dict) -> str:
         out += ["## End to end: gpttrace vs a hand-written bpftrace program", "",
                 "Each case of the development set runs as the evaluation runs it (`gpttrace --yes --offline -c CMD "
                 "INTENT`, output to a file), next to `bench/reference/<case>.bt` run by `bench/driver.py` the same way "
-                "(own session, wait for the BEGIN line, start CMD, SIGINT 0.2 s after it exits). Runs are "
+                f"(own session, wait for the BEGIN line, start CMD, SIGINT {LINGER:g} s after it exits). Runs are "
                 "interleaved (A F B, B F A, ...); times are medians, wall clock from spawn to exit. *asked again* is "
                 "the request run a second time, its program remembered (program_cache.py: no planning, no spec "
                 "models, no templates); *first time* is the same with GPTTRACE_NO_CACHE=1 (planned and rendered, "
@@ -545,9 +545,10 @@ def render_markdown(res: dict) -> str:
                 f"(target ≤ {TARGETS['ratio_worst']}x {_mark(_within(s['ratio_worst'], TARGETS['ratio_worst']))}). "
                 f"First time: median {fmt_ratio(s.get('first_ratio_median'))}, worst "
                 f"{fmt_ratio(s.get('first_ratio_worst'))} on {s.get('first_worst_case')}.** "
-                f"{s['eval_ok']}/{s['cases']} cases pass their eval check. bpftrace 0.17 misses a SIGINT that lands "
-                f"outside its epoll_wait; both sides send it again every second: {s['bt_resent']} of "
-                f"{s['runs'][1]} hand-written runs needed that (gpttrace does not say); runs killed after 10 s: "
+                f"{s['eval_ok']}/{s['cases']} cases pass their eval check. bpftrace 0.17 misses a SIGINT that lands as "
+                f"its 100 ms epoll_wait times out; the driver sends it again after a second, gpttrace after 0.3 s "
+                f"(and times its first one clear of those timeouts): {s['bt_resent']} of {s['runs'][1]} "
+                f"hand-written runs needed that; runs killed after 10 s: "
                 f"{s['stuck'][0]} gpttrace, {s['stuck'][1]} bpftrace.", "",
                 "*compile-only* is `bpftrace --emit-elf` of gpttrace's program and of the hand-written one (parse + "
                 "codegen, no load): a heavier program than a person would write shows here.", "",

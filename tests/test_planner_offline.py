@@ -231,3 +231,21 @@ def test_a_size_threshold_filters_on_the_size(text, condition, catalog):
 def test_plain_reads_are_the_read_syscall(catalog):
     for text in ("trace reads", "show reads by cat"):
         assert "tracepoint:syscalls:sys_exit_read" in probes(plan(text, catalog))
+
+
+@pytest.mark.parametrize(
+    "text,column",
+    [
+        ("print a line every time a program starts, with its path", "args.filename"),
+        ("trace files opened by cat with their flags", "args.flags"),
+        ("trace mkdir calls with the mode", "args.mode"),
+    ],
+)
+def test_a_field_the_question_asks_for_is_printed(text, column, catalog):
+    spec = plan(text, catalog)
+    assert column in [f.expr for f in spec.print], spec.print
+
+
+def test_trace_program_executions_prints_each_one(catalog):
+    spec = plan("trace program executions", catalog)
+    assert spec.print and not spec.aggregates

@@ -256,12 +256,10 @@ def add_named_syscalls(spec: ProgramSpec, calls: list[str], catalog: Catalog) ->
     added = False
     for holder in [data] + ([data["start"]] if data.get("start") else []):
         refs = [ProbeRef.model_validate(p) for p in holder["probes"]]
-        phases = {r.name.split("_", 2)[1] for r in refs
-                  if r.kind == "tracepoint" and r.category == "syscalls" and r.name
-                  and r.name.startswith(("sys_enter_", "sys_exit_"))}
+        phases = {_syscall_phase(r) for r in refs} - {None}
         if len(phases) != 1:
             continue
-        phase = phases.pop()
+        phase = str(phases.pop())
         tps = [catalog.tracepoint(r) for r in refs]
         have = set.intersection(*({f.name for f in tp.user_fields} for tp in tps if tp)) if any(tps) else set()
         needed = read & have

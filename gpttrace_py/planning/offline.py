@@ -488,7 +488,40 @@ def adapt(spec: ProgramSpec, it: Intent, catalog: Catalog) -> ProgramSpec:
         spec = _path_filter(spec, it, catalog)
     if it.min_bytes:
         spec = _size_threshold(spec, *it.min_bytes)
+    if spec.print and spec.start is None:
+        spec = _asked_columns(spec, it, catalog)
     return spec
+
+
+# what a question calls a tracepoint field ("with the path", "and their flags"): the fields it may be, in order
+FIELD_WORDS: dict[tuple[str, ...], tuple[str, ...]] = {
+    ("path", "paths", "full path", "file name", "file names", "filename", "filenames", "pathname"):
+        ("filename", "pathname", "path"),
+    ("flags",): ("flags",),
+    ("mode", "modes", "permissions"): ("mode",),
+    ("fd", "fds", "file descriptor", "file descriptors"): ("fd",),
+    ("signal", "signals", "signal number"): ("sig",),
+    ("size", "sizes", "length"): ("count", "len", "size", "length"),
+}
+
+
+def _asked_columns(spec: ProgramSpec, it: Intent, catalog: Catalog) -> ProgramSpec:
+    """A field the question asks to see that the example does not print, when every probe has it: "trace
+    program starts with their path" adds sched_process_exec's filename."""
+    tps = [catalog.tracepoint(p) for p in spec.probes]
+    if not tps or not all(tps):
+        return spec
+    printed = " ".join(f.expr for f in spec.print)
+    data = spec.model_dump()
+    for words, fields in FIELD_WORDS.items():
+        if not it.has(*words):
+            continue
+        name = next((f for f in fields if all(tp is not None and tp.field(f) for tp in tps)), None)
+        if name is None or re.search(rf"\bargs\.{name}\b", printed):
+            continue
+        label = "PATH" if name in ("filename", "pathname", "path") else name.upper()
+        data["print"].append({"expr": f"args.{name}", "label": label})
+    return ProgramSpec.model_validate(data) if len(data["print"]) > len(spec.print) else spec
 
 
 RESULT_WORDS = ("result", "results", "return", "returns", "returned", "return value", "retval", "fd", "fds",
