@@ -28,6 +28,9 @@ from gpttrace_py.planning.intent import parse
         ("what the kernel reads", None),
         ("which files it opens", None),
         ("what each process reads", None),
+        ("trace chdir calls", None),  # calls of chdir(), not what a program called chdir calls
+        ("trace link and symlink calls", None),
+        ("show what nginx calls", "nginx"),
     ],
 )
 def test_process_filter(text, comm):

@@ -249,3 +249,9 @@ def test_a_field_the_question_asks_for_is_printed(text, column, catalog):
 def test_trace_program_executions_prints_each_one(catalog):
     spec = plan("trace program executions", catalog)
     assert spec.print and not spec.aggregates
+
+
+def test_failed_calls_of_a_named_syscall_are_only_the_failures(catalog):
+    spec = plan("show failed unlink calls", catalog)
+    assert spec.filter.expr == "args.ret < 0" and spec.start is not None
+    assert "tracepoint:syscalls:sys_exit_unlinkat" in probes(spec)

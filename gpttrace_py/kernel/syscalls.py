@@ -25,6 +25,11 @@ def _table() -> tuple[dict[str, int], dict[str, str]]:
     return numbers, dict(data.get("tracepoint_aliases", {}))
 
 
+def is_syscall(name: str) -> bool:
+    """A system call's name on this architecture (x86_64's table, and the kernel headers' when installed)."""
+    return name in _table()[0]
+
+
 def number_to_name() -> dict[int, str]:
     numbers, _ = _table()
     return {v: k for k, v in sorted(numbers.items(), key=lambda kv: (kv[1], len(kv[0])))}

@@ -710,20 +710,7 @@ def syscall_spec(names: list[str], it: Intent, catalog: Catalog) -> ProgramSpec:
     if len(family) > 1:
         cols.append({"expr": "probe", "label": "PROBE"})
     cols += _field_columns(common, limit=6)
-    wants_ret = it.has(
-        "return",
-        "returns",
-        "result",
-        "results",
-        "error",
-        "errors",
-        "failed",
-        "failures",
-        "fail",
-        "ret",
-        "retval",
-        "return value",
-    )
+    wants_ret = wants_result(it)
     if wants_ret and exit_:
         saves = [{"name": c["expr"].split(".", 1)[1], "expr": c["expr"]} for c in cols if c["expr"].startswith("args.")]
         for c in cols:
@@ -737,6 +724,9 @@ def syscall_spec(names: list[str], it: Intent, catalog: Catalog) -> ProgramSpec:
             "probes": exit_,
             "print": [c for c in cols if c["expr"] != "probe"],
         }
+        if it.errors_only:
+            data["title"] = f"Failed {label}() calls, with the error"
+            data["filter"] = {"expr": "args.ret < 0"}
     else:
         data = {**base, "title": f"{label}() calls", "probes": enter, "print": cols}
     return ProgramSpec.model_validate(data)
