@@ -30,6 +30,7 @@ from gpttrace_py.planning.intent import parse
         ("what each process reads", None),
         ("trace chdir calls", None),  # calls of chdir(), not what a program called chdir calls
         ("trace link and symlink calls", None),
+        ("trace vfs_read calls", None),
         ("show what nginx calls", "nginx"),
     ],
 )

@@ -10,6 +10,7 @@ import pytest
 from gpttrace_py.errors import UnmappableIntent
 from gpttrace_py.kernel.catalog import Catalog
 from gpttrace_py.planning.base import PlanContext
+from gpttrace_py.planning.edits import uses_delta
 from gpttrace_py.planning.offline import OfflinePlanner, spec_shapes
 
 pytestmark = pytest.mark.skipif(not os.path.isdir("/sys/kernel/tracing/events"), reason="needs tracefs")
@@ -255,3 +256,15 @@ def test_failed_calls_of_a_named_syscall_are_only_the_failures(catalog):
     spec = plan("show failed unlink calls", catalog)
     assert spec.filter.expr == "args.ret < 0" and spec.start is not None
     assert "tracepoint:syscalls:sys_exit_unlinkat" in probes(spec)
+
+
+@pytest.mark.parametrize(
+    "text,probe",
+    [
+        ("histogram of write latency in microseconds", "tracepoint:syscalls:sys_exit_write"),
+        ("how long does connect take", "tracepoint:syscalls:sys_exit_connect"),
+    ],
+)
+def test_the_time_of_a_call_named_by_an_ordinary_word(text, probe, catalog):
+    spec = plan(text, catalog)
+    assert probe in probes(spec) and uses_delta(spec), spec

@@ -566,10 +566,10 @@ def _plausible_process(name: str, text: str, match: re.Match[str]) -> bool:
     if phrase.startswith(("does ", "did ", "do ", "is ", "are ", "was ", "were ", "has ", "have ")):
         return not _ordinary_word(name)
     if re.search(rf"\s(?:{_SUBJECT_VERBS})$", phrase):  # a program doing something: "files nginx reads"
-        if phrase.endswith(" calls"):  # or the noun: "chdir calls" are calls of chdir()
+        if phrase.endswith(" calls"):  # or the noun: "chdir calls", "vfs_read calls" are calls of a function
             from ..kernel.syscalls import is_syscall
 
-            if is_syscall(name):
+            if is_syscall(name) or "_" in name:
                 return False
         return not _ordinary_word(name)
     return False

@@ -288,6 +288,12 @@ class OfflinePlanner:
         for m in re.finditer(r"\b(?:by|with|via|using|through)\s+(?:the\s+)?([a-z_][a-z0-9_]*)\b", it.text):
             if m.group(1) in MEANS_SYSCALLS:
                 add(m.group(1))
+        # ... and when its time is asked for: "write latency", "how long open takes"
+        for m in re.finditer(r"\b([a-z_][a-z0-9_]*)\s+(?:latenc(?:y|ies)|durations?|call times?)\b"
+                             r"|\bhow long (?:does |do |did )?(?:each |an? |the )?([a-z_][a-z0-9_]*)\s+"
+                             r"(?:calls?\s+)?takes?\b", it.text):
+            if (m.group(1) or m.group(2)) in MEANS_SYSCALLS:
+                add(m.group(1) or m.group(2))
         return found
 
     def _check_named_syscalls(self, it: Intent, catalog: Catalog) -> None:
