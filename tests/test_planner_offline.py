@@ -268,3 +268,16 @@ def test_failed_calls_of_a_named_syscall_are_only_the_failures(catalog):
 def test_the_time_of_a_call_named_by_an_ordinary_word(text, probe, catalog):
     spec = plan(text, catalog)
     assert probe in probes(spec) and uses_delta(spec), spec
+
+
+@pytest.mark.parametrize(
+    "text,key",
+    [
+        ("count open calls by file name", "args.filename"),
+        ("count new tcp connections by destination port", "args.dport"),
+        ("count opens by process and file name", "args.filename"),
+    ],
+)
+def test_a_count_by_one_of_the_probes_fields(text, key, catalog):
+    spec = plan(text, catalog)
+    assert spec.aggregates and key in [k.expr for k in spec.aggregates[0].keys], spec.aggregates

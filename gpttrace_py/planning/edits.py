@@ -151,6 +151,10 @@ def to_aggregate(spec: ProgramSpec, func: str, keys: list[dict[str, Any]], value
     return ProgramSpec.model_validate(data)
 
 
+def retitle(spec: ProgramSpec, title: str) -> ProgramSpec:
+    return spec if title == spec.title else _edit(spec, title=title)
+
+
 def set_keys(spec: ProgramSpec, keys: list[dict[str, Any]]) -> ProgramSpec:
     if not spec.aggregates:
         return to_aggregate(spec, "count", keys)

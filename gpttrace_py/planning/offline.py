@@ -464,7 +464,12 @@ def adapt(spec: ProgramSpec, it: Intent, catalog: Catalog) -> ProgramSpec:
         elif it.kernel_stack and not it.user_stack:
             spec = _stack_keys(spec, "kstack")
     wants_hist = "hist" in it.actions or "lhist" in it.actions
-    keys = [k for g in it.group_by if g in GROUP_KEYS for k in GROUP_KEYS[g]]
+    keys = _field_keys(spec, it, catalog) + [k for g in it.group_by if g in GROUP_KEYS for k in GROUP_KEYS[g]]
+    keys = keys[:4]
+    if keys and keys[0]["expr"].startswith("args.") and not any(k["expr"] == "comm" for k in keys):
+        # the title said whom the example counted by: "File opens by process" becomes "File opens by path"
+        by = "by " + FIELD_NAMES.get(keys[0]["expr"].removeprefix("args."), keys[0]["label"].lower())
+        spec = edits.retitle(spec, re.sub(r"\bby (?:process(?: name)?|comm|program)\b", by, spec.title))
     if wants_hist and not (spec.aggregates and all(a.func in ("hist", "lhist") for a in spec.aggregates)):
         hist_keys = keys if it.group_by and "comm" in it.group_by else []
         spec = edits.to_histogram(spec, keys=hist_keys)
@@ -497,6 +502,39 @@ def adapt(spec: ProgramSpec, it: Intent, catalog: Catalog) -> ProgramSpec:
     if spec.print and spec.start is None:
         spec = _asked_columns(spec, it, catalog)
     return spec
+
+
+# what a question groups by that is one of the probes' own fields ("by file name", "per destination port")
+GROUP_FIELDS: dict[str, tuple[str, ...]] = {
+    r"file ?names?|paths?|files?": ("filename", "pathname", "path"),
+    r"(?:destination|dest|remote) ports?|dports?|ports?": ("dport",),
+    r"(?:source|local) ports?|sports?": ("sport",),
+    r"signals?(?: numbers?)?": ("sig",),
+    r"(?:destination|remote) (?:address(?:es)?|ips?)|daddrs?": ("daddr",),
+    r"devices?|disks?": ("dev",),
+}
+
+
+FIELD_NAMES = {"filename": "path", "pathname": "path", "dport": "destination port", "sport": "source port",
+               "sig": "signal", "daddr": "destination address", "dev": "device"}
+
+
+def _field_keys(spec: ProgramSpec, it: Intent, catalog: Catalog) -> list[dict[str, Any]]:
+    """Map keys for "by <field>" when every main probe has that field: "count opens by file name" keys
+    the count by args.filename. A pair's main probes (the exits) rarely hold such fields: none then."""
+    tps = [catalog.tracepoint(p) for p in spec.probes]
+    if not tps or not all(tps):
+        return []
+    keys: list[dict[str, Any]] = []
+    for words, fields in GROUP_FIELDS.items():
+        if not re.search(rf"\b(?:by|per|for each|grouped by|broken down by)\s+(?:[a-z]+(?: name)? and\s+)?"
+                         rf"(?:the\s+|its\s+|their\s+)?(?:{words})\b", it.text):
+            continue
+        name = next((f for f in fields if all(tp is not None and tp.field(f) for tp in tps)), None)
+        if name is not None:
+            label = "PATH" if name in ("filename", "pathname", "path") else name.upper()
+            keys.append({"expr": f"args.{name}", "label": label})
+    return keys
 
 
 # what a question calls a tracepoint field ("with the path", "and their flags"): the fields it may be, in order
