@@ -16,7 +16,7 @@ log() { printf '\n== %s\n' "$*" >&2; }
 log "apt packages: bpftrace, BCC, kernel headers, tmux (for the chat tests)"
 export DEBIAN_FRONTEND=noninteractive
 if ! command -v bpftrace >/dev/null || ! /usr/bin/python3 -c 'import bcc' 2>/dev/null \
-   || ! dpkg -s python3-pyroute2 tmux >/dev/null 2>&1 || ! ls -d /usr/src/linux-headers-*-amd64 >/dev/null 2>&1; then
+   || ! dpkg -s python3-pyroute2 tmux python3-venv >/dev/null 2>&1 || ! ls -d /usr/src/linux-headers-*-amd64 >/dev/null 2>&1; then
   apt-get update -qq
   apt-get install -y -qq bpftrace bpfcc-tools python3-bpfcc linux-headers-amd64 python3-pyroute2 tmux \
     iproute2 python3-venv >/dev/null
