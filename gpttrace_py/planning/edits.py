@@ -256,14 +256,14 @@ def add_named_syscalls(spec: ProgramSpec, calls: list[str], catalog: Catalog) ->
     on openat alone gets sys_enter_open/sys_exit_open next to openat's, in the probe lists already holding a
     syscall tracepoint, when the added tracepoint carries every field the spec reads there."""
     data = _data(spec)
-    read = set(re.findall(r"\bargs(?:\.|->)([A-Za-z_][A-Za-z0-9_]*)", str(data)))
+    read = {f for x in spec.expressions() + spec.start_expressions() for f in E.fields_used(x)}
     added = False
     for holder in [data] + ([data["start"]] if data.get("start") else []):
         refs = [ProbeRef.model_validate(p) for p in holder["probes"]]
-        phases = {_syscall_phase(r) for r in refs} - {None}
+        phases = {"enter" for r in refs if r.is_syscall_enter} | {"exit" for r in refs if r.is_syscall_exit}
         if len(phases) != 1:
             continue
-        phase = str(phases.pop())
+        phase = phases.pop()
         tps = [catalog.tracepoint(r) for r in refs]
         have = set.intersection(*({f.name for f in tp.user_fields} for tp in tps if tp)) if any(tps) else set()
         needed = read & have
@@ -282,12 +282,6 @@ def add_named_syscalls(spec: ProgramSpec, calls: list[str], catalog: Catalog) ->
     return ProgramSpec.model_validate(data) if added else spec
 
 
-def _syscall_phase(probe: ProbeRef) -> str | None:
-    if probe.kind == "tracepoint" and probe.category == "syscalls" and probe.name:
-        return next((ph for ph in ("enter", "exit") if probe.name.startswith(f"sys_{ph}_")), None)
-    return None
-
-
 STATUS_LABELS = {"RET", "RESULT", "FD", "ERR", "ERRNO", "STATUS", "RC"}
 
 
@@ -298,13 +292,16 @@ def without_result(spec: ProgramSpec) -> ProgramSpec | None:
     its attach and, at detach, a wait for the kernel's grace periods (~70 ms on a small VM)."""
     start = spec.start
     if (start is None or spec.aggregates or uses_delta(spec) or spec.end_key
-            or not all(_syscall_phase(p) == "exit" for p in spec.probes)
-            or not all(_syscall_phase(p) == "enter" for p in start.probes)
+            or not all(p.is_syscall_exit for p in spec.probes)
+            or not all(p.is_syscall_enter for p in start.probes)
             or any(k != "tid" for k in start.key)
-            or (spec.filter.expr and "args." in spec.filter.expr)):
+            or (spec.filter.expr and E.fields_used(spec.filter.expr))):
         return None
-    results = [f for f in spec.print if "args." in f.expr or "retval" in f.expr]
-    if any((f.label or "").upper() not in STATUS_LABELS for f in results):
+
+    def at_exit(expr: str) -> bool:  # reads what the exit sees: the result
+        return bool(E.fields_used(expr)) or "retval" in E.builtins_used(expr)
+
+    if any((f.label or "").upper() not in STATUS_LABELS for f in spec.print if at_exit(f.expr)):
         return None  # what the call returned is the data itself (bytes read), not only how it went
     saved = {s.name: s.expr for s in start.save}
 
@@ -318,8 +315,8 @@ def without_result(spec: ProgramSpec) -> ProgramSpec | None:
     data = _data(spec)
     columns = []
     for col in data["print"]:
-        if "args." in col["expr"] or "retval" in col["expr"]:
-            continue  # the exit's fields: the result
+        if at_exit(col["expr"]):
+            continue
         col["expr"] = at_entry(col["expr"])
         E.parse(col["expr"])
         columns.append(col)

@@ -21,6 +21,7 @@ from ..kernel.syscalls import number_to_name
 from ..kernel.tracefs import Tracepoint
 from ..run.failure import LoadFailure
 from ..spec import ProbeRef, ProgramSpec
+from ..spec import expr as E
 from . import edits
 from . import intent as intent_mod
 from .base import PlanContext
@@ -504,9 +505,11 @@ def adapt(spec: ProgramSpec, it: Intent, catalog: Catalog) -> ProgramSpec:
     return spec
 
 
+PATH_LIKE = ("filename", "pathname", "path")
+
 # what a question groups by that is one of the probes' own fields ("by file name", "per destination port")
 GROUP_FIELDS: dict[str, tuple[str, ...]] = {
-    r"file ?names?|paths?|files?": ("filename", "pathname", "path"),
+    r"file ?names?|paths?|files?": PATH_LIKE,
     r"(?:destination|dest|remote) ports?|dports?|ports?": ("dport",),
     r"(?:source|local) ports?|sports?": ("sport",),
     r"signals?(?: numbers?)?": ("sig",),
@@ -514,33 +517,12 @@ GROUP_FIELDS: dict[str, tuple[str, ...]] = {
     r"devices?|disks?": ("dev",),
 }
 
-
 FIELD_NAMES = {"filename": "path", "pathname": "path", "dport": "destination port", "sport": "source port",
                "sig": "signal", "daddr": "destination address", "dev": "device"}
 
-
-def _field_keys(spec: ProgramSpec, it: Intent, catalog: Catalog) -> list[dict[str, Any]]:
-    """Map keys for "by <field>" when every main probe has that field: "count opens by file name" keys
-    the count by args.filename. A pair's main probes (the exits) rarely hold such fields: none then."""
-    tps = [catalog.tracepoint(p) for p in spec.probes]
-    if not tps or not all(tps):
-        return []
-    keys: list[dict[str, Any]] = []
-    for words, fields in GROUP_FIELDS.items():
-        if not re.search(rf"\b(?:by|per|for each|grouped by|broken down by)\s+(?:[a-z]+(?: name)? and\s+)?"
-                         rf"(?:the\s+|its\s+|their\s+)?(?:{words})\b", it.text):
-            continue
-        name = next((f for f in fields if all(tp is not None and tp.field(f) for tp in tps)), None)
-        if name is not None:
-            label = "PATH" if name in ("filename", "pathname", "path") else name.upper()
-            keys.append({"expr": f"args.{name}", "label": label})
-    return keys
-
-
 # what a question calls a tracepoint field ("with the path", "and their flags"): the fields it may be, in order
 FIELD_WORDS: dict[tuple[str, ...], tuple[str, ...]] = {
-    ("path", "paths", "full path", "file name", "file names", "filename", "filenames", "pathname"):
-        ("filename", "pathname", "path"),
+    ("path", "paths", "full path", "file name", "file names", "filename", "filenames", "pathname"): PATH_LIKE,
     ("flags",): ("flags",),
     ("mode", "modes", "permissions"): ("mode",),
     ("fd", "fds", "file descriptor", "file descriptors"): ("fd",),
@@ -549,33 +531,51 @@ FIELD_WORDS: dict[tuple[str, ...], tuple[str, ...]] = {
 }
 
 
+def _field_column(spec: ProgramSpec, fields: tuple[str, ...], catalog: Catalog) -> dict[str, Any] | None:
+    """A column (or map key) of the first of ``fields`` that every main probe of ``spec`` has; None if no
+    field does, or a main probe is no tracepoint."""
+    tps = [catalog.tracepoint(p) for p in spec.probes]
+    name = next((f for f in fields if tps and all(tp is not None and tp.field(f) for tp in tps)), None)
+    if name is None:
+        return None
+    return {"expr": f"args.{name}", "label": "PATH" if name in PATH_LIKE else name.upper()}
+
+
+def _field_keys(spec: ProgramSpec, it: Intent, catalog: Catalog) -> list[dict[str, Any]]:
+    """Map keys for "by <field>" when every main probe has that field: "count opens by file name" keys
+    the count by args.filename. A pair's main probes (the exits) rarely hold such fields: none then."""
+    keys: list[dict[str, Any]] = []
+    for words, fields in GROUP_FIELDS.items():
+        if re.search(rf"\b(?:by|per|for each|grouped by|broken down by)\s+(?:[a-z]+(?: name)? and\s+)?"
+                     rf"(?:the\s+|its\s+|their\s+)?(?:{words})\b", it.text):
+            key = _field_column(spec, fields, catalog)
+            if key is not None:
+                keys.append(key)
+    return keys
+
+
 def _asked_columns(spec: ProgramSpec, it: Intent, catalog: Catalog) -> ProgramSpec:
     """A field the question asks to see that the example does not print, when every probe has it: "trace
     program starts with their path" adds sched_process_exec's filename."""
-    tps = [catalog.tracepoint(p) for p in spec.probes]
-    if not tps or not all(tps):
+    printed = {f for col in spec.print for f in E.fields_used(col.expr)}
+    added = [col for words, fields in FIELD_WORDS.items() if it.has(*words)
+             if (col := _field_column(spec, fields, catalog)) is not None
+             and col["expr"].removeprefix("args.") not in printed]
+    if not added:
         return spec
-    printed = " ".join(f.expr for f in spec.print)
     data = spec.model_dump()
-    for words, fields in FIELD_WORDS.items():
-        if not it.has(*words):
-            continue
-        name = next((f for f in fields if all(tp is not None and tp.field(f) for tp in tps)), None)
-        if name is None or re.search(rf"\bargs\.{name}\b", printed):
-            continue
-        label = "PATH" if name in ("filename", "pathname", "path") else name.upper()
-        data["print"].append({"expr": f"args.{name}", "label": label})
-    return ProgramSpec.model_validate(data) if len(data["print"]) > len(spec.print) else spec
+    data["print"] += added
+    return ProgramSpec.model_validate(data)
 
 
 RESULT_WORDS = ("result", "results", "return", "returns", "returned", "return value", "retval", "fd", "fds",
                 "descriptor", "descriptors", "succeed", "succeeds", "succeeded", "success", "successful",
-                "worked", "whether", "fail", "fails", "failed", "failure", "failures", "failing", "error",
-                "errors", "errno", "status", "outcome", "denied", "refused")
+                "worked", "whether", "failure", "errno", "status", "outcome", "denied", "refused")
 
 
 def wants_result(it: Intent) -> bool:
-    """Does the question ask what a call returned (the exit half of a syscall pair)?"""
+    """Does the question ask what a call returned (the exit half of a syscall pair)? Errors (it.errors_only:
+    "failed", "errors"...) and latency need the exit too."""
     return it.errors_only or "latency" in it.actions or it.has(*RESULT_WORDS)
 
 
@@ -591,7 +591,7 @@ def _stack_keys(spec: ProgramSpec, which: str) -> ProgramSpec:
 
 
 def _errors_only(spec: ProgramSpec) -> ProgramSpec:
-    exits = any(p.kind == "tracepoint" and (p.name or "").startswith("sys_exit_") for p in spec.probes)
+    exits = any(p.is_syscall_exit for p in spec.probes)
     if exits and ("ret" in " ".join(spec.expressions()) or spec.start is not None):
         return edits.add_condition(spec, "args.ret < 0")
     return spec

@@ -546,8 +546,7 @@ def add_return_value(spec: ProgramSpec, catalog: Catalog) -> tuple[ProgramSpec, 
 
 
 def _return_expr(spec: ProgramSpec) -> str | None:
-    if spec.probes and all(p.kind == "tracepoint" and p.category == "syscalls"
-                           and (p.name or "").startswith("sys_exit_") for p in spec.probes):
+    if spec.probes and all(p.is_syscall_exit for p in spec.probes):
         return "args.ret"
     if spec.probes and all(p.is_return for p in spec.probes):
         return "retval"

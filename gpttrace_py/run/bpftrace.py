@@ -43,11 +43,14 @@ def without_kernel_headers(text: str, env: dict[str, str]) -> bool:
             and os.path.exists("/sys/kernel/btf/vmlinux"))
 
 
-def _env() -> dict[str, str]:
+def _env(text: str) -> dict[str, str]:
+    """bpftrace's environment for a program of this ``text``."""
     env = dict(os.environ)
     env.setdefault("BPFTRACE_STRLEN", "128")
     env.setdefault("BPFTRACE_MAP_KEYS_MAX", str(MAP_KEYS_MAX))  # every map is bounded (bpftrace preallocates)
     env.setdefault("BPFTRACE_PERF_RB_PAGES", str(perf_rb_pages()))
+    if without_kernel_headers(text, env):
+        env["BPFTRACE_KERNEL_SOURCE"] = ""
     return env
 
 
@@ -58,14 +61,13 @@ def _argv(bpftrace: str, unsafe: bool, path: str) -> list[str]:
 @dataclass
 class _Prestarted:
     proc: subprocess.Popen[bytes]
+    argv: list[str]
+    env: dict[str, str]  # what it was started with: a program it suits needs the same
     directory: str
     fifo: str
-    unsafe: bool
-    headers: bool  # started with the kernel headers (no BTF here)
 
 
 _prestarted: _Prestarted | None = None
-_discard_at_exit = False
 
 
 def prestart(unsafe: bool) -> None:
@@ -79,23 +81,17 @@ def prestart(unsafe: bool) -> None:
         return
     directory = tempfile.mkdtemp(prefix="gpttrace-")
     fifo = os.path.join(directory, "program.bt")
+    argv, env = _argv(bpftrace, unsafe, fifo), _env("")
     try:
         os.mkfifo(fifo, 0o600)
-        env = _env()
-        headers = not without_kernel_headers("", env)
-        if not headers:
-            env["BPFTRACE_KERNEL_SOURCE"] = ""
-        proc = spawn_tracer(_argv(bpftrace, unsafe, fifo), env)
+        proc = spawn_tracer(argv, env)
     except (OSError, GpttraceError):
         shutil.rmtree(directory, ignore_errors=True)
         return
-    _prestarted = _Prestarted(proc, directory, fifo, unsafe, headers)
-    global _discard_at_exit
-    if not _discard_at_exit:
-        _discard_at_exit = True
-        atexit.register(discard_prestarted)
+    _prestarted = _Prestarted(proc, argv, env, directory, fifo)
 
 
+@atexit.register
 def discard_prestarted() -> None:
     """Kill a prestarted bpftrace that no program was given to (it is still opening its FIFO)."""
     global _prestarted
@@ -116,10 +112,8 @@ def _take_prestarted(text: str, unsafe: bool) -> _Prestarted | None:
     pre = _prestarted
     if pre is None:
         return None
-    if pre.unsafe != unsafe or pre.headers != (not without_kernel_headers(text, _env())) or pre.proc.poll() is not None:
-        discard_prestarted()
-        return None
-    fd = _open_for_writing(pre)
+    suits = ("--unsafe" in pre.argv) == unsafe and pre.env == _env(text) and pre.proc.poll() is None
+    fd = _open_for_writing(pre) if suits else None
     if fd is None:
         discard_prestarted()
         return None
@@ -148,26 +142,23 @@ def _open_for_writing(pre: _Prestarted, wait: float = 5.0) -> int | None:
 
 def run(program: RenderedProgram, options: RunOptions, write: Callable[[str], None],
         warn: Callable[[str], None]) -> RunOutcome:
-    bpftrace = find_bpftrace()
-    if bpftrace is None:
-        raise GpttraceError("bpftrace is not installed", "apt-get install -y bpftrace (or set GPTTRACE_BPFTRACE)",
-                            ExitCode.USAGE)
     printer = Printer(program.layout, write, json_mode=options.json, warn=warn)
     pre = _take_prestarted(program.text, options.unsafe)
     if pre is not None:
         try:
-            return run_tracer(_argv(bpftrace, options.unsafe, pre.fifo), printer, options, parse_bpftrace_error, warn,
-                              proc=pre.proc)
+            return run_tracer(pre.argv, printer, options, parse_bpftrace_error, warn, proc=pre.proc)
         finally:
             shutil.rmtree(pre.directory, ignore_errors=True)
+    bpftrace = find_bpftrace()
+    if bpftrace is None:
+        raise GpttraceError("bpftrace is not installed", "apt-get install -y bpftrace (or set GPTTRACE_BPFTRACE)",
+                            ExitCode.USAGE)
     fd, path = tempfile.mkstemp(prefix="gpttrace-", suffix=".bt")
     try:
         with os.fdopen(fd, "w") as fh:
             fh.write(program.text)
-        env = _env()
-        if without_kernel_headers(program.text, env):
-            env["BPFTRACE_KERNEL_SOURCE"] = ""
-        return run_tracer(_argv(bpftrace, options.unsafe, path), printer, options, parse_bpftrace_error, warn, env=env)
+        return run_tracer(_argv(bpftrace, options.unsafe, path), printer, options, parse_bpftrace_error, warn,
+                          env=_env(program.text))
     finally:
         try:
             os.unlink(path)

@@ -185,6 +185,10 @@ class ProbeRef(BaseModel):
         return self.kind == "tracepoint" and self.category == "syscalls" and (self.name or "").startswith("sys_enter_")
 
     @property
+    def is_syscall_exit(self) -> bool:
+        return self.kind == "tracepoint" and self.category == "syscalls" and (self.name or "").startswith("sys_exit_")
+
+    @property
     def is_return(self) -> bool:
         return self.kind in ("uretprobe", "kretprobe", "kretfunc")
 
