@@ -141,7 +141,7 @@ def show_and_run(planned: PlannedProgram, options: TraceOptions, ui: UI, confirm
             ui.talk(f"({why}tracing stops after {limit:g} s; set -d or --max-seconds to change)")
     timings.mark("show")
     outcome = run_program(program, run_options, ui.out, ui.warn)
-    timings.ran(outcome.seconds_to_attach)
+    timings.ran(outcome.seconds_to_attach, outcome.end_cut)
     return outcome
 
 

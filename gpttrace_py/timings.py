@@ -27,6 +27,7 @@ class Timings:
         self.phases: dict[str, float] = {}
         self.attached: float | None = None
         self.attempts = 0
+        self.end_cut = False  # the tracer's wait after END was cut short (run/process.py, END_CUT_REPEATS)
 
     def mark(self, phase: str) -> None:
         """The time since the previous mark goes to ``phase``."""
@@ -36,7 +37,7 @@ class Timings:
         if phase == "load":  # a load that failed
             self.attempts += 1
 
-    def ran(self, seconds_to_attach: float | None) -> None:
+    def ran(self, seconds_to_attach: float | None, end_cut: bool = False) -> None:
         """After the runner returned: split its time into loading (to the ready line) and running."""
         now = time.monotonic()
         spent = now - self.last
@@ -44,6 +45,7 @@ class Timings:
         self.phases["load"] = self.phases.get("load", 0.0) + load
         self.phases["run"] = self.phases.get("run", 0.0) + (spent - load)
         self.attempts += 1
+        self.end_cut = self.end_cut or end_cut
         if seconds_to_attach is not None and self.attached is None:
             self.attached = self.last + seconds_to_attach
         self.last = now
@@ -52,6 +54,7 @@ class Timings:
         end = time.monotonic()
         text = ", ".join(f"{k} {v * 1000:.1f}" for k, v in self.phases.items())
         data = {"start": self.start, "attached": self.attached, "end": end, "attempts": self.attempts,
+                "end_cut": self.end_cut,
                 "phases": {k: round(v * 1000, 3) for k, v in self.phases.items()}}
         try:
             sys.stderr.write(f"gpttrace: timings (ms): {text}\ngpttrace: timings-json {json.dumps(data)}\n")
@@ -75,9 +78,9 @@ def mark(phase: str) -> None:
         _current.mark(phase)
 
 
-def ran(seconds_to_attach: float | None) -> None:
+def ran(seconds_to_attach: float | None, end_cut: bool = False) -> None:
     if _current is not None:
-        _current.ran(seconds_to_attach)
+        _current.ran(seconds_to_attach, end_cut)
 
 
 def end(t: Timings | None) -> None:

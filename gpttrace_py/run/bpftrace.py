@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import errno
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -52,6 +53,29 @@ def _env(text: str) -> dict[str, str]:
     if without_kernel_headers(text, env):
         env["BPFTRACE_KERNEL_SOURCE"] = ""
     return env
+
+
+END_MARKER_PREFIX = "gpttrace-end-"
+_END_BLOCK = re.compile(r"\nEND\n\{\n(?:(?!\})[^\n]*\n)*\}\n*\Z")  # END, last, as the templates write it
+
+
+def end_marker() -> str:
+    """A line for END to print last: a new one each run, so that no traced data can pass for it."""
+    return END_MARKER_PREFIX + os.urandom(8).hex()
+
+
+def with_end_marker(text: str, marker: str) -> str | None:
+    """The program, printing ``marker`` as the last thing END does (after its aggregates), so that the runner
+    knows when everything has come; None when the program's END is not the last block, as the templates
+    write it. The text shown and saved is the program without it; lines keep their numbers."""
+    statement = f'\tprintf("{marker}\\n");\n'
+    found = _END_BLOCK.search(text)
+    if found is not None:
+        close = text.rindex("}")
+        return text[:close] + statement + text[close:]
+    if re.search(r"^\s*END\b", text, re.MULTILINE):
+        return None
+    return text.rstrip("\n") + "\n\nEND\n{\n" + statement + "}\n"
 
 
 def _argv(bpftrace: str, unsafe: bool, path: str) -> list[str]:
@@ -143,10 +167,15 @@ def _open_for_writing(pre: _Prestarted, wait: float = 5.0) -> int | None:
 def run(program: RenderedProgram, options: RunOptions, write: Callable[[str], None],
         warn: Callable[[str], None]) -> RunOutcome:
     printer = Printer(program.layout, write, json_mode=options.json, warn=warn)
-    pre = _take_prestarted(program.text, options.unsafe)
+    marker: str | None = end_marker()
+    text = with_end_marker(program.text, marker)
+    if text is None:
+        text, marker = program.text, None
+    pre = _take_prestarted(text, options.unsafe)
     if pre is not None:
         try:
-            return run_tracer(pre.argv, printer, options, parse_bpftrace_error, warn, proc=pre.proc)
+            return run_tracer(pre.argv, printer, options, parse_bpftrace_error, warn, proc=pre.proc,
+                              end_marker=marker)
         finally:
             shutil.rmtree(pre.directory, ignore_errors=True)
     bpftrace = find_bpftrace()
@@ -156,9 +185,9 @@ def run(program: RenderedProgram, options: RunOptions, write: Callable[[str], No
     fd, path = tempfile.mkstemp(prefix="gpttrace-", suffix=".bt")
     try:
         with os.fdopen(fd, "w") as fh:
-            fh.write(program.text)
+            fh.write(text)
         return run_tracer(_argv(bpftrace, options.unsafe, path), printer, options, parse_bpftrace_error, warn,
-                          env=_env(program.text))
+                          env=_env(text), end_marker=marker)
     finally:
         try:
             os.unlink(path)

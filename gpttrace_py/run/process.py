@@ -21,6 +21,10 @@ gpttrace killed (SIGKILL)   the kernel sends the tracer SIGINT (PDEATHSIG); it e
 stdout closed (| head)      SIGINT to the tracer, the rest is dropped                             dropped
 ==========================  ====================================================================  =========
 
+The end, with bpftrace: once stopped, it detaches, runs END, and then waits until 100 ms pass without output
+before it prints its maps and exits; nothing can come by then. The program it is given prints a marker line
+last in END (run/bpftrace.py's with_end_marker); the marker is not shown, and a SIGINT ends that wait.
+
 Flow control and memory: the tracer writes into a pipe that is read here as fast as the output can take it.
 Nothing is queued in gpttrace: when the reader falls behind, the pipe fills, the tracer blocks, its perf
 buffer fills and the kernel drops events, which bpftrace reports (``lost_events``) and the Printer shows.
@@ -56,6 +60,10 @@ SIGINT_REPEAT = 0.3  # seconds between SIGINTs while the tracer shows no sign of
 # stops only when SIGINT interrupts one: a SIGINT that lands as one times out is missed. A stop steers clear.
 EPOLL_PERIOD = 0.1
 EPOLL_MARGIN = 0.015
+# After END, bpftrace 0.17 reads its buffers until an epoll_wait of 100 ms finds nothing more: 100 ms of every
+# run spent waiting for output that cannot come (the probes are detached, END has run). A SIGINT ends that
+# wait (it returns on EINTR once a SIGINT was received). Seconds to wait for the exit after each SIGINT sent:
+END_CUT_REPEATS = (0.02, 0.05)
 LATE_SIGNAL_WINDOW = 3.0  # seconds after an interrupted run in which another Ctrl-C is ignored
 STDERR_KEPT = 5000  # lines of the tracer's stderr kept (the load error is in the first ones)
 
@@ -109,7 +117,8 @@ class RunOutcome:
     dropped: int = 0  # event lines not printed because of the terminal rate cap
     stop_reason: str | None = None  # why gpttrace stopped the tracer (duration, workload exited, interrupted...)
     output_error: str | None = None  # writing the output failed (disk full...): why
-    sigints: int = 0  # SIGINTs sent to the tracer (more than one: it missed one; see clear_of_epoll_timeout)
+    sigints: int = 0  # SIGINTs sent to stop the tracer (more than one: it missed one; see clear_of_epoll_timeout)
+    end_cut: bool = False  # the end marker came, and the tracer's wait after END was cut short
 
 
 class LoadFailed(GpttraceError):
@@ -182,16 +191,18 @@ def run_tracer(
     warn: Callable[[str], None],
     env: dict[str, str] | None = None,
     proc: subprocess.Popen[bytes] | None = None,
+    end_marker: str | None = None,
 ) -> RunOutcome:
     """Start ``argv`` (a tracer that writes JSON records on stdout), or take ``proc``, started from it before
-    (run/bpftrace.py's prestart), and drive it to the end."""
+    (run/bpftrace.py's prestart), and drive it to the end. ``end_marker``: the line the program prints last in
+    END (run/bpftrace.py's with_end_marker); it is not shown, and it ends the tracer's last wait (END_CUT_REPEATS)."""
     started = time.monotonic()
     name = options.tracer_name or os.path.basename(argv[0])
     if proc is None:
         proc = spawn_tracer(argv, env)
 
     outcome = RunOutcome(attached=False, events=0, lost=0, returncode=None)
-    pump = _PumpState()
+    pump = _PumpState(end_marker=None if end_marker is None else end_marker + "\n")
     log = _SessionLogSink(options.session_log, warn)
     attached = threading.Event()
     finished = threading.Event()
@@ -268,6 +279,30 @@ def run_tracer(
                 kill(f"did not exit within {options.stop_grace:g} s of SIGINT")
 
         threading.Thread(target=watchdog, daemon=True, name="gpttrace-stop").start()
+
+    def end_ran() -> None:
+        """END has printed everything it prints; bpftrace would wait 100 ms for more before it prints its maps
+        and exits. A SIGINT ends that wait at once. One that lands just before the wait starts is taken and
+        the wait runs its course; so it is sent again while the tracer is still there."""
+        outcome.end_cut = True
+
+        def cut() -> None:
+            for delay in END_CUT_REPEATS:
+                if proc.poll() is not None:
+                    return
+                try:
+                    os.kill(proc.pid, signal.SIGINT)
+                except ProcessLookupError:
+                    return
+                try:
+                    proc.wait(timeout=delay)
+                    return
+                except subprocess.TimeoutExpired:
+                    pass
+
+        threading.Thread(target=cut, daemon=True, name="gpttrace-end").start()
+
+    pump.on_end = end_ran
 
     def on_signal(signum: int, frame: object) -> None:
         # Runs in the main thread between bytecodes: no locks that the main thread may hold, no UI calls.
@@ -510,6 +545,8 @@ _PRINTF_AT = len(_PRINTF)
 class _PumpState:
     full_reads: int = 0  # reads that found the pipe full: the reader is behind the tracer
     last_read: float = 0.0  # time.monotonic() of the last output read: when bpftrace's epoll cycle began
+    end_marker: str | None = None  # the data of the printf record that says END has printed all it prints
+    on_end: Callable[[], None] | None = None  # called (in the reading thread) when that record comes
 
 
 def clear_of_epoll_timeout(since_output: float) -> float:
@@ -553,7 +590,10 @@ def _pump(proc: subprocess.Popen[bytes], printer: Printer, state: _PumpState) ->
                 except ValueError:
                     end = -1
                 if end == len(text) - 1:
-                    handle({"type": "printf", "data": data})
+                    if data == state.end_marker and state.on_end is not None:
+                        state.on_end()
+                    else:
+                        handle({"type": "printf", "data": data})
                     continue
             try:
                 record = loads(text)
