@@ -493,7 +493,8 @@ def _where_time_goes(rows: list[dict], label: str) -> str:
     parts: dict[str, list[float]] = {"Python start-up (interpreter, imports, CLI)": [],
                                      "planning, checks, rendering, showing": [],
                                      "loading gpttrace's program instead of the hand-written one": [],
-                                     "running to the end (workload, linger, END) beyond bpftrace's": [],
+                                     "running to the end (workload, linger, END; gpttrace cuts bpftrace's last "
+                                     "100 ms wait) beyond bpftrace's": [],
                                      "interpreter teardown after the run": []}
     for r in rows:
         ph = r["phases_s"]
