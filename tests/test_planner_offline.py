@@ -281,3 +281,51 @@ def test_the_time_of_a_call_named_by_an_ordinary_word(text, probe, catalog):
 def test_a_count_by_one_of_the_probes_fields(text, key, catalog):
     spec = plan(text, catalog)
     assert spec.aggregates and key in [k.expr for k in spec.aggregates[0].keys], spec.aggregates
+
+
+@pytest.mark.parametrize("text", ["how many system calls is each program making",
+                                  "how many syscalls does each process do"])
+def test_system_calls_in_general_are_every_call(text, catalog):
+    """Sharing only "syscall" with an example about one call (bpf(), accept()) does not make it the answer."""
+    spec = plan(text, catalog)
+    assert probes(spec) == {"tracepoint:raw_syscalls:sys_enter"}
+    assert [k.expr for k in spec.aggregates[0].keys][-1] == "comm"
+
+
+@pytest.mark.parametrize("text,call", [("count writes by file descriptor for pid 1", "write"),
+                                       ("count reads per fd", "read")])
+def test_a_count_keyed_by_an_argument(text, call, catalog):
+    """The fd is write()'s argument here, not a result: one probe at the entry, the count keyed by args.fd."""
+    spec = plan(text, catalog)
+    assert f"tracepoint:syscalls:sys_enter_{call}" in probes(spec)
+    assert not any(p.is_syscall_exit for p in spec.all_probes)
+    assert [k.expr for k in spec.aggregates[0].keys] == ["args.fd"] and spec.aggregates[0].func == "count"
+    assert "descriptor" in spec.title
+    assert spec.filter.pid == (1 if "pid 1" in text else None)
+
+
+@pytest.mark.parametrize("text", ["count reads by process", "count reads and writes by process"])
+def test_reads_as_a_noun_are_read_calls(text, catalog):
+    spec = plan(text, catalog)
+    assert "tracepoint:syscalls:sys_exit_read" in probes(spec) or "tracepoint:syscalls:sys_enter_read" in probes(spec)
+    assert not any(p.category == "exceptions" or p.kind == "software" for p in spec.all_probes)
+    if "writes" in text:
+        assert "tracepoint:syscalls:sys_enter_write" in probes(spec)
+
+
+def test_the_stemmer_joins_forms_of_a_word_and_keeps_others_apart():
+    from gpttrace_py.planning.retrieval import stem
+
+    for forms in (("make", "makes", "making"), ("delete", "deleted", "deletes", "deleting"),
+                  ("create", "created", "creating"), ("close", "closed", "closing"), ("drop", "dropped"),
+                  ("open", "opened", "opening", "opens"), ("rename", "renamed", "renaming", "renames")):
+        assert len({stem(w) for w in forms}) == 1, {w: stem(w) for w in forms}
+    assert stem("state") != stem("stat") and stem("states") == stem("state")
+    assert stem("call") == stem("called") and stem("process") == stem("processes")
+
+
+def test_what_a_count_is_keyed_by_is_not_its_subject(catalog):
+    """"by file name" says how to count; the files' synonyms (opens) must not pull the question to them."""
+    spec = plan("count execs by file name", catalog)
+    assert not any("open" in p.text for p in spec.all_probes), probes(spec)
+    assert [k.expr for k in spec.aggregates[0].keys] == ["args.filename"]

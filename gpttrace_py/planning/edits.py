@@ -285,10 +285,11 @@ def add_named_syscalls(spec: ProgramSpec, calls: list[str], catalog: Catalog) ->
 STATUS_LABELS = {"RET", "RESULT", "FD", "ERR", "ERRNO", "STATUS", "RC"}
 
 
-def without_result(spec: ProgramSpec) -> ProgramSpec | None:
+def without_result(spec: ProgramSpec, keep_data: bool = True) -> ProgramSpec | None:
     """A syscall start/end pair kept only to print the result at the exit, made one probe per call at the entry:
     the arguments the start saved are read where they are, the result column goes. ``None`` when the pair does
-    more than that: a latency (delta), aggregates, or a filter on what the exit sees. Each exit tracepoint costs
+    more than that: a latency (delta), aggregates, or a filter on what the exit sees; or, with ``keep_data``,
+    when the result is the data itself (bytes read) rather than how the call went. Each exit tracepoint costs
     its attach and, at detach, a wait for the kernel's grace periods (~70 ms on a small VM)."""
     start = spec.start
     if (start is None or spec.aggregates or uses_delta(spec) or spec.end_key
@@ -301,7 +302,7 @@ def without_result(spec: ProgramSpec) -> ProgramSpec | None:
     def at_exit(expr: str) -> bool:  # reads what the exit sees: the result
         return bool(E.fields_used(expr)) or "retval" in E.builtins_used(expr)
 
-    if any((f.label or "").upper() not in STATUS_LABELS for f in spec.print if at_exit(f.expr)):
+    if keep_data and any((f.label or "").upper() not in STATUS_LABELS for f in spec.print if at_exit(f.expr)):
         return None  # what the call returned is the data itself (bytes read), not only how it went
     saved = {s.name: s.expr for s in start.save}
 

@@ -193,8 +193,13 @@ class OfflinePlanner:
         topic = index().topic_terms(query)
         hits = [h for h in index().search(query, limit=6) if not topic or h.matched & topic]
         named_syscalls = self.named_syscalls(it, catalog)
+        if topic == {"syscall"} and not named_syscalls:
+            # system calls in general ("how many system calls does each program make"): not an example about
+            # one call (bpf(), connect()) that the question shares only the word "syscall" with
+            hits = [h for h in hits if not _about_one_call(h)] or hits
         named_tps = self.named_tracepoints(it, catalog)
         wanted = intent_shape(it)
+        by_field = _groups_by_field(it)
         for hit in hits:
             # An example already of the asked-for shape (events, count, histogram...) beats one that would
             # have to be converted.
@@ -209,11 +214,14 @@ class OfflinePlanner:
             for spec in [hit.example.spec, *hit.example.alternatives]:
                 adapted = _safe(lambda s=spec: adapt(s, it, catalog))
                 if adapted is not None:
-                    # "larger than 1 MB" that the example has no size to compare with is a question it misses
+                    # "larger than 1 MB" that the example has no size to compare with is a question it misses,
+                    # and so is "by file descriptor" when its probes have no such field to count by
                     missed = it.min_bytes is not None and f" {it.min_bytes[0]} {it.min_bytes[1]}" not in (
                         adapted.filter.expr or "")
+                    missed = missed or (by_field and not any(k.expr.startswith("args.")
+                                                             for a in adapted.aggregates for k in a.keys))
                     score = hit.score * factor * (0.7 if missed else 1.0)
-                    out.append(Candidate(adapted, f"corpus:{hit.example.id}", score, fits))
+                    out.append(Candidate(adapted, f"corpus:{hit.example.id}", score, fits and not missed))
         named_funcs = [] if named_syscalls else self.named_functions(it, catalog)
         if named_syscalls or named_funcs:
             named = _names_probe(named_syscalls, [fn for _, fn in named_funcs], catalog)
@@ -289,6 +297,13 @@ class OfflinePlanner:
         for m in re.finditer(r"\b(?:by|with|via|using|through)\s+(?:the\s+)?([a-z_][a-z0-9_]*)\b", it.text):
             if m.group(1) in MEANS_SYSCALLS:
                 add(m.group(1))
+        # ... and "reads" and "writes" as nouns: "count reads by process", "histogram of writes"
+        for m in re.finditer(r"\b(?:count|counts|counting|trace|show|log|number of|histogram of|distribution of|"
+                             r"sizes? of|how many|total|all|slow|large|small|big|failed)\s+(?:the\s+|all\s+)?"
+                             r"(read|write)s(?:\s+(?:and|or|&)\s+(read|write)s)?\b", it.text):
+            for name in m.groups():
+                if name:
+                    add(name)
         # ... and when its time is asked for: "write latency", "how long open takes"
         for m in re.finditer(r"\b([a-z_][a-z0-9_]*)\s+(?:latenc(?:y|ies)|durations?|call times?)\b"
                              r"|\bhow long (?:does |do |did )?(?:each |an? |the )?([a-z_][a-z0-9_]*)\s+"
@@ -375,7 +390,12 @@ def _without_process(it: Intent) -> str:
     if it.threshold_text:  # "larger than 1 MB" says which events, not what to trace
         text = text.replace(it.threshold_text, " ")
     # "by process name" groups by process: the name is not a topic (syscalls by name, irqs by name)
-    return re.sub(r"\b(process|program|command|task|thread)(?:'s)?\s+names?\b", r"\1", text)
+    text = re.sub(r"\b(process|program|command|task|thread)(?:'s)?\s+names?\b", r"\1", text)
+    # ... and "by file name" says how to count, not what: "count execs by file name" is about execs, not opens
+    rest = text
+    for words in GROUP_FIELDS:
+        rest = re.sub(_group_field_phrase(words), " ", rest)
+    return rest if rest.strip() else text
 
 
 BYTES_COUNTED = ("count bytes", "count the bytes", "count of bytes", "how many bytes", "number of bytes",
@@ -397,6 +417,11 @@ def intent_shape(it: Intent) -> str:
     if "count" in it.actions or it.group_by:
         return "count"
     return "events"
+
+
+def _about_one_call(hit: Hit) -> bool:
+    """An example whose probes are all particular syscalls' tracepoints (not raw_syscalls: every call)."""
+    return all(p.is_syscall_enter or p.is_syscall_exit for p in hit.example.spec.all_probes)
 
 
 def _errors_only_example(spec: ProgramSpec) -> bool:
@@ -455,7 +480,9 @@ def adapt(spec: ProgramSpec, it: Intent, catalog: Catalog) -> ProgramSpec:
     if it.comm or it.pid:
         spec = edits.set_process(spec, comm=it.comm, pid=it.pid)
     if not wants_result(it):
-        spec = edits.without_result(spec) or spec
+        # a count of the calls ("count writes by file descriptor") needs none of what the exit sees
+        spec = (edits.without_result(spec) or (_counts_events(spec, it) and edits.without_result(spec, False))
+                or spec)
     is_profile = any(p.kind == "profile" for p in spec.probes)
     if is_profile:
         if it.hz:
@@ -465,7 +492,7 @@ def adapt(spec: ProgramSpec, it: Intent, catalog: Catalog) -> ProgramSpec:
         elif it.kernel_stack and not it.user_stack:
             spec = _stack_keys(spec, "kstack")
     wants_hist = "hist" in it.actions or "lhist" in it.actions
-    keys = _field_keys(spec, it, catalog) + [k for g in it.group_by if g in GROUP_KEYS for k in GROUP_KEYS[g]]
+    keys = _field_keys(spec.probes, it, catalog) + [k for g in it.group_by if g in GROUP_KEYS for k in GROUP_KEYS[g]]
     keys = keys[:4]
     if keys and keys[0]["expr"].startswith("args.") and not any(k["expr"] == "comm" for k in keys):
         # the title said whom the example counted by: "File opens by process" becomes "File opens by path"
@@ -474,13 +501,7 @@ def adapt(spec: ProgramSpec, it: Intent, catalog: Catalog) -> ProgramSpec:
     if wants_hist and not (spec.aggregates and all(a.func in ("hist", "lhist") for a in spec.aggregates)):
         hist_keys = keys if it.group_by and "comm" in it.group_by else []
         spec = edits.to_histogram(spec, keys=hist_keys)
-    elif (
-        not wants_hist
-        and spec.print
-        and not spec.aggregates
-        and ("count" in it.actions or keys)
-        and not it.has("trace", "show", "print", "watch", "snoop", "log", "list")
-    ):
+    elif not wants_hist and _counts_events(spec, it, keys):
         spec = edits.to_aggregate(spec, "count", keys or GROUP_KEYS["comm"])
     elif keys and spec.aggregates and not is_profile and not wants_hist:
         current = [k.expr for k in spec.aggregates[0].keys]
@@ -505,11 +526,20 @@ def adapt(spec: ProgramSpec, it: Intent, catalog: Catalog) -> ProgramSpec:
     return spec
 
 
+def _counts_events(spec: ProgramSpec, it: Intent, keys: list[dict[str, Any]] | None = None) -> bool:
+    """Is an example that prints each event asked for as a count instead ("count writes", "opens by file")?"""
+    if keys is None:
+        keys = [{}] if it.group_by or _groups_by_field(it) else []
+    return (bool(spec.print) and not spec.aggregates and ("count" in it.actions or bool(keys))
+            and not it.has("trace", "show", "print", "watch", "snoop", "log", "list"))
+
+
 PATH_LIKE = ("filename", "pathname", "path")
 
 # what a question groups by that is one of the probes' own fields ("by file name", "per destination port")
 GROUP_FIELDS: dict[str, tuple[str, ...]] = {
-    r"file ?names?|paths?|files?": PATH_LIKE,
+    r"file ?names?|paths?|files?(?! descriptors?)": PATH_LIKE,
+    r"file descriptors?|fds?": ("fd",),
     r"(?:destination|dest|remote) ports?|dports?|ports?": ("dport",),
     r"(?:source|local) ports?|sports?": ("sport",),
     r"signals?(?: numbers?)?": ("sig",),
@@ -517,7 +547,9 @@ GROUP_FIELDS: dict[str, tuple[str, ...]] = {
     r"devices?|disks?": ("dev",),
 }
 
-FIELD_NAMES = {"filename": "path", "pathname": "path", "dport": "destination port", "sport": "source port",
+FIELD_NAMES = {"comm": "process", "pid": "process", "filename": "path", "pathname": "path", "fd": "file descriptor",
+               "dport": "destination port",
+               "sport": "source port",
                "sig": "signal", "daddr": "destination address", "dev": "device"}
 
 # what a question calls a tracepoint field ("with the path", "and their flags"): the fields it may be, in order
@@ -531,24 +563,32 @@ FIELD_WORDS: dict[tuple[str, ...], tuple[str, ...]] = {
 }
 
 
-def _field_column(spec: ProgramSpec, fields: tuple[str, ...], catalog: Catalog) -> dict[str, Any] | None:
-    """A column (or map key) of the first of ``fields`` that every main probe of ``spec`` has; None if no
-    field does, or a main probe is no tracepoint."""
-    tps = [catalog.tracepoint(p) for p in spec.probes]
+def _field_column(probes: list[Any], fields: tuple[str, ...], catalog: Catalog) -> dict[str, Any] | None:
+    """A column (or map key) of the first of ``fields`` that every one of ``probes`` (a spec's main probes)
+    has; None if no field does, or one of them is no tracepoint."""
+    tps = [catalog.tracepoint(p) for p in probes]
     name = next((f for f in fields if tps and all(tp is not None and tp.field(f) for tp in tps)), None)
     if name is None:
         return None
     return {"expr": f"args.{name}", "label": "PATH" if name in PATH_LIKE else name.upper()}
 
 
-def _field_keys(spec: ProgramSpec, it: Intent, catalog: Catalog) -> list[dict[str, Any]]:
-    """Map keys for "by <field>" when every main probe has that field: "count opens by file name" keys
+def _group_field_phrase(words: str) -> str:
+    return (rf"\b(?:by|per|for each|grouped by|broken down by)\s+(?:[a-z]+(?: name)? and\s+)?"
+            rf"(?:the\s+|its\s+|their\s+)?(?:{words})\b")
+
+
+def _groups_by_field(it: Intent) -> bool:
+    return any(re.search(_group_field_phrase(words), it.text) for words in GROUP_FIELDS)
+
+
+def _field_keys(probes: list[Any], it: Intent, catalog: Catalog) -> list[dict[str, Any]]:
+    """Map keys for "by <field>" when every one of ``probes`` has that field: "count opens by file name" keys
     the count by args.filename. A pair's main probes (the exits) rarely hold such fields: none then."""
     keys: list[dict[str, Any]] = []
     for words, fields in GROUP_FIELDS.items():
-        if re.search(rf"\b(?:by|per|for each|grouped by|broken down by)\s+(?:[a-z]+(?: name)? and\s+)?"
-                     rf"(?:the\s+|its\s+|their\s+)?(?:{words})\b", it.text):
-            key = _field_column(spec, fields, catalog)
+        if re.search(_group_field_phrase(words), it.text):
+            key = _field_column(probes, fields, catalog)
             if key is not None:
                 keys.append(key)
     return keys
@@ -559,7 +599,7 @@ def _asked_columns(spec: ProgramSpec, it: Intent, catalog: Catalog) -> ProgramSp
     program starts with their path" adds sched_process_exec's filename."""
     printed = {f for col in spec.print for f in E.fields_used(col.expr)}
     added = [col for words, fields in FIELD_WORDS.items() if it.has(*words)
-             if (col := _field_column(spec, fields, catalog)) is not None
+             if (col := _field_column(spec.probes, fields, catalog)) is not None
              and col["expr"].removeprefix("args.") not in printed]
     if not added:
         return spec
@@ -568,15 +608,19 @@ def _asked_columns(spec: ProgramSpec, it: Intent, catalog: Catalog) -> ProgramSp
     return ProgramSpec.model_validate(data)
 
 
-RESULT_WORDS = ("result", "results", "return", "returns", "returned", "return value", "retval", "fd", "fds",
-                "descriptor", "descriptors", "succeed", "succeeds", "succeeded", "success", "successful",
-                "worked", "whether", "failure", "errno", "status", "outcome", "denied", "refused")
+RESULT_WORDS = ("result", "results", "return", "returns", "returned", "return value", "retval", "succeed",
+                "succeeds", "succeeded", "success", "successful", "worked", "whether", "failure", "errno", "status",
+                "outcome", "denied", "refused")
+FD_WORDS = ("fd", "fds", "descriptor", "descriptors")  # an open's result; a write's argument
+_BY_FD = re.compile(r"\b(?:by|per|for each)\s+(?:the\s+)?(?:file\s+)?(?:descriptors?|fds?)\b")
 
 
 def wants_result(it: Intent) -> bool:
     """Does the question ask what a call returned (the exit half of a syscall pair)? Errors (it.errors_only:
-    "failed", "errors"...) and latency need the exit too."""
-    return it.errors_only or "latency" in it.actions or it.has(*RESULT_WORDS)
+    "failed", "errors"...) and latency need the exit too; a file descriptor does unless it is what a count is
+    keyed by ("writes by file descriptor": an argument)."""
+    return (it.errors_only or "latency" in it.actions or it.has(*RESULT_WORDS)
+            or (it.has(*FD_WORDS) and not _BY_FD.search(it.text)))
 
 
 def _stack_keys(spec: ProgramSpec, which: str) -> ProgramSpec:
@@ -741,11 +785,15 @@ def syscall_spec(names: list[str], it: Intent, catalog: Catalog) -> ProgramSpec:
                 {"func": "sum", "value": value, "keys": keys, "unit": "bytes" if size_field else None, "filter": cond}
             ]
         return ProgramSpec.model_validate({**base, "title": f"{label}() sizes", "probes": probes, "aggregates": aggs})
-    if ("count" in it.actions or it.group_by) and not it.has("trace", "show", "print", "watch", "log", "snoop"):
+    field_keys = _field_keys(enter, it, catalog)
+    if (("count" in it.actions or it.group_by or field_keys)
+            and not it.has("trace", "show", "print", "watch", "log", "snoop")):
+        keys = (field_keys + [k for g in it.group_by if g in GROUP_KEYS for k in GROUP_KEYS[g]])[:4] or keys
+        by = FIELD_NAMES.get(keys[0]["expr"].removeprefix("args."), keys[0]["expr"].removeprefix("args."))
         return ProgramSpec.model_validate(
             {
                 **base,
-                "title": f"{label}() calls by {keys[0]['expr']}",
+                "title": f"{label}() calls by {by}",
                 "probes": enter,
                 "aggregates": [{"func": "count", "keys": keys}],
             }

@@ -15,101 +15,150 @@ _STOP = STOP_WORDS
 
 
 # Words about the shape of the answer rather than its subject: matching only these is not a match.
-GENERIC = {
-    stem_
-    for stem_ in (
-        "count",
-        "number",
-        "process",
-        "name",
-        "program",
-        "histogram",
-        "distribution",
-        "total",
-        "pid",
-        "comm",
-        "time",
-        "start",
-        "line",
-        "event",
-        "call",
-        "new",
-        "system",
-        "wide",
-        "everything",
-        "latency",
-        "size",
-        "byte",
-        "per",
-        "second",
-        "top",
-        "most",
-        "rate",
-        "often",
-        "much",
-        "many",
-        "which",
-        "who",
-        "thread",
-        "cpu",
-        "user",
-        "kernel",
-        "stack",
-        "sum",
-        "average",
-        "avg",
-        "max",
-        "min",
-        "show",
-        "trace",
-        "print",
-        "hz",
-        "ms",
-        "us",
-        "ns",
-        "arg",
-        "argument",
-        "return",
-        "value",
-        "result",
-        "error",
-        "fail",
-        "path",
-        "file",
-        "id",
-        "task",
-        "command",
-        "sample",
-        "distribut",
-        "happen",
-        "each",
-        "every",
-        "all",
-        "one",
-        "activity",
-        "tool",
-        "snoop",
-        "watch",
-    )
-}
+_GENERIC_WORDS = (
+    "count",
+    "number",
+    "process",
+    "name",
+    "program",
+    "histogram",
+    "distribution",
+    "total",
+    "pid",
+    "comm",
+    "time",
+    "start",
+    "line",
+    "event",
+    "call",
+    "new",
+    "system",
+    "wide",
+    "everything",
+    "latency",
+    "size",
+    "byte",
+    "per",
+    "second",
+    "top",
+    "most",
+    "rate",
+    "often",
+    "much",
+    "many",
+    "which",
+    "who",
+    "thread",
+    "cpu",
+    "user",
+    "kernel",
+    "stack",
+    "sum",
+    "average",
+    "avg",
+    "max",
+    "min",
+    "show",
+    "trace",
+    "print",
+    "hz",
+    "ms",
+    "us",
+    "ns",
+    "arg",
+    "argument",
+    "return",
+    "value",
+    "result",
+    "error",
+    "fail",
+    "path",
+    "file",
+    "id",
+    "task",
+    "command",
+    "sample",
+    "distribut",
+    "happen",
+    "each",
+    "every",
+    "all",
+    "one",
+    "activity",
+    "tool",
+    "snoop",
+    "watch",
+)
 
 
 SYNONYM_WEIGHT = 0.5
 
 
 def stem(word: str) -> str:
-    """A light stemmer, the same for queries and examples: renames, rename -> rename; files, file -> file;
-    processes, process -> process."""
+    """A light stemmer, the same for queries and examples (Porter's steps 1a, 1b and 5a): renames, renamed,
+    renaming, rename -> renam; makes, making -> make; files, file -> file; processes -> process; dropped ->
+    drop. "state" stays apart from "stat"."""
+    found = _STEMS.get(word)
+    if found is None:
+        found = _STEMS[word] = _stem(word)
+    return found
+
+
+_STEMS: dict[str, str] = {}
+
+
+def _stem(word: str) -> str:
     for suffix, repl in (("ies", "y"), ("sses", "ss"), ("ing", ""), ("ed", ""), ("s", "")):
         if word.endswith(suffix) and len(word) - len(suffix) >= 3 and not (suffix == "s" and word.endswith("ss")):
             word = word[: -len(suffix)] + repl
+            if suffix in ("ing", "ed"):
+                if word.endswith(("at", "bl", "iz")):
+                    word += "e"  # created -> create
+                elif word[-1] == word[-2] and _consonant(word, len(word) - 1) and word[-1] not in "lsz":
+                    word = word[:-1]  # dropped -> drop
+                elif _measure(word) == 1 and _cvc(word):
+                    word += "e"  # making -> make
             break
+    if word.endswith("e") and len(word) > 3:
+        m = _measure(word[:-1])
+        if m > 1 or (m == 1 and not _cvc(word[:-1])):
+            word = word[:-1]  # delete, deleted -> delet
     return word
+
+
+def _consonant(word: str, i: int) -> bool:
+    c = word[i]
+    if c in "aeiou":
+        return False
+    return c != "y" or i == 0 or not _consonant(word, i - 1)
+
+
+def _measure(word: str) -> int:
+    """How many vowel-consonant runs: tr 0, make 1, open 2."""
+    m, vowel = 0, False
+    for i in range(len(word)):
+        if _consonant(word, i):
+            m += vowel
+            vowel = False
+        else:
+            vowel = True
+    return m
+
+
+def _cvc(word: str) -> bool:
+    """Ends consonant-vowel-consonant, the last not w, x or y (mak, clos, stat)."""
+    n = len(word)
+    return (n >= 3 and _consonant(word, n - 3) and not _consonant(word, n - 2) and _consonant(word, n - 1)
+            and word[-1] not in "wxy")
+
+
+GENERIC = {stem(w) for w in _GENERIC_WORDS}
 
 
 def tokens(text: str, expand: bool = False) -> list[str]:
     out: list[str] = []
     low = re.sub(r"\bsystem[ -]calls?\b", "syscall", text.lower())
+    low = re.sub(r"\bfile[ -]descriptors?\b", "fd", low)
     for w in _TOKEN.findall(low.replace("_", " ")):
         if w in _STOP:
             continue
