@@ -329,3 +329,22 @@ def test_what_a_count_is_keyed_by_is_not_its_subject(catalog):
     spec = plan("count execs by file name", catalog)
     assert not any("open" in p.text for p in spec.all_probes), probes(spec)
     assert [k.expr for k in spec.aggregates[0].keys] == ["args.filename"]
+
+
+@pytest.mark.parametrize("text", ["trace nanosleep", "trace sleep calls (nanosleep)"])
+def test_nanosleep_includes_what_libc_calls(text, catalog):
+    """glibc's nanosleep() makes the clock_nanosleep syscall: `sleep 1` shows only there."""
+    spec = plan(text, catalog)
+    assert "tracepoint:syscalls:sys_enter_clock_nanosleep" in probes(spec)
+    assert spec.filter.comm is None  # "sleep calls" are calls, not the program sleep
+
+
+def test_a_verb_after_processes_is_not_a_name(catalog):
+    assert plan("measure how long processes sleep off cpu", catalog).filter.comm is None
+    assert plan("trace opens by processes named sleep", catalog).filter.comm == "sleep"
+
+
+def test_which_syscalls_a_program_makes_is_a_count_by_syscall(catalog):
+    spec = plan("which syscalls does nginx call", catalog)
+    assert spec.filter.comm == "nginx" and spec.aggregates[0].func == "count"
+    assert [k.expr for k in spec.aggregates[0].keys] == ["args.id"]

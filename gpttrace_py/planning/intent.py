@@ -554,11 +554,15 @@ def _plausible_process(name: str, text: str, match: re.Match[str]) -> bool:
 
     if not name or name in NOT_PROCESS or name in NOT_A_PROCESS or name in _STOP or name.isdigit() or len(name) > 64:
         return False
+    phrase = match.group(0)
+    if phrase.endswith(" calls") and _calls_of_a_function(name, text):
+        return False
+    if re.fullmatch(r"(?:processes|programs)\s+\S+", phrase) and name in _WHAT_PROCESSES_DO:  # "processes sleep"
+        return False
     if name in KNOWN_PROCESSES:
         return True
     if _tracing_vocabulary(name) or name.endswith(_ENGLISH_SUFFIXES):
         return False
-    phrase = match.group(0)
     if text[match.end(1) :].lstrip().startswith(_ACTOR_NOUNS):
         return True
     if phrase.startswith(("by ", "named", "called", "comm", "process", "program", "command")) or phrase.endswith("'s"):
@@ -566,13 +570,21 @@ def _plausible_process(name: str, text: str, match: re.Match[str]) -> bool:
     if phrase.startswith(("does ", "did ", "do ", "is ", "are ", "was ", "were ", "has ", "have ")):
         return not _ordinary_word(name)
     if re.search(rf"\s(?:{_SUBJECT_VERBS})$", phrase):  # a program doing something: "files nginx reads"
-        if phrase.endswith(" calls"):  # or the noun: "chdir calls", "vfs_read calls" are calls of a function
-            from ..kernel.syscalls import is_syscall
-
-            if is_syscall(name) or "_" in name:
-                return False
         return not _ordinary_word(name)
     return False
+
+
+_WHAT_PROCESSES_DO = {"sleep", "wait", "run", "block", "exit", "die", "start", "stop", "hang", "spin", "fork", "spend",
+                      "crash", "get", "use", "make"}
+
+
+def _calls_of_a_function(name: str, text: str) -> bool:
+    """"chdir calls", "vfs_read calls", "sleep calls (nanosleep)": the noun, calls of a function, not what a
+    program named so calls."""
+    from ..kernel.syscalls import is_syscall
+
+    return (is_syscall(name) or "_" in name
+            or any(is_syscall(w) for w in re.findall(rf"\b\w+{re.escape(name)}\b", text)))
 
 
 _SUBJECT_VERBS = ("reads|opens|writes|calls|sends|receives|connects|touches|accesses|executes|runs|spawns|"

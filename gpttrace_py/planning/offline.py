@@ -111,6 +111,7 @@ SYSCALL_FAMILY_PATTERNS = (
     "{x}3",
     "{x}4",
     "{x}ve",
+    "clock_{x}",  # glibc's nanosleep() is clock_nanosleep
 )
 
 GROUP_KEYS: dict[str, list[dict[str, Any]]] = {
@@ -196,7 +197,7 @@ class OfflinePlanner:
         if topic == {"syscall"} and not named_syscalls:
             # system calls in general ("how many system calls does each program make"): not an example about
             # one call (bpf(), connect()) that the question shares only the word "syscall" with
-            hits = [h for h in hits if not _about_one_call(h)] or hits
+            hits = [h for h in index().search(query, limit=18) if not _about_one_call(h)][:6] or hits
         named_tps = self.named_tracepoints(it, catalog)
         wanted = intent_shape(it)
         by_field = _groups_by_field(it)
@@ -414,8 +415,8 @@ def intent_shape(it: Intent) -> str:
         return "sum"
     if {"avg", "max", "min"} & it.actions:
         return "stat"
-    if "count" in it.actions or it.group_by:
-        return "count"
+    if "count" in it.actions or it.group_by or re.search(r"\b(?:which|what) (?:syscalls|system calls)\b", it.text):
+        return "count"  # "which syscalls does nginx make": a count by syscall
     return "events"
 
 
