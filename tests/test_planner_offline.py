@@ -348,3 +348,10 @@ def test_which_syscalls_a_program_makes_is_a_count_by_syscall(catalog):
     spec = plan("which syscalls does nginx call", catalog)
     assert spec.filter.comm == "nginx" and spec.aggregates[0].func == "count"
     assert [k.expr for k in spec.aggregates[0].keys] == ["args.id"]
+
+
+@pytest.mark.parametrize("text,call", [("trace pipe creation", "pipe"),
+                                       ("trace every socket created with its family", "socket"),
+                                       ("which processes create pipes", "pipe")])
+def test_making_a_pipe_or_a_socket_is_that_call(text, call, catalog):
+    assert f"tracepoint:syscalls:sys_enter_{call}" in probes(plan(text, catalog))

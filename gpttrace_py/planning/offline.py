@@ -305,6 +305,11 @@ class OfflinePlanner:
             for name in m.groups():
                 if name:
                     add(name)
+        # ... and the objects some calls make, when their making is asked about: "pipe creation", "new sockets"
+        for m in re.finditer(r"\b(pipe|socket)s?\s+(?:creation|created|being created|made|opened)\b"
+                             r"|\b(?:new|creat\w*|make|makes|making|open\w*)\s+(?:a\s+|an\s+|new\s+)?(pipe|socket)s?\b",
+                             it.text):
+            add(m.group(1) or m.group(2))
         # ... and when its time is asked for: "write latency", "how long open takes"
         for m in re.finditer(r"\b([a-z_][a-z0-9_]*)\s+(?:latenc(?:y|ies)|durations?|call times?)\b"
                              r"|\bhow long (?:does |do |did )?(?:each |an? |the )?([a-z_][a-z0-9_]*)\s+"
