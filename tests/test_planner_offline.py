@@ -187,9 +187,9 @@ def test_a_named_file_filters_where_the_path_is_read(text, field, path, catalog)
     assert where is not None and f'str(args.{field}) == "{path}"' in where, spec.model_dump_json()
 
 
-@pytest.mark.parametrize("text", ["trace files opened in /tmp", "show opens under /var/log/",
-                                  "who opens /" + "very-long-directory-name/" * 3 + "file.txt"])  # over 63 bytes
-def test_a_directory_is_no_path_filter(text, catalog):
+@pytest.mark.parametrize("text", ["who opens /" + "very-long-directory-name/" * 3 + "file.txt",  # over 63 bytes
+                                  "trace files opened in /" + "very-long-directory-name/" * 3])
+def test_a_path_too_long_for_bpftrace_is_no_filter(text, catalog):
     assert "str(args." not in plan(text, catalog).model_dump_json()
 
 
@@ -355,3 +355,11 @@ def test_which_syscalls_a_program_makes_is_a_count_by_syscall(catalog):
                                        ("which processes create pipes", "pipe")])
 def test_making_a_pipe_or_a_socket_is_that_call(text, call, catalog):
     assert f"tracepoint:syscalls:sys_enter_{call}" in probes(plan(text, catalog))
+
+
+@pytest.mark.parametrize("text,field,prefix", [("trace opens of files in /tmp", "filename", "/tmp/"),
+                                               ("trace deletions under /var/log/", "pathname", "/var/log/")])
+def test_a_directory_keeps_the_paths_under_it(text, field, prefix, catalog):
+    spec = plan(text, catalog)
+    assert spec.filter.expr == f'strncmp(str(args.{field}), "{prefix}", {len(prefix)}) == 0'
+    assert plan("who opens /etc/passwd", catalog).filter.expr == 'str(args.filename) == "/etc/passwd"'

@@ -139,3 +139,15 @@ def test_pair_rules():
 def test_bad_specs_refused(bad):
     with pytest.raises(ValidationError):
         spec(**bad)
+
+
+def test_strncmp_is_a_prefix_test_of_text_with_a_literal():
+    from gpttrace_py.spec import expr as E
+
+    node = E.parse('strncmp(str(args.filename), "/tmp/", 5) == 0')
+    assert isinstance(node, E.Binary) and isinstance(node.left, E.Call) and node.left.fn == "strncmp"
+    for bad in ('strncmp(args.filename, args.pathname, 5)', 'strncmp(args.filename, "/tmp/", pid)',
+                'strncmp(args.filename, "/tmp/", 0)', 'strncmp(args.filename, "/tmp/", 65)',
+                'strncmp(3, "/tmp/", 2)', 'strncmp(args.filename, "/tmp/")'):
+        with pytest.raises(E.ExprError):
+            E.parse(bad)

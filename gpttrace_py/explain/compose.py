@@ -598,6 +598,10 @@ class _Composer:
         if op:
             left, sym, right = op
             lw, rw = left.strip(), right.strip()
+            prefix = re.fullmatch(r'strncmp\((.+), ("[^"]*"), \d+\)', lw)
+            if prefix and rw == "0" and sym in ("==", "!="):
+                starts = "starts" if sym == "==" else "does not start"
+                return f"{self.expr(prefix.group(1))} {starts} with {prefix.group(2)}"
             if sym == "<" and rw == "0" and re.search(r"ret|retval|PT_REGS_RC", lw):
                 return f"{self.expr(lw)} is negative (the call failed)"
             if rw in ("0", "NULL") and sym in ("==", "!=") and not self.bt:

@@ -673,19 +673,23 @@ BPFTRACE_MAX_LITERAL = 63  # bytes of a string literal bpftrace 0.17 accepts (64
 
 def _path_filter(spec: ProgramSpec, it: Intent, catalog: Catalog) -> ProgramSpec:
     """"who opens /etc/passwd": only events on that file, compared where the path is read (the start probe
-    of a pair). A directory ("files in /tmp", "/var/log/") is not one file: no filter then."""
+    of a pair). A directory ("files in /tmp", "under /etc", "/var/log/") keeps the paths that start with it
+    (as the program sees them: a path relative to the working directory does not)."""
     path = it.path or ""
     before = it.raw[: it.raw.find(path)].rstrip().lower() if path in it.raw else ""
-    if path.endswith("/") or before.endswith(("in", "under", "inside", "below", "within", "beneath", "from")):
-        return spec
-    if len(path.encode()) > BPFTRACE_MAX_LITERAL:  # bpftrace 0.17 refuses the program: show every path instead
-        return spec
+    directory = path.endswith("/") or before.endswith(("in", "under", "inside", "below", "within", "beneath",
+                                                        "from", "of files in", "into"))
+    prefix = path.rstrip("/") + "/"
+    if len((prefix if directory else path).encode()) > min(BPFTRACE_MAX_LITERAL, E.STRNCMP_MAX):
+        return spec  # bpftrace 0.17 refuses a longer literal: show every path instead
     probes = spec.start.probes if spec.start is not None else spec.probes
     tps = [catalog.tracepoint(p) for p in probes]
     for name in PATH_FIELDS:
         if tps and all(tp is not None and (f := tp.field(name)) is not None and f.kind in ("str", "ptr_str")
                        for tp in tps):
-            return edits.add_condition(spec, f'str(args.{name}) == "{path}"', at_start=spec.start is not None)
+            cond = (f'strncmp(str(args.{name}), "{prefix}", {len(prefix.encode())}) == 0' if directory
+                    else f'str(args.{name}) == "{path}"')
+            return edits.add_condition(spec, cond, at_start=spec.start is not None)
     return spec
 
 

@@ -437,6 +437,8 @@ class CGen:
                 raise RenderError(f"start.{node.name} is not a number here: compare it with == \"...\" or print it")
             return f"st->{slot.member}", slot.signed
         if isinstance(node, E.Call):
+            if node.fn == "strncmp":
+                return self.prefix_differs(node), False
             raise RenderError(f"{node.fn}() gives text or a stack, not a number")
         if isinstance(node, E.Unary):
             inner, signed = self.value(node.operand)
@@ -642,6 +644,19 @@ class CGen:
         self.b.need_streq(n)
         eq = f"str_eq_{n}({a}, {c})"
         return f"!{eq}" if node.op == "!=" else eq
+
+    def prefix_differs(self, node: E.Call) -> str:
+        """strncmp(x, "text", n) as bpftrace has it: 0 when the first n characters agree (a shorter x ends with
+        its NUL where "text" goes on, and differs)."""
+        text, literal, n = node.args
+        assert isinstance(literal, E.Str) and isinstance(n, E.Num)
+        if not self.is_text(text):
+            raise RenderError("strncmp() compares a text with a literal")
+        data = (literal.value.encode("utf-8", "replace") + b"\0")[: n.value]
+        buf, size = self.text_ref(text, len(data) + 1)
+        if len(data) > size:
+            return "1"  # the text cannot hold that many characters
+        return "!(" + " && ".join(f"{buf}[{i}] == {_c_char(c)}" for i, c in enumerate(data)) + ")"
 
     def cond(self, text: str) -> str:
         c, _ = self.value(E.parse(text))

@@ -34,6 +34,9 @@ def compile_expr(node: E.Node, ctx: Context) -> str:
     if isinstance(node, E.Saved):
         return f"$s_{ident(node.name)}"
     if isinstance(node, E.Call):
+        if node.fn == "strncmp":
+            text, literal, n = node.args
+            return f"strncmp({as_text(text, ctx)}, {compile_expr(literal, ctx)}, {compile_expr(n, ctx)})"
         inner = ", ".join(
             _as_string(a, ctx) if node.fn == "str" and i == 0 else compile_expr(a, ctx) for i, a in enumerate(node.args)
         )

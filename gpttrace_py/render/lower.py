@@ -60,6 +60,7 @@ def infer(node: E.Node, ctx: Context) -> str:
             "join": "join",
             "kstack": "stack",
             "ustack": "stack",
+            "strncmp": "int",
         }[node.fn]
     if isinstance(node, E.Ternary):
         return infer(node.then, ctx)

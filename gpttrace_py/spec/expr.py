@@ -10,6 +10,7 @@ language, close to what bpftrace and C share:
                            at xdp/tc probes (BCC backend only): fields of the packet
     start.NAME             in a start/end pair: a value saved by the start probe
     str(x), ntop(x), ksym(x), usym(x), join(x), kstack(n), ustack(n)
+    strncmp(x, "text", n)  0 when the first n characters of x are those of "text" (a prefix test)
     literals 42 0x1f "text", operators ! ~ - * / % + - << >> < <= > >= == != & ^ | && || ?:
     x[3]                   an element of an array field
 
@@ -64,7 +65,9 @@ FUNCTIONS: dict[str, tuple[int, int]] = {
     "join": (1, 1),
     "kstack": (0, 1),
     "ustack": (0, 1),
+    "strncmp": (3, 3),
 }
+STRNCMP_MAX = 64  # characters a prefix test compares at most (both backends unroll it)
 
 IDENT_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}\Z")
 _TOKEN_RE = re.compile(
@@ -294,6 +297,12 @@ class _Parser:
                 return Call(value, tuple(call_args))
             if value == "str" and len(call_args) == 2 and not isinstance(call_args[1], Num):
                 raise ExprError("str(x, n) takes a literal length")
+            if value == "strncmp" and not (
+                not isinstance(call_args[0], (Num, Str)) and isinstance(call_args[1], Str)
+                and isinstance(call_args[2], Num) and 0 < call_args[2].value <= STRNCMP_MAX
+            ):
+                raise ExprError(f'strncmp(x, "text", n) compares a text value with a literal, n from 1 to '
+                                f"{STRNCMP_MAX}")
             return Call(value, tuple(call_args))
         if value in BUILTINS:
             return Builtin(value)
