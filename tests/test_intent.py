@@ -95,7 +95,9 @@ def test_listed_call_names(text, names):
 
 
 def test_size_thresholds():
-    assert parse("writes larger than 1 MB").min_bytes == (">", 1 << 20)
-    assert parse("reads of at least 4 KB").min_bytes == (">=", 4096)
-    assert parse("print reads every 5 seconds").min_bytes is None
-    assert parse("more than 5 times").min_bytes is None
+    assert parse("writes larger than 1 MB").size_bound == (">", 1 << 20)
+    assert parse("reads of at least 4 KB").size_bound == (">=", 4096)
+    assert parse("short reads that return less than 100 bytes").size_bound == ("<", 100)
+    assert parse("writes under 4 KB").size_bound == ("<", 4096)
+    assert parse("print reads every 5 seconds").size_bound is None
+    assert parse("more than 5 times").size_bound is None

@@ -363,3 +363,23 @@ def test_a_directory_keeps_the_paths_under_it(text, field, prefix, catalog):
     spec = plan(text, catalog)
     assert spec.filter.expr == f'strncmp(str(args.{field}), "{prefix}", {len(prefix)}) == 0'
     assert plan("who opens /etc/passwd", catalog).filter.expr == 'str(args.filename) == "/etc/passwd"'
+
+
+def test_errors_of_a_named_call_are_counted_at_its_exit(catalog):
+    spec = plan("count connect errors by errno", catalog)
+    assert probes(spec) == {"tracepoint:syscalls:sys_exit_connect"} and spec.filter.expr == "args.ret < 0"
+    assert [k.expr for k in spec.aggregates[0].keys] == ["args.ret"]
+    spec = plan("trace failed connect attempts", catalog)
+    assert "tracepoint:syscalls:sys_exit_connect" in probes(spec) and "args.ret < 0" in spec.filter.expr
+
+
+def test_a_size_bound_below(catalog):
+    spec = plan("trace writes under 4 KB", catalog)
+    assert "args.ret >= 0 && args.ret < 4096" in (spec.filter.expr or "")
+    assert plan("which processes have open failures", catalog).filter.comm is None
+
+
+def test_an_examples_top_n_stays_only_when_the_largest_are_asked_for(catalog):
+    assert all(a.top is None for a in plan("count open calls by filename", catalog).aggregates)
+    assert [a.top for a in plan("top 5 files opened", catalog).aggregates] == [5]
+    assert all(a.top for a in plan("which process makes the most syscalls", catalog).aggregates)

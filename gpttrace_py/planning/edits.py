@@ -177,7 +177,8 @@ def set_interval(spec: ProgramSpec, seconds: int | None) -> ProgramSpec:
     return _edit(spec, interval_s=seconds)
 
 
-def set_top(spec: ProgramSpec, n: int) -> ProgramSpec:
+def set_top(spec: ProgramSpec, n: int | None) -> ProgramSpec:
+    """Print only the n largest entries of each count/sum map (None: all of them)."""
     data = _data(spec)
     for a in data["aggregates"]:
         if a["func"] not in ("hist", "lhist"):

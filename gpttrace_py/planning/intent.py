@@ -150,6 +150,9 @@ UNITS = {
 
 # Words after "by"/"from"/"of" that are never a process name.
 NOT_PROCESS = {
+    # helping verbs: "processes have", "programs were"
+    "have", "has", "had", "are", "were", "was", "is", "be", "been", "being", "will", "would", "can", "could",
+    "should", "might", "must", "did", "does", "do", "keep", "keeps", "kept", "got", "gets",
     "process",
     "processes",
     "name",
@@ -310,7 +313,7 @@ class Intent:
     syscall_words: list[str] = field(default_factory=list)  # written as "the X syscall" / "syscall X"
     library: str | None = None
     port: int | None = None
-    min_bytes: tuple[str, int] | None = None  # "larger than 1 MB": (">", 1048576); "at least 4 KB": (">=", 4096)
+    size_bound: tuple[str, int] | None = None  # "larger than 1 MB": (">", 1048576); "under 100 bytes": ("<", 100)
     threshold_text: str | None = None  # the words that said it (left out of retrieval)
     path: str | None = None
     errors_only: bool = False
@@ -324,9 +327,13 @@ class Intent:
 BYTE_UNITS = {"b": 1, "byte": 1, "bytes": 1, "k": 1024, "kb": 1024, "kib": 1024, "kilobytes": 1024,
               "mb": 1 << 20, "mib": 1 << 20, "megabytes": 1 << 20, "gb": 1 << 30, "gib": 1 << 30, "gigabytes": 1 << 30}
 SIZE_THRESHOLD = re.compile(
-    r"(?P<cmp>at least|no less than|larger|bigger|greater|more|over|above|exceeding|>=|>)\s*(?:than\s+)?"
+    r"(?P<cmp>at least|no less than|larger|bigger|greater|more|over|above|exceeding|>=|>"
+    r"|at most|no more than|smaller|less|fewer|shorter|under|below|<=|<)\s*(?:than\s+)?"
     r"(?P<n>\d+(?:\.\d+)?)\s*(?P<unit>" + "|".join(sorted(BYTE_UNITS, key=len, reverse=True)) + r")\b"
 )
+SIZE_COMPARISONS = {"at least": ">=", "no less than": ">=", ">=": ">=", "at most": "<=", "no more than": "<=",
+                    "<=": "<=", "smaller": "<", "less": "<", "fewer": "<", "shorter": "<", "under": "<",
+                    "below": "<", "<": "<"}  # any other word: ">"
 
 
 def _has_phrase(text: str, phrase: str) -> bool:
@@ -418,8 +425,8 @@ def parse(raw: str) -> Intent:
     if m:
         size = float(m.group("n")) * BYTE_UNITS[m.group("unit")]
         if size < 1 << 40:
-            op = ">=" if m.group("cmp") in ("at least", ">=", "no less than") else ">"
-            it.min_bytes, it.threshold_text = (op, int(size)), m.group(0)
+            it.size_bound = (SIZE_COMPARISONS.get(m.group("cmp"), ">"), int(size))
+            it.threshold_text = m.group(0)
     m = re.search(r"\bport\s+(\d{1,5})\b", low)
     if m:
         it.port = int(m.group(1))

@@ -217,7 +217,7 @@ class OfflinePlanner:
                 if adapted is not None:
                     # "larger than 1 MB" that the example has no size to compare with is a question it misses,
                     # and so is "by file descriptor" when its probes have no such field to count by
-                    missed = it.min_bytes is not None and f" {it.min_bytes[0]} {it.min_bytes[1]}" not in (
+                    missed = it.size_bound is not None and f" {it.size_bound[0]} {it.size_bound[1]}" not in (
                         adapted.filter.expr or "")
                     missed = missed or (by_field and not any(k.expr.startswith("args.")
                                                              for a in adapted.aggregates for k in a.keys))
@@ -305,6 +305,11 @@ class OfflinePlanner:
             for name in m.groups():
                 if name:
                     add(name)
+        # ... and how they went: "connect errors", "failed accepts", "read failures"
+        means = "|".join(n for n in MEANS_SYSCALLS if n != "open")  # failed opens: the corpus has openat's
+        for m in re.finditer(rf"\b({means})\s+(?:attempts?|errors?|failures?)\b"
+                             rf"|\b(?:failed|failing|unsuccessful)\s+({means})(?:s|es)?\b", it.text):
+            add(m.group(1) or m.group(2))
         # ... and the objects some calls make, when their making is asked about: "pipe creation", "new sockets"
         for m in re.finditer(r"\b(pipe|socket)s?\s+(?:creation|created|being created|made|opened)\b"
                              r"|\b(?:new|creat\w*|make|makes|making|open\w*)\s+(?:a\s+|an\s+|new\s+)?(pipe|socket)s?\b",
@@ -519,14 +524,17 @@ def adapt(spec: ProgramSpec, it: Intent, catalog: Catalog) -> ProgramSpec:
         spec = edits.set_interval(spec, it.interval_s)
     if it.top and spec.aggregates:
         spec = edits.set_top(spec, it.top)
+    elif spec.aggregates and not it.has(*RANKING_WORDS) and not any(
+            k.expr in ("kstack", "ustack") for a in spec.aggregates for k in a.keys):
+        spec = edits.set_top(spec, None)  # an example's top 20 hides what was not asked to be left out
     if it.errors_only:
         spec = _errors_only(spec)
     if it.port:
         spec = _port_filter(spec, it.port, catalog)
     if it.path:
         spec = _path_filter(spec, it, catalog)
-    if it.min_bytes:
-        spec = _size_threshold(spec, *it.min_bytes)
+    if it.size_bound:
+        spec = _size_threshold(spec, *it.size_bound)
     if spec.print and spec.start is None:
         spec = _asked_columns(spec, it, catalog)
     return spec
@@ -540,6 +548,10 @@ def _counts_events(spec: ProgramSpec, it: Intent, keys: list[dict[str, Any]] | N
             and not it.has("trace", "show", "print", "watch", "snoop", "log", "list"))
 
 
+# a question that asks for the largest entries only: an example's "top N" stays
+RANKING_WORDS = ("top", "most", "busiest", "heaviest", "largest", "biggest", "hottest", "worst", "slowest",
+                 "highest", "frequent", "frequently", "often", "hammering", "hogging")
+
 PATH_LIKE = ("filename", "pathname", "path")
 
 # what a question groups by that is one of the probes' own fields ("by file name", "per destination port")
@@ -551,12 +563,12 @@ GROUP_FIELDS: dict[str, tuple[str, ...]] = {
     r"signals?(?: numbers?)?": ("sig",),
     r"(?:destination|remote) (?:address(?:es)?|ips?)|daddrs?": ("daddr",),
     r"devices?|disks?": ("dev",),
+    r"errnos?|errors?|error codes?|return values?|results?": ("ret",),
 }
 
-FIELD_NAMES = {"comm": "process", "pid": "process", "filename": "path", "pathname": "path", "fd": "file descriptor",
-               "dport": "destination port",
-               "sport": "source port",
-               "sig": "signal", "daddr": "destination address", "dev": "device"}
+FIELD_NAMES = {"comm": "process", "pid": "process", "ret": "result", "filename": "path", "pathname": "path",
+               "fd": "file descriptor", "dport": "destination port", "sport": "source port", "sig": "signal",
+               "daddr": "destination address", "dev": "device"}
 
 # what a question calls a tracepoint field ("with the path", "and their flags"): the fields it may be, in order
 FIELD_WORDS: dict[tuple[str, ...], tuple[str, ...]] = {
@@ -658,12 +670,16 @@ SIZE_FIELDS = ("count", "ret", "bytes", "len", "size", "length", "nr_bytes")
 
 
 def _size_threshold(spec: ProgramSpec, op: str, size: int) -> ProgramSpec:
-    """"reads larger than 1 MB": only events whose size (the aggregated value, else a printed size column) is
-    over it. A program with no size in bytes is left as it is."""
+    """"reads larger than 1 MB", "under 100 bytes": only events whose size (the aggregated value, else a printed
+    size column) is within it; a size that is a call's result is no size when negative (an error). A program
+    with no size in bytes is left as it is."""
     values = [a.value for a in spec.aggregates if a.value] + [f.expr for f in spec.print]
     for value in values:
         if value.startswith("args.") and value.removeprefix("args.") in SIZE_FIELDS:
-            return edits.add_condition(spec, f"{value} {op} {size}")
+            cond = f"{value} {op} {size}"
+            if op in ("<", "<=") and value == "args.ret":
+                cond = f"{value} >= 0 && {cond}"
+            return edits.add_condition(spec, cond)
     return spec
 
 
@@ -795,16 +811,20 @@ def syscall_spec(names: list[str], it: Intent, catalog: Catalog) -> ProgramSpec:
                 {"func": "sum", "value": value, "keys": keys, "unit": "bytes" if size_field else None, "filter": cond}
             ]
         return ProgramSpec.model_validate({**base, "title": f"{label}() sizes", "probes": probes, "aggregates": aggs})
-    field_keys = _field_keys(enter, it, catalog)
+    failed = it.errors_only and bool(exit_)
+    counted = exit_ if failed else enter  # a failure shows at the exit, in its result
+    field_keys = _field_keys(counted, it, catalog)
     if (("count" in it.actions or it.group_by or field_keys)
             and not it.has("trace", "show", "print", "watch", "log", "snoop")):
         keys = (field_keys + [k for g in it.group_by if g in GROUP_KEYS for k in GROUP_KEYS[g]])[:4] or keys
         by = FIELD_NAMES.get(keys[0]["expr"].removeprefix("args."), keys[0]["expr"].removeprefix("args."))
+        by = "error" if failed and by == "result" else by
         return ProgramSpec.model_validate(
             {
                 **base,
-                "title": f"{label}() calls by {by}",
-                "probes": enter,
+                "title": f"{'Failed ' if failed else ''}{label}() calls by {by}",
+                "probes": counted,
+                "filter": {"expr": "args.ret < 0"} if failed else {},
                 "aggregates": [{"func": "count", "keys": keys}],
             }
         )
