@@ -383,3 +383,11 @@ def test_an_examples_top_n_stays_only_when_the_largest_are_asked_for(catalog):
     assert all(a.top is None for a in plan("count open calls by filename", catalog).aggregates)
     assert [a.top for a in plan("top 5 files opened", catalog).aggregates] == [5]
     assert all(a.top for a in plan("which process makes the most syscalls", catalog).aggregates)
+
+
+@pytest.mark.parametrize("text,func,value", [("average read latency per process", "avg", "delta / 1000"),
+                                             ("average size of reads", "avg", "args.ret"),
+                                             ("max read size", "max", "args.ret")])
+def test_one_number_of_a_distribution(text, func, value, catalog):
+    spec = plan(text, catalog)
+    assert [(a.func, a.value) for a in spec.aggregates] == [(func, value)]
