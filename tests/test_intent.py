@@ -101,3 +101,11 @@ def test_size_thresholds():
     assert parse("writes under 4 KB").size_bound == ("<", 4096)
     assert parse("print reads every 5 seconds").size_bound is None
     assert parse("more than 5 times").size_bound is None
+
+
+def test_a_named_signal_is_its_number():
+    assert parse("count SIGKILLs").signal == 9
+    assert parse("who sends sigterm to nginx").signal == 15
+    assert parse("trace kill -9").signal == 9
+    assert parse("count signal 17 by process").signal == 17
+    assert parse("trace signals").signal is None and parse("trace sigsnoop").signal is None

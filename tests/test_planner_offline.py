@@ -391,3 +391,8 @@ def test_an_examples_top_n_stays_only_when_the_largest_are_asked_for(catalog):
 def test_one_number_of_a_distribution(text, func, value, catalog):
     spec = plan(text, catalog)
     assert [(a.func, a.value) for a in spec.aggregates] == [(func, value)]
+
+
+def test_a_named_signal_filters_where_the_signal_is(catalog):
+    assert "args.sig == 9" in (plan("count SIGKILLs", catalog).filter.expr or "")
+    assert "args.sig == 11" in (plan("show SIGSEGV deliveries", catalog).filter.expr or "")

@@ -313,6 +313,7 @@ class Intent:
     syscall_words: list[str] = field(default_factory=list)  # written as "the X syscall" / "syscall X"
     library: str | None = None
     port: int | None = None
+    signal: int | None = None  # "SIGKILL", "kill -9", "signal 15": that signal's number
     size_bound: tuple[str, int] | None = None  # "larger than 1 MB": (">", 1048576); "under 100 bytes": ("<", 100)
     threshold_text: str | None = None  # the words that said it (left out of retrieval)
     path: str | None = None
@@ -430,6 +431,7 @@ def parse(raw: str) -> Intent:
     m = re.search(r"\bport\s+(\d{1,5})\b", low)
     if m:
         it.port = int(m.group(1))
+    it.signal = _signal_number(low)
     m = re.search(r"(/[\w./+-]+)", text)
     if m and not re.match(r"/\d", m.group(1)):
         it.path = m.group(1)
@@ -497,6 +499,21 @@ def parse(raw: str) -> Intent:
     if m:
         it.library = m.group(1)
     return it
+
+
+def _signal_number(text: str) -> int | None:
+    """The signal a question names: "SIGKILL", "sigterms", "kill -9", "signal 15" (Linux numbers)."""
+    import signal
+
+    for m in re.finditer(r"\bsig([a-z]{2,7}[12]?)\b", text):
+        name = m.group(1).upper()
+        for candidate in (name, name.removesuffix("S")):  # "sigkills"
+            if "SIG" + candidate in signal.Signals.__members__:
+                return int(signal.Signals["SIG" + candidate])
+    m = re.search(r"\b(?:kill -|signal (?:number )?)(\d{1,2})\b", text)
+    if m and 0 < int(m.group(1)) < 65:
+        return int(m.group(1))
+    return None
 
 
 def _ordinary_word(word: str) -> bool:

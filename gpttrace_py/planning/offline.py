@@ -539,6 +539,8 @@ def adapt(spec: ProgramSpec, it: Intent, catalog: Catalog) -> ProgramSpec:
         spec = _errors_only(spec)
     if it.port:
         spec = _port_filter(spec, it.port, catalog)
+    if it.signal is not None:
+        spec = _signal_filter(spec, it.signal, catalog)
     if it.path:
         spec = _path_filter(spec, it, catalog)
     if it.size_bound:
@@ -671,6 +673,15 @@ def _port_filter(spec: ProgramSpec, port: int, catalog: Catalog) -> ProgramSpec:
     fields = {f.name for p in spec.probes if (tp := catalog.tracepoint(p)) for f in tp.fields}
     if {"sport", "dport"} <= fields:
         return edits.add_condition(spec, f"args.sport == {port} || args.dport == {port}")
+    return spec
+
+
+def _signal_filter(spec: ProgramSpec, number: int, catalog: Catalog) -> ProgramSpec:
+    """"who sends SIGKILL": only that signal, where the probes (or a pair's start) have it."""
+    probes = spec.start.probes if spec.start is not None else spec.probes
+    tps = [catalog.tracepoint(p) for p in probes]
+    if tps and all(tp is not None and tp.field("sig") is not None for tp in tps):
+        return edits.add_condition(spec, f"args.sig == {number}", at_start=spec.start is not None)
     return spec
 
 
