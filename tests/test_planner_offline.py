@@ -396,3 +396,8 @@ def test_one_number_of_a_distribution(text, func, value, catalog):
 def test_a_named_signal_filters_where_the_signal_is(catalog):
     assert "args.sig == 9" in (plan("count SIGKILLs", catalog).filter.expr or "")
     assert "args.sig == 11" in (plan("show SIGSEGV deliveries", catalog).filter.expr or "")
+
+
+def test_a_histogram_per_cpu(catalog):
+    spec = plan("print a histogram of how long processes wait in the run queue, per CPU", catalog)
+    assert [(a.func, [k.expr for k in a.keys]) for a in spec.aggregates] == [("hist", ["cpu"])]

@@ -509,9 +509,12 @@ def adapt(spec: ProgramSpec, it: Intent, catalog: Catalog) -> ProgramSpec:
         # the title said whom the example counted by: "File opens by process" becomes "File opens by path"
         by = "by " + FIELD_NAMES.get(keys[0]["expr"].removeprefix("args."), keys[0]["label"].lower())
         spec = edits.retitle(spec, re.sub(r"\bby (?:process(?: name)?|comm|program)\b", by, spec.title))
-    if wants_hist and not (spec.aggregates and all(a.func in ("hist", "lhist") for a in spec.aggregates)):
-        hist_keys = keys if it.group_by and "comm" in it.group_by else []
-        spec = edits.to_histogram(spec, keys=hist_keys)
+    all_hist = bool(spec.aggregates) and all(a.func in ("hist", "lhist") for a in spec.aggregates)
+    if wants_hist and not all_hist:
+        spec = edits.to_histogram(spec, keys=keys if it.group_by or _groups_by_field(it) else [])
+    elif wants_hist and keys and not is_profile:  # "a histogram ..., per CPU": one histogram for each
+        if [k.expr for k in spec.aggregates[0].keys] != [k["expr"] for k in keys]:
+            spec = edits.set_keys(spec, keys)
     elif not wants_hist and _counts_events(spec, it, keys):
         spec = edits.to_aggregate(spec, "count", keys or GROUP_KEYS["comm"])
     elif keys and spec.aggregates and not is_profile and not wants_hist:
