@@ -401,3 +401,12 @@ def test_a_named_signal_filters_where_the_signal_is(catalog):
 def test_a_histogram_per_cpu(catalog):
     spec = plan("print a histogram of how long processes wait in the run queue, per CPU", catalog)
     assert [(a.func, [k.expr for k in a.keys]) for a in spec.aggregates] == [("hist", ["cpu"])]
+
+
+@pytest.mark.parametrize("text,probe", [("who calls brk the most", "tracepoint:syscalls:sys_enter_brk"),
+                                        ("which programs call sync", "tracepoint:syscalls:sys_enter_sync"),
+                                        ("how much data does each process read from files",
+                                         "tracepoint:syscalls:sys_exit_read")])
+def test_the_call_a_question_names_by_its_verb(text, probe, catalog):
+    spec = plan(text, catalog)
+    assert probe in probes(spec) and spec.aggregates

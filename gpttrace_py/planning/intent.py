@@ -49,7 +49,7 @@ ACTIONS = {
         "by process",
         "per-process",
     ),
-    "sum": ("bytes", "total", "sum", "amount", "volume", "throughput"),
+    "sum": ("bytes", "total", "sum", "amount", "volume", "throughput", "how much data"),
     "avg": ("average", "mean", "avg"),
     "max": ("maximum", "max", "largest", "biggest", "longest", "worst"),
     "min": ("minimum", "min", "smallest", "shortest"),

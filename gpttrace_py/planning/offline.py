@@ -305,6 +305,15 @@ class OfflinePlanner:
             for name in m.groups():
                 if name:
                     add(name)
+        # ... and the object of "call": "who calls brk the most", "programs calling sync"
+        for m in re.finditer(r"\bcall(?:s|ed|ing)?\s+(?:the\s+)?([a-z_][a-z0-9_]*)\b", it.text):
+            if m.group(1) not in COMMON_WORDS:
+                add(m.group(1))
+        # ... and an amount read or written: "how much data does each process read"
+        if re.search(r"\b(?:how much|bytes|data|amount)\b", it.text) and not it.has("disk", "disks", "block"):
+            m = re.search(r"\b(read|write|written|wrote|reads|writes|reading|writing)\b", it.text)
+            if m:
+                add("read" if m.group(1).startswith("read") else "write")
         # ... and how they went: "connect errors", "failed accepts", "read failures"
         means = "|".join(n for n in MEANS_SYSCALLS if n != "open")  # failed opens: the corpus has openat's
         for m in re.finditer(rf"\b({means})\s+(?:attempts?|errors?|failures?)\b"
