@@ -218,8 +218,9 @@ def test_bpftrace_runner_passes_unsafe_and_bounds_maps(monkeypatch: pytest.Monke
 
     seen: dict[str, Any] = {}
 
-    def fake_tracer(argv: list[str], printer: Any, options: Any, parse: Any, warn: Any, env: Any = None) -> Any:
-        seen.update(argv=argv, env=env)
+    def fake_tracer(argv: list[str], printer: Any, options: Any, parse: Any, warn: Any, env: Any = None,
+                    end_marker: str | None = None) -> Any:
+        seen.update(argv=argv, env=env, end_marker=end_marker)
         return RunOutcome(attached=True, events=0, lost=0, returncode=0)
 
     monkeypatch.setattr(run_bt, "run_tracer", fake_tracer)
@@ -228,6 +229,7 @@ def test_bpftrace_runner_passes_unsafe_and_bounds_maps(monkeypatch: pytest.Monke
     program = RenderedProgram("bpftrace", "BEGIN { exit(); }", ProgramLayout())
     run_bt.run(program, RunOptions(), print, print)
     assert "--unsafe" not in seen["argv"] and seen["env"]["BPFTRACE_MAP_KEYS_MAX"] == "4096"
+    assert seen["end_marker"].startswith(run_bt.END_MARKER_PREFIX)  # the program it runs prints it in END
     run_bt.run(program, RunOptions(unsafe=True), print, print)
     assert "--unsafe" in seen["argv"]
     monkeypatch.setenv("BPFTRACE_MAP_KEYS_MAX", "100")
