@@ -109,3 +109,10 @@ def test_a_named_signal_is_its_number():
     assert parse("trace kill -9").signal == 9
     assert parse("count signal 17 by process").signal == 17
     assert parse("trace signals").signal is None and parse("trace sigsnoop").signal is None
+
+
+def test_strace_and_what_a_program_is_doing_name_the_program():
+    assert parse("strace ls").comm == "ls"
+    assert parse("strace -f nginx").comm == "nginx"
+    assert parse("show me what ls is doing").comm == "ls"
+    assert parse("what is the system doing").comm is None

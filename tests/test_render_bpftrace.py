@@ -105,3 +105,22 @@ def test_template_refuses_raw_strings():
 
 def test_string_literal_escapes():
     assert escape.string_literal('a"\\\n\t\x00é') == '"a\\"\\\\\\n\\t??"'
+
+
+def test_integers_print_as_64_bit_and_big_name_tables_are_named_by_the_runner():
+    """bpftrace 0.17's %d prints the low 32 bits of a value (5000000000 as 705032704): integer columns use %ld.
+    raw_syscalls' id has ~450 names, too many to load into the program: the runner puts them in."""
+    from gpttrace_py.kernel.catalog import Catalog
+    from gpttrace_py.render.bpftrace import render
+    from gpttrace_py.spec import ProgramSpec
+
+    spec = ProgramSpec.model_validate({
+        "title": "t", "probes": ["tracepoint:raw_syscalls:sys_exit"],
+        "print": [{"expr": "pid"}, {"expr": "args.id", "label": "SYSCALL"}, {"expr": "args.ret", "label": "RET"}],
+    })
+    program = render(spec, Catalog())
+    assert 'printf("%-7ld \\x1e%ld\\x1e %ld\\n", pid, args->id, args->ret);' in program.text
+    table, width = program.layout.column_names[0]
+    assert table[0] == "read" and width == 16
+    assert program.layout.named("42      \x1e0\x1e 5") == "42      read             5"
+    assert program.layout.named("42      \x1e99999\x1e 5") == "42      99999            5"  # no name: the number

@@ -153,6 +153,8 @@ NOT_PROCESS = {
     # helping verbs: "processes have", "programs were"
     "have", "has", "had", "are", "were", "was", "is", "be", "been", "being", "will", "would", "can", "could",
     "should", "might", "must", "did", "does", "do", "keep", "keeps", "kept", "got", "gets",
+    # layers of the kernel: "vfs writes", "ext4 reads"
+    "vfs", "ext4", "xfs", "btrfs", "nfs", "fs", "filesystem", "block", "disk", "page", "socket", "tcp", "udp",
     "process",
     "processes",
     "name",
@@ -174,7 +176,6 @@ NOT_PROCESS = {
     "type",
     "vector",
     "device",
-    "disk",
     "port",
     "ports",
     "state",
@@ -222,7 +223,6 @@ NOT_PROCESS = {
     "ms",
     "us",
     "one",
-    "socket",
     "sockets",
     "address",
     "host",
@@ -379,6 +379,8 @@ def parse(raw: str) -> Intent:
     quoted = re.search(r"[\"'`]([^\"'`]{1,64})[\"'`]", text)
     for pattern in (
         r"\b(?:process(?:es)? named|program named|command named|named|called|comm(?:and)?\s*(?:==|=|is))\s+([\w.+:-]+)",
+        r"\b(?:strace|ltrace)\s+(?:-\w+\s+)*([a-z][\w.+:-]*)",  # "strace ls"
+        r"\bwhat\s+([a-z][\w.+:-]*)\s+is\s+(?:doing|up to)\b",  # "what ls is doing"
         r"\b(?:process|processes|program|command|comm)\s+([a-z][\w.+:-]*)",
         r"\b(?:by|from|of|for|in|inside|only|just)\s+(?:the\s+)?([a-z][\w.+:-]*)(?:\s+(?:process(?:es)?|program|daemon|server|command|binary))?\b",
         r"\b([a-z][\w.+-]*)'s\b",
@@ -589,7 +591,8 @@ def _plausible_process(name: str, text: str, match: re.Match[str]) -> bool:
         return False
     if text[match.end(1) :].lstrip().startswith(_ACTOR_NOUNS):
         return True
-    if phrase.startswith(("by ", "named", "called", "comm", "process", "program", "command")) or phrase.endswith("'s"):
+    if (phrase.startswith(("by ", "named", "called", "comm", "process", "program", "command", "strace", "ltrace",
+                           "what ")) or phrase.endswith("'s")):
         return True
     if phrase.startswith(("does ", "did ", "do ", "is ", "are ", "was ", "were ", "has ", "have ")):
         return not _ordinary_word(name)

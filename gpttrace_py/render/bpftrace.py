@@ -9,7 +9,7 @@ from ..spec import Aggregate, OutputField, ProbeRef, ProgramSpec
 from ..spec import expr as E
 from ..spec.model import Filter
 from . import lower
-from .escape import Code, comment, environment, ident, integer, string_literal
+from .escape import NAME_MARK, Code, comment, environment, ident, integer, string_literal
 from .lower import Context
 from .program import AggregateLayout, ProgramLayout, RenderedProgram
 
@@ -95,6 +95,7 @@ class Column:
     fmt: str  # printf conversion
     value: str  # bpftrace text
     join: bool = False
+    names: dict[int, str] | None = None  # named by the runner (the table is too large for the program)
 
 
 @dataclass
@@ -118,6 +119,9 @@ class _Builder:
         table = lower.value_names(out, ctx)
         if not table or len(table) > MAX_INLINE_NAMES:
             return None
+        return self.inline_names(table)
+
+    def inline_names(self, table: dict[int, str]) -> str:
         name = f"@names_{len(self.names_maps)}"
         self.names_maps.append(name)
         for k in sorted(table):
@@ -131,9 +135,11 @@ class _Builder:
         if kind == "join":
             inner = node.args[0] if isinstance(node, E.Call) and node.fn == "join" else node
             return Column(label, "", compile_expr(inner, ctx), join=True)
-        table = self.names_map(out, ctx)
-        if table:
-            return Column(label, "%s", f"{table}[{compile_expr(node, ctx)}]")
+        names = lower.value_names(out, ctx)
+        if names and len(names) > MAX_INLINE_NAMES:
+            return Column(label, f"{NAME_MARK}%ld{NAME_MARK}", compile_expr(node, ctx), names=names)
+        if names:
+            return Column(label, "%s", f"{self.inline_names(names)}[{compile_expr(node, ctx)}]")
         fmt = out.format
         if fmt == "ip" or kind in ("ip4", "ip6"):
             return Column(
@@ -149,7 +155,7 @@ class _Builder:
             return Column(
                 label, "%s", as_text(node, ctx) if fmt != "str" or kind != "int" else f"str({compile_expr(node, ctx)})"
             )
-        return Column(label, "%d", compile_expr(node, ctx))
+        return Column(label, "%ld", compile_expr(node, ctx))
 
     def print_statements(self) -> tuple[list[str], str | None]:
         """printf statements for one event, and the header line printed in BEGIN."""
@@ -164,18 +170,23 @@ class _Builder:
             if c.join:
                 # join() prints the whole argv array itself, ending the line
                 fmt = " ".join(fmt_parts)
-                stmts.append(f"printf({string_literal(fmt + ' ' if fmt else '')}{''.join(', ' + a for a in args)});")
+                stmts.append(f"printf({string_literal(fmt + ' ' if fmt else '', marks=True)}"
+                             f"{''.join(', ' + a for a in args)});")
                 stmts.append(f"join({c.value});")
                 head_parts.append("%s")
                 labels.append(c.label)
                 break
-            conv = c.fmt if last or w == 0 else c.fmt.replace("%", f"%-{w}", 1)
+            if c.names is not None:  # padded by the runner, once it has put the name in
+                self.layout.column_names.append((c.names, 0 if last else w))
+                conv = c.fmt
+            else:
+                conv = c.fmt if last or w == 0 else c.fmt.replace("%", f"%-{w}", 1)
             fmt_parts.append(conv)
             head_parts.append("%s" if last or w == 0 else f"%-{w}s")
             args.append(c.value)
             labels.append(c.label)
         else:
-            stmts.append(f"printf({string_literal(' '.join(fmt_parts) + chr(10))}, {', '.join(args)});")
+            stmts.append(f"printf({string_literal(' '.join(fmt_parts) + chr(10), marks=True)}, {', '.join(args)});")
         header_args = ", ".join(string_literal(lab, 40) for lab in labels)
         header = f"printf({string_literal(' '.join(head_parts) + chr(10))}, {header_args});"
         self.layout.header = " ".join(head_parts) % tuple(labels)
@@ -251,9 +262,11 @@ class _Builder:
 
 
 def _width(c: Column) -> int:
+    if c.names is not None:
+        return max(16, len(c.label))
     if c.label in ("COMM", "PCOMM", "PARENT_COMM", "CHILD_COMM", "PREV_COMM", "NEXT_COMM", "PROCESS"):
         return 16
-    if c.fmt == "%d":
+    if c.fmt == "%ld":
         return max(7, len(c.label))
     if c.fmt == "%s":
         return max(16, len(c.label))

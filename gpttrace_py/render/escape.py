@@ -45,11 +45,16 @@ def _printable(value: str, limit: int) -> str:
 _LITERAL_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t"}
 
 
-def string_literal(value: str, limit: int = 200) -> Code:
+NAME_MARK = "\x1e"  # brackets a number that the runner replaces by its name (program.ProgramLayout.column_names)
+
+
+def string_literal(value: str, limit: int = 200, marks: bool = False) -> Code:
     """A double-quoted literal valid in bpftrace, C and Python: printable ASCII; backslash, quote, newline
-    and tab escaped; any other character becomes '?'."""
+    and tab escaped; any other character becomes '?' (NAME_MARK too, unless ``marks``: the renderer's own
+    format strings)."""
     text = value.encode("utf-8", "replace").decode("utf-8")[:limit]
-    out = "".join(_LITERAL_ESCAPES.get(c, c if " " <= c <= "~" else "?") for c in text)
+    escapes = {**_LITERAL_ESCAPES, NAME_MARK: "\\x1e"} if marks else _LITERAL_ESCAPES
+    out = "".join(escapes.get(c, c if " " <= c <= "~" else "?") for c in text)
     return Code(f'"{out}"')
 
 

@@ -22,6 +22,26 @@ class ProgramLayout:
     columns: list[str] = field(default_factory=list)
     titles: set[str] = field(default_factory=set)
     aggregates: dict[str, AggregateLayout] = field(default_factory=dict)
+    # columns printed as NAME_MARK number NAME_MARK (a table too large to load into the program, such as the
+    # syscall names): for each, in order, its number -> name table and the width to pad the name to (0: none)
+    column_names: list[tuple[dict[int, str], int]] = field(default_factory=list)
+
+    def named(self, line: str) -> str:
+        """An event line with each marked number replaced by its name."""
+        if not self.column_names or "\x1e" not in line:
+            return line
+        parts = line.split("\x1e")
+        out = [parts[0]]
+        for i in range(1, len(parts) - 1, 2):
+            column = (i - 1) // 2
+            text = parts[i]
+            if column < len(self.column_names) and text.lstrip("-").isdigit():
+                table, width = self.column_names[column]
+                text = table.get(int(text), text).ljust(width)
+            out += [text, parts[i + 1]]
+        if len(parts) % 2 == 0:  # an unmatched mark: keep the rest as it came
+            out.append("\x1e" + parts[-1])
+        return "".join(out)
 
     def parse_event(self, line: str) -> dict[str, object]:
         """Split an event line into its labelled columns (the last column takes the rest of the line)."""

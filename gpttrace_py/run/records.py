@@ -145,6 +145,7 @@ class Printer:
                 self.write(line)
             return
         self.events += 1
+        line = self.layout.named(line)
         if self.log_line is not None:
             self.log_line(line)
         if self.max_rate and not self._rate_allows():
