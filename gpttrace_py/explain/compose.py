@@ -470,7 +470,9 @@ class _Composer:
             _fmt, pairs = pp
             desc = ", ".join(f"{conv} = {self.expr(arg)}" for conv, arg in pairs)
             where = "a header line" if self.block_kinds(block) <= {"BEGIN"} and self.block_kinds(block) else "a line"
-            return f"print {where}" + (f" ({desc})" if desc else "")
+            marks = ("; a number between \\x1e marks is replaced by its name by gpttrace (there are too many "
+                     "names to load into the program)") if "\\x1e" in _fmt else ""
+            return f"print {where}" + (f" ({desc})" if desc else "") + marks
         mm = re.match(r"(\w+)\s*\(", t)
         if mm:
             fn = mm.group(1)
