@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from ..errors import UnmappableIntent, UsageError
@@ -412,9 +413,7 @@ def _without_process(it: Intent) -> str:
     # "by process name" groups by process: the name is not a topic (syscalls by name, irqs by name)
     text = re.sub(r"\b(process|program|command|task|thread)(?:'s)?\s+names?\b", r"\1", text)
     # ... and "by file name" says how to count, not what: "count execs by file name" is about execs, not opens
-    rest = text
-    for words in GROUP_FIELDS:
-        rest = re.sub(_group_field_phrase(words), " ", rest)
+    rest = _any_group_field().sub(" ", text)
     return rest if rest.strip() else text
 
 
@@ -618,14 +617,22 @@ def _group_field_phrase(words: str) -> str:
             rf"(?:the\s+|its\s+|their\s+)?(?:{words})\b")
 
 
+@lru_cache(maxsize=1)
+def _any_group_field() -> re.Pattern[str]:
+    """"by <any of GROUP_FIELDS>" in one pattern: most questions have none, and one pattern is compiled once."""
+    return re.compile(_group_field_phrase("|".join(f"(?:{words})" for words in GROUP_FIELDS)))
+
+
 def _groups_by_field(it: Intent) -> bool:
-    return any(re.search(_group_field_phrase(words), it.text) for words in GROUP_FIELDS)
+    return _any_group_field().search(it.text) is not None
 
 
 def _field_keys(probes: list[Any], it: Intent, catalog: Catalog) -> list[dict[str, Any]]:
     """Map keys for "by <field>" when every one of ``probes`` has that field: "count opens by file name" keys
     the count by args.filename. A pair's main probes (the exits) rarely hold such fields: none then."""
     keys: list[dict[str, Any]] = []
+    if not _groups_by_field(it):
+        return keys
     for words, fields in GROUP_FIELDS.items():
         if re.search(_group_field_phrase(words), it.text):
             key = _field_column(probes, fields, catalog)
