@@ -116,3 +116,9 @@ def test_strace_and_what_a_program_is_doing_name_the_program():
     assert parse("strace -f nginx").comm == "nginx"
     assert parse("show me what ls is doing").comm == "ls"
     assert parse("what is the system doing").comm is None
+
+
+def test_bcc_tool_options_for_pid_and_frequency():
+    assert parse("syscount -p 42").pid == 42
+    assert parse("profile -F 99").hz == 99
+    assert parse("trace -p in the name").pid is None

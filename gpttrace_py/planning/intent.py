@@ -374,6 +374,7 @@ def parse(raw: str) -> Intent:
 
     # Process filters: "by nginx", "for pid 42", "process nginx", "named nginx", "comm == nginx", 'of "my app"'
     m = re.search(r"\b(?:pid|process id|pid=|pid ==)\s*[=:]?\s*(\d{1,7})\b", low)
+    m = m or re.search(r"(?:^|\s)-p\s*(\d{1,7})\b", low)  # as the BCC tools take it: "syscount -p 42"
     if m:
         it.pid = int(m.group(1))
     quoted = re.search(r"[\"'`]([^\"'`]{1,64})[\"'`]", text)
@@ -410,6 +411,7 @@ def parse(raw: str) -> Intent:
             UNITS.get(m.group(1).rstrip("s") if m.group(1).rstrip("s") in UNITS else m.group(1), 1000)
         ]
     m = re.search(r"\b(\d{1,5})\s*(?:hz|hertz|samples? per second|times a second|times per second)\b", low)
+    m = m or re.search(r"(?:^|\s)-f\s*(\d{1,5})\b", low)  # "profile -F 99"
     if m:
         it.hz = int(m.group(1))
     m = re.search(r"\bfor\s+(\d+(?:\.\d+)?)\s*(s|sec|secs|seconds?|m|min|mins|minutes?)\b", low)
