@@ -410,3 +410,13 @@ def test_a_histogram_per_cpu(catalog):
 def test_the_call_a_question_names_by_its_verb(text, probe, catalog):
     spec = plan(text, catalog)
     assert probe in probes(spec) and spec.aggregates
+
+
+@pytest.mark.parametrize("text,example_probe", [
+    ("which process is using the network", "tracepoint:sock:sock_recv_length"),
+    ("trace data sent on sockets by python3", "tracepoint:sock:sock_send_length"),
+])
+def test_network_use_is_every_socket_not_only_udp(text, example_probe, catalog):
+    spec = plan(text, catalog)
+    assert example_probe in probes(spec)
+    assert "protocol == 17" not in (spec.filter.expr or "")

@@ -205,7 +205,10 @@ class OfflinePlanner:
         for hit in hits:
             # An example already of the asked-for shape (events, count, histogram...) beats one that would
             # have to be converted.
-            fits = wanted in spec_shapes(hit.example.spec)
+            shapes = spec_shapes(hit.example.spec)
+            # "which process is using the network": a ranking, that a sum of bytes answers as well as a count
+            fits = wanted in shapes or (wanted == "count" and "sum" in shapes
+                                        and not it.has("count", "counts", "how many", "number of", "how often"))
             factor = 1.25 if fits else 0.85
             if _errors_only_example(hit.example.spec) != it.errors_only:
                 factor *= 0.7
