@@ -420,3 +420,10 @@ def test_network_use_is_every_socket_not_only_udp(text, example_probe, catalog):
     spec = plan(text, catalog)
     assert example_probe in probes(spec)
     assert "protocol == 17" not in (spec.filter.expr or "")
+
+
+def test_syscalls_of_one_program_are_counted_by_syscall(catalog):
+    spec = plan("count syscalls made by ls", catalog)
+    assert spec.filter.comm == "ls" and [k.expr for k in spec.aggregates[0].keys] == ["args.id"]
+    assert "by syscall" in spec.title
+    assert plan("trace all syscalls made by ls", catalog).print  # each one, like strace

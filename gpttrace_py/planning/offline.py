@@ -198,7 +198,7 @@ class OfflinePlanner:
         if topic == {"syscall"} and not named_syscalls:
             # system calls in general ("how many system calls does each program make"): not an example about
             # one call (bpf(), connect()) that the question shares only the word "syscall" with
-            hits = [h for h in index().search(query, limit=18) if not _about_one_call(h)][:6] or hits
+            hits = [h for h in index().search(query, limit=18) if not _about_one_call(h)][:10] or hits
         named_tps = self.named_tracepoints(it, catalog)
         wanted = intent_shape(it)
         by_field = _groups_by_field(it)
@@ -532,6 +532,12 @@ def adapt(spec: ProgramSpec, it: Intent, catalog: Catalog) -> ProgramSpec:
         current = [k.expr for k in spec.aggregates[0].keys]
         if current != [k["expr"] for k in keys]:
             spec = edits.set_keys(spec, keys)
+    if ((it.comm or it.pid) and not it.group_by and spec.aggregates
+            and all(p.category == "raw_syscalls" for p in spec.probes)
+            and all({k.expr for k in a.keys} <= {"comm", "pid"} and a.keys for a in spec.aggregates)):
+        # "count syscalls made by ls": by process, for one process, is one line; by syscall says more
+        spec = edits.set_keys(spec, [{"expr": "args.id", "label": "SYSCALL"}])
+        spec = edits.retitle(spec, re.sub(r"\bby (?:process(?: name)?|comm|program)\b", "by syscall", spec.title))
     stat = next((f for f in ("avg", "max", "min") if f in it.actions), None)
     if (stat and not wants_hist and spec.aggregates and all(a.func in ("hist", "lhist") for a in spec.aggregates)
             and spec.aggregates[0].value):
