@@ -193,12 +193,13 @@ class OfflinePlanner:
         out: list[Candidate] = []
         query = _without_process(it)  # a program's name says whom to watch, not what to trace
         topic = index().topic_terms(query)
-        hits = [h for h in index().search(query, limit=6) if not topic or h.matched & topic]
+        found = index().search(query, limit=18)
+        hits = [h for h in found[:6] if not topic or h.matched & topic]
         named_syscalls = self.named_syscalls(it, catalog)
         if topic == {"syscall"} and not named_syscalls:
             # system calls in general ("how many system calls does each program make"): not an example about
             # one call (bpf(), connect()) that the question shares only the word "syscall" with
-            hits = [h for h in index().search(query, limit=18) if not _about_one_call(h)][:10] or hits
+            hits = [h for h in found if not _about_one_call(h)][:10] or hits
         named_tps = self.named_tracepoints(it, catalog)
         wanted = intent_shape(it)
         by_field = _groups_by_field(it)
@@ -514,12 +515,12 @@ def adapt(spec: ProgramSpec, it: Intent, catalog: Catalog) -> ProgramSpec:
         elif it.kernel_stack and not it.user_stack:
             spec = _stack_keys(spec, "kstack")
     wants_hist = "hist" in it.actions or "lhist" in it.actions
-    keys = _field_keys(spec.probes, it, catalog) + [k for g in it.group_by if g in GROUP_KEYS for k in GROUP_KEYS[g]]
+    keys = _field_keys(spec.probes, it, catalog) + _group_keys(it)
     keys = keys[:4]
     if keys and keys[0]["expr"].startswith("args.") and not any(k["expr"] == "comm" for k in keys):
         # the title said whom the example counted by: "File opens by process" becomes "File opens by path"
         by = "by " + FIELD_NAMES.get(keys[0]["expr"].removeprefix("args."), keys[0]["label"].lower())
-        spec = edits.retitle(spec, re.sub(r"\bby (?:process(?: name)?|comm|program)\b", by, spec.title))
+        spec = _retitle_by(spec, by)
     all_hist = bool(spec.aggregates) and all(a.func in ("hist", "lhist") for a in spec.aggregates)
     if wants_hist and not all_hist:
         spec = edits.to_histogram(spec, keys=keys if it.group_by or _groups_by_field(it) else [])
@@ -537,10 +538,9 @@ def adapt(spec: ProgramSpec, it: Intent, catalog: Catalog) -> ProgramSpec:
             and all({k.expr for k in a.keys} <= {"comm", "pid"} and a.keys for a in spec.aggregates)):
         # "count syscalls made by ls": by process, for one process, is one line; by syscall says more
         spec = edits.set_keys(spec, [{"expr": "args.id", "label": "SYSCALL"}])
-        spec = edits.retitle(spec, re.sub(r"\bby (?:process(?: name)?|comm|program)\b", "by syscall", spec.title))
-    stat = next((f for f in ("avg", "max", "min") if f in it.actions), None)
-    if (stat and not wants_hist and spec.aggregates and all(a.func in ("hist", "lhist") for a in spec.aggregates)
-            and spec.aggregates[0].value):
+        spec = _retitle_by(spec, "by syscall")
+    stat = _stat_asked(it)
+    if stat and not wants_hist and all_hist and spec.aggregates[0].value:  # (no edit above changed the funcs)
         # "average read latency per process": the example's histogram, as the one number asked for
         now = keys or [k.model_dump(exclude_none=True) for k in spec.aggregates[0].keys]
         spec = edits.to_aggregate(spec, stat, now, spec.aggregates[0].value)
@@ -570,6 +570,21 @@ def adapt(spec: ProgramSpec, it: Intent, catalog: Catalog) -> ProgramSpec:
     return spec
 
 
+def _group_keys(it: Intent) -> list[dict[str, Any]]:
+    """Map keys for the groupings the question names that are no probe field: by process, pid, cpu..."""
+    return [k for g in it.group_by if g in GROUP_KEYS for k in GROUP_KEYS[g]]
+
+
+def _stat_asked(it: Intent) -> str | None:
+    """"average", "maximum", "minimum": the one number asked for, if any."""
+    return next((f for f in ("avg", "max", "min") if f in it.actions), None)
+
+
+def _retitle_by(spec: ProgramSpec, by: str) -> ProgramSpec:
+    """The title, saying ``by`` where it said whom the example counted by ("File opens by process")."""
+    return edits.retitle(spec, re.sub(r"\bby (?:process(?: name)?|comm|program)\b", by, spec.title))
+
+
 def _counts_events(spec: ProgramSpec, it: Intent, keys: list[dict[str, Any]] | None = None) -> bool:
     """Is an example that prints each event asked for as a count instead ("count writes", "opens by file")?"""
     if keys is None:
@@ -584,10 +599,11 @@ RANKING_WORDS = ("top", "most", "busiest", "heaviest", "largest", "biggest", "ho
 
 PATH_LIKE = ("filename", "pathname", "path")
 
+FD_FIELD_WORDS = r"file descriptors?|fds?"
 # what a question groups by that is one of the probes' own fields ("by file name", "per destination port")
 GROUP_FIELDS: dict[str, tuple[str, ...]] = {
     r"file ?names?|paths?|files?(?! descriptors?)": PATH_LIKE,
-    r"file descriptors?|fds?": ("fd",),
+    FD_FIELD_WORDS: ("fd",),
     r"(?:destination|dest|remote) ports?|dports?|ports?": ("dport",),
     r"(?:source|local) ports?|sports?": ("sport",),
     r"signals?(?: numbers?)?": ("sig",),
@@ -668,7 +684,7 @@ RESULT_WORDS = ("result", "results", "return", "returns", "returned", "return va
                 "succeeds", "succeeded", "success", "successful", "worked", "whether", "failure", "errno", "status",
                 "outcome", "denied", "refused")
 FD_WORDS = ("fd", "fds", "descriptor", "descriptors")  # an open's result; a write's argument
-_BY_FD = re.compile(r"\b(?:by|per|for each)\s+(?:the\s+)?(?:file\s+)?(?:descriptors?|fds?)\b")
+_BY_FD = re.compile(_group_field_phrase(FD_FIELD_WORDS))
 
 
 def wants_result(it: Intent) -> bool:
@@ -704,10 +720,15 @@ def _port_filter(spec: ProgramSpec, port: int, catalog: Catalog) -> ProgramSpec:
     return spec
 
 
+def _argument_tracepoints(spec: ProgramSpec, catalog: Catalog) -> list[Tracepoint | None]:
+    """Where a filter on a call's arguments goes: a pair's start probes (the entry, where they are read), else
+    the probes; their tracepoints (None for a probe that is no tracepoint)."""
+    return [catalog.tracepoint(p) for p in (spec.start.probes if spec.start is not None else spec.probes)]
+
+
 def _signal_filter(spec: ProgramSpec, number: int, catalog: Catalog) -> ProgramSpec:
     """"who sends SIGKILL": only that signal, where the probes (or a pair's start) have it."""
-    probes = spec.start.probes if spec.start is not None else spec.probes
-    tps = [catalog.tracepoint(p) for p in probes]
+    tps = _argument_tracepoints(spec, catalog)
     if tps and all(tp is not None and tp.field("sig") is not None for tp in tps):
         return edits.add_condition(spec, f"args.sig == {number}", at_start=spec.start is not None)
     return spec
@@ -745,8 +766,7 @@ def _path_filter(spec: ProgramSpec, it: Intent, catalog: Catalog) -> ProgramSpec
     prefix = path.rstrip("/") + "/"
     if len((prefix if directory else path).encode()) > min(BPFTRACE_MAX_LITERAL, E.STRNCMP_MAX):
         return spec  # bpftrace 0.17 refuses a longer literal: show every path instead
-    probes = spec.start.probes if spec.start is not None else spec.probes
-    tps = [catalog.tracepoint(p) for p in probes]
+    tps = _argument_tracepoints(spec, catalog)
     for name in PATH_FIELDS:
         if tps and all(tp is not None and (f := tp.field(name)) is not None and f.kind in ("str", "ptr_str")
                        for tp in tps):
@@ -815,7 +835,7 @@ def syscall_spec(names: list[str], it: Intent, catalog: Catalog) -> ProgramSpec:
     tps = [catalog.tracepoint(p) for p in enter]
     common = [f for f in tps[0].user_fields if all(t.field(f.name) for t in tps if t)] if tps and tps[0] else []
     label = "/".join(family[:3]) + ("..." if len(family) > 3 else "")
-    keys = [k for g in it.group_by if g in GROUP_KEYS for k in GROUP_KEYS[g]] or GROUP_KEYS["comm"]
+    keys = _group_keys(it) or GROUP_KEYS["comm"]
     wants_latency = "latency" in it.actions
     size_field = next((f.name for f in common if f.name in ("count", "len", "size", "length")), None)
     base: dict[str, Any] = {
@@ -844,7 +864,7 @@ def syscall_spec(names: list[str], it: Intent, catalog: Catalog) -> ProgramSpec:
                 {"expr": value, "label": f"LAT_{unit.upper()}"},
             ]
         return ProgramSpec.model_validate(data)
-    stat = next((f for f in ("avg", "max", "min") if f in it.actions), None)
+    stat = _stat_asked(it)
     if "hist" in it.actions or "sum" in it.actions or stat:
         use_ret = bool(exit_) and (
             it.has("returned", "actual", "result", "return") or not size_field or "read" in label
@@ -855,7 +875,7 @@ def syscall_spec(names: list[str], it: Intent, catalog: Catalog) -> ProgramSpec:
         if "hist" in it.actions:
             aggs = [{"func": "hist", "value": value, "unit": "bytes" if size_field else None, "filter": cond}]
         elif stat and "sum" not in it.actions:
-            by = [k for g in it.group_by if g in GROUP_KEYS for k in GROUP_KEYS[g]]
+            by = _group_keys(it)
             aggs = [{"func": stat, "value": value, "keys": by, "unit": "bytes" if size_field else None,
                      "filter": cond}]
         else:
@@ -868,7 +888,7 @@ def syscall_spec(names: list[str], it: Intent, catalog: Catalog) -> ProgramSpec:
     field_keys = _field_keys(counted, it, catalog)
     if (("count" in it.actions or it.group_by or field_keys)
             and not it.has("trace", "show", "print", "watch", "log", "snoop")):
-        keys = (field_keys + [k for g in it.group_by if g in GROUP_KEYS for k in GROUP_KEYS[g]])[:4] or keys
+        keys = (field_keys + _group_keys(it))[:4] or keys
         by = FIELD_NAMES.get(keys[0]["expr"].removeprefix("args."), keys[0]["expr"].removeprefix("args."))
         by = "error" if failed and by == "result" else by
         return ProgramSpec.model_validate(
@@ -926,7 +946,7 @@ def _field_columns(fields: Any, limit: int) -> list[dict[str, Any]]:
 
 def tracepoint_spec(tps: list[Tracepoint], it: Intent, catalog: Catalog) -> ProgramSpec:
     tp = tps[0]
-    keys = [k for g in it.group_by if g in GROUP_KEYS for k in GROUP_KEYS[g]]
+    keys = _group_keys(it)
     base: dict[str, Any] = {
         "rationale": f"the {tp.category}:{tp.name} tracepoint is named in the request",
         "probes": [tp.probe],
@@ -967,7 +987,7 @@ KNOWN_FUNCTIONS = {
 
 def function_spec(lib: str, func: str, it: Intent, catalog: Catalog) -> ProgramSpec:
     """A program for a named user-space function: count its calls, time them, or print each call."""
-    keys = [k for g in it.group_by if g in GROUP_KEYS for k in GROUP_KEYS[g]] or GROUP_KEYS["comm"]
+    keys = _group_keys(it) or GROUP_KEYS["comm"]
     base: dict[str, Any] = {"rationale": f"a uprobe on {func}() in {lib} fires on every call, in every process"}
     entry, ret = f"uprobe:{lib}:{func}", f"uretprobe:{lib}:{func}"
     if "latency" in it.actions:

@@ -9,9 +9,9 @@ from ..spec import Aggregate, OutputField, ProbeRef, ProgramSpec
 from ..spec import expr as E
 from ..spec.model import Filter
 from . import lower
-from .escape import NAME_MARK, Code, comment, environment, ident, integer, string_literal
+from .escape import Code, comment, environment, ident, integer, string_literal
 from .lower import Context
-from .program import AggregateLayout, ProgramLayout, RenderedProgram
+from .program import NAME_MARK, AggregateLayout, ProgramLayout, RenderedProgram
 
 _BUILTIN_TEXT = {"delta": "$delta"}
 MAX_INLINE_NAMES = 64

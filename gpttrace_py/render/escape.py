@@ -13,6 +13,7 @@ from functools import lru_cache
 from typing import Any
 
 from ..spec.expr import IDENT_RE
+from .program import NAME_MARK
 
 
 class Code(str):
@@ -43,9 +44,6 @@ def _printable(value: str, limit: int) -> str:
 
 
 _LITERAL_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t"}
-
-
-NAME_MARK = "\x1e"  # brackets a number that the runner replaces by its name (program.ProgramLayout.column_names)
 
 
 def string_literal(value: str, limit: int = 200, marks: bool = False) -> Code:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+NAME_MARK = "\x1e"  # brackets a number that the runner replaces by its name (ProgramLayout.column_names)
+
 
 @dataclass
 class AggregateLayout:
@@ -28,9 +30,9 @@ class ProgramLayout:
 
     def named(self, line: str) -> str:
         """An event line with each marked number replaced by its name."""
-        if not self.column_names or "\x1e" not in line:
+        if not self.column_names or NAME_MARK not in line:
             return line
-        parts = line.split("\x1e")
+        parts = line.split(NAME_MARK)
         out = [parts[0]]
         for i in range(1, len(parts) - 1, 2):
             column = (i - 1) // 2
@@ -40,7 +42,7 @@ class ProgramLayout:
                 text = table.get(int(text), text).ljust(width)
             out += [text, parts[i + 1]]
         if len(parts) % 2 == 0:  # an unmatched mark: keep the rest as it came
-            out.append("\x1e" + parts[-1])
+            out.append(NAME_MARK + parts[-1])
         return "".join(out)
 
     def parse_event(self, line: str) -> dict[str, object]:

@@ -69,8 +69,7 @@ def with_end_marker(text: str, marker: str) -> str | None:
     knows when everything has come; None when the program's END is not the last block, as the templates
     write it. The text shown and saved is the program without it; lines keep their numbers."""
     statement = f'\tprintf("{marker}\\n");\n'
-    found = _END_BLOCK.search(text)
-    if found is not None:
+    if _END_BLOCK.search(text):
         close = text.rindex("}")
         return text[:close] + statement + text[close:]
     if re.search(r"^\s*END\b", text, re.MULTILINE):
