@@ -13,12 +13,12 @@ fi
 
 log() { printf '\n== %s\n' "$*" >&2; }
 
-log "apt packages: bpftrace, BCC, kernel headers, tmux (for the chat tests)"
+log "apt packages: bpftrace, BCC, bpftool, kernel headers, tmux (for the chat tests)"
 export DEBIAN_FRONTEND=noninteractive
-if ! command -v bpftrace >/dev/null || ! /usr/bin/python3 -c 'import bcc' 2>/dev/null \
+if ! command -v bpftrace >/dev/null || ! command -v bpftool >/dev/null || ! /usr/bin/python3 -c 'import bcc' 2>/dev/null \
    || ! dpkg -s python3-pyroute2 tmux python3-venv >/dev/null 2>&1 || ! ls -d /usr/src/linux-headers-*-amd64 >/dev/null 2>&1; then
   apt-get update -qq
-  apt-get install -y -qq bpftrace bpfcc-tools python3-bpfcc linux-headers-amd64 python3-pyroute2 tmux \
+  apt-get install -y -qq bpftrace bpftool bpfcc-tools python3-bpfcc linux-headers-amd64 python3-pyroute2 tmux \
     iproute2 python3-venv >/dev/null
 fi
 
