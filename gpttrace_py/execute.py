@@ -56,6 +56,7 @@ class PlannedProgram:
     source: str  # the planner, for "(planned from ...)"
     overload_hint: str  # what to ask for instead when the events flood
     pid: int | None = None  # the pid the program filters on: it must exist when the run starts
+    plan: dict[str, Any] | None = None  # what was understood (planning/plan.py Plan.record()), shown before the program
 
     def spec_data(self) -> dict[str, Any]:
         if isinstance(self.spec, dict):
@@ -106,6 +107,8 @@ def show_and_run(planned: PlannedProgram, options: TraceOptions, ui: UI, confirm
 
     program = planned.program
     uses = safety.check(program.text, program.backend, options.unsafe)  # on the text that will run
+    if planned.plan is not None:
+        show_plan(planned.plan, options, ui)
     if options.show_spec:
         ui.show_spec(planned.spec)
     ui.show_program(program, planned.spec, planned.source)
@@ -127,7 +130,10 @@ def show_and_run(planned: PlannedProgram, options: TraceOptions, ui: UI, confirm
         ui.warn(f"gpttrace: --unsafe: this program CHANGES THE SYSTEM: {safety.describe(uses)}")
     log(options, "spec", planned.spec)
     log(options, "program", program)
-    run_options = RunOptions(command=options.command, duration=options.duration, json=options.json_out,
+    duration = options.duration
+    if duration is None and planned.plan is not None and planned.plan.get("duration_s"):
+        duration = float(planned.plan["duration_s"])  # "for 2 seconds", asked in words
+    run_options = RunOptions(command=options.command, duration=duration, json=options.json_out,
                              dry_run=options.dry_run, stop_event=options.stop_event, unsafe=bool(uses),
                              max_event_rate=max_event_rate(), drop_over_rate=_isatty(ui.stdout),
                              overload_hint=planned.overload_hint, session_log=options.session_log,
@@ -143,6 +149,19 @@ def show_and_run(planned: PlannedProgram, options: TraceOptions, ui: UI, confirm
     outcome = run_program(program, run_options, ui.out, ui.warn)
     timings.ran(outcome.seconds_to_attach, outcome.end_cut)
     return outcome
+
+
+def show_plan(record: dict[str, Any], options: TraceOptions, ui: UI) -> None:
+    """What was understood, on stderr before the program (and first in --json): the user sees what the program
+    will do, and what of the request it leaves out."""
+    ui.talk(f"understood: {record['understood']}")
+    if record.get("not_honoured"):
+        ui.warn(f"not honoured: {', '.join(record['not_honoured'])}")
+    for note in record.get("notes") or []:
+        ui.talk(f"note: {note}")
+    if options.json_out:
+        ui.out(json.dumps(record, ensure_ascii=False))
+    log(options, "plan", record)
 
 
 def run_remembered(intent: str, planned: PlannedProgram, options: TraceOptions, ui: UI) -> TraceResult | None:

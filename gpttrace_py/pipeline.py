@@ -117,8 +117,12 @@ def _trace(intent: str, planner: Planner, options: TraceOptions, ui: UI, catalog
     if hasattr(planner, "take_rejected"):  # the LLM planner: its reply budget, and where it reports
         planner.retries = options.retries  # type: ignore[attr-defined]
         planner.ui = ui  # type: ignore[attr-defined]
+    plan_record = None
     if spec is None:
-        spec = planner.plan(intent, ctx)
+        from .planning.plan import make_plan
+
+        plan = make_plan(planner, intent, ctx, options.unsafe)
+        spec, plan_record = plan.spec, plan.record()
     timings.mark("plan")
     check_pid(spec.filter.pid)
     conversation.intents.append(intent)
@@ -165,7 +169,7 @@ def _trace(intent: str, planner: Planner, options: TraceOptions, ui: UI, catalog
                 break
             spec = revised
             continue
-        this = planned(spec, program, source)
+        this = planned(spec, program, source, plan_record)
         explain = (lambda p: _explain(p, catalog, ui)) if options.explain else None
         try:
             outcome = show_and_run(this, options, ui, confirmed_text, explain)
@@ -188,9 +192,14 @@ def _trace(intent: str, planner: Planner, options: TraceOptions, ui: UI, catalog
                         ExitCode.TRACE_FAILED)
 
 
-def planned(spec: ProgramSpec, program: RenderedProgram, source: str) -> PlannedProgram:
+def planned(spec: ProgramSpec, program: RenderedProgram, source: str,
+            plan: dict[str, object] | None = None) -> PlannedProgram:
+    if plan is not None:  # after a retry the spec that runs is another: say what it does
+        from .planning.understand import describe
+
+        plan = {**plan, "understood": describe(spec, plan.get("duration_s"))}  # type: ignore[arg-type]
     return PlannedProgram(program=program, spec=spec, source=source, overload_hint=_aggregate_hint(spec),
-                          pid=spec.filter.pid)
+                          pid=spec.filter.pid, plan=plan)
 
 
 def _aggregate_hint(spec: ProgramSpec) -> str:

@@ -35,6 +35,7 @@ class Features:
     ringbuf: bool
     kfunc: bool | None = None  # None: not probed yet
     lsm: bool | None = None
+    hw_counters: bool = True  # a CPU PMU: cycles, cache misses, branch misses (VMs often have none)
     notes: dict[str, str] = field(default_factory=dict)
 
     def supports_probe_kind(self, kind: str) -> bool:
@@ -132,11 +133,26 @@ def detect() -> Features:
         bcc_python=None,
         kernel=os.uname().release,
         ringbuf=_kernel_version() >= (5, 8),
+        hw_counters=_has_cpu_pmu(),
     )
     cached = _load_probed()
     f.kfunc = cached.get("kfunc")
     f.lsm = cached.get("lsm")
     return f
+
+
+PMU_DIR = "/sys/bus/event_source/devices"
+
+
+def _has_cpu_pmu() -> bool:
+    """Does a CPU PMU exist (x86 "cpu", hybrid "cpu_core"/"cpu_atom", Arm "armv8_pmuv3_0"...)? Software,
+    tracepoint, uprobe, kprobe, breakpoint and msr event sources count no hardware events."""
+    try:
+        names = os.listdir(PMU_DIR)
+    except OSError:
+        return False
+    return any(n in ("cpu", "cpu_core", "cpu_atom") or n.startswith(("armv", "arm_cortex", "riscv_pmu", "hv_24x7"))
+               for n in names)
 
 
 def _boot_id() -> str:

@@ -41,6 +41,7 @@ class PlanContext:
     catalog: Catalog
     backend: str = "auto"  # what the user asked for: auto, bpftrace, bcc
     conversation: Conversation = field(default_factory=Conversation)
+    source: str = ""  # what the last plan was made from: 'corpus:<id>', 'syscall:<name>', 'tracepoint:...', 'llm'
 
 
 class Planner(Protocol):

@@ -302,10 +302,13 @@ class Intent:
     actions: set[str] = field(default_factory=set)
     group_by: list[str] = field(default_factory=list)
     comm: str | None = None
+    comms: list[str] = field(default_factory=list)  # "by cat or head": each of them (comm is the first)
+    not_comms: list[str] = field(default_factory=list)  # "not by systemd", "except cat": none of them
     pid: int | None = None
     unit: str | None = None  # 'ns', 'us', 'ms', 's'
     hz: int | None = None
     duration_s: float | None = None
+    duration_text: str | None = None  # "for 2 seconds": how long to run, not what to trace (left out of retrieval)
     interval_s: int | None = None
     top: int | None = None
     names: list[str] = field(default_factory=list)  # written as "X calls", "the X syscall", "function X"
@@ -320,6 +323,7 @@ class Intent:
     errors_only: bool = False
     kernel_stack: bool = False
     user_stack: bool = False
+    output_format: str | None = None  # "in octal", "in hex": how a number column is shown
 
     def has(self, *phrases: str) -> bool:
         return any(_has_phrase(self.text, p) for p in phrases)
@@ -399,6 +403,7 @@ def parse(raw: str) -> Intent:
             break
     if quoted and not it.comm and _plausible_quoted(quoted.group(1)):
         it.comm = quoted.group(1)
+    _process_alternatives(it, low, text)
 
     # Units, frequencies, durations, intervals, top-N
     m = re.search(
@@ -417,6 +422,7 @@ def parse(raw: str) -> Intent:
     m = re.search(r"\bfor\s+(\d+(?:\.\d+)?)\s*(s|sec|secs|seconds?|m|min|mins|minutes?)\b", low)
     if m:
         it.duration_s = float(m.group(1)) * (60 if m.group(2).startswith("m") else 1)
+        it.duration_text = m.group(0)
     m = re.search(r"\bevery\s+(\d+)?\s*(s|sec|secs|seconds?|minutes?)\b", low)
     if m:
         n = int(m.group(1) or 1)
@@ -502,7 +508,65 @@ def parse(raw: str) -> Intent:
     m = re.search(r"\b(lib[a-z0-9_+-]*)\b", low)
     if m:
         it.library = m.group(1)
+    it.output_format = _output_format(low)
     return it
+
+
+_NAME = r"[a-z][\w.+:-]*"
+_NEGATION = re.compile(
+    r"\b(?:(?:but |and )?not (?:by|from|made by|for|of|in|including)|except(?: for| by| from)?|excluding|"
+    r"other than|apart from|aside from|ignoring|ignore|skipping|skip|but not|without)\s+"
+    rf"(?:the\s+)?(?:process(?:es)?\s+|programs?\s+|commands?\s+)?(?:named\s+|called\s+)?({_NAME}"
+    rf"(?:\s*(?:,\s*(?:or\s+|and\s+|nor\s+)?|\s+or\s+|\s+and\s+|\s+nor\s+|\s*/\s*){_NAME})*)"
+)
+_ALTERNATIVE = re.compile(rf"\s*(?:,\s*(?:or\s+|and\s+)?|\s+or\s+|\s+and\s+|\s*/\s*)(?:by\s+)?({_NAME})")
+
+
+def _process_alternatives(it: Intent, low: str, text: str) -> None:
+    """Alternatives and exclusions of process names: "by cat or head" keeps both; "not by systemd", "except
+    cat", "other than sshd or cron" leave those out (and are no process to keep)."""
+    for m in _NEGATION.finditer(low):
+        names = [n.rstrip(".:") for n in re.split(r"\s*(?:,|\bor\b|\band\b|\bnor\b|/)\s*", m.group(1)) if n]
+        names = [n for n in names if _named_process(n)]
+        for n in names:
+            name = _original_case(text, n)[:15]
+            if name not in it.not_comms:
+                it.not_comms.append(name)
+    if it.comm and it.comm.lower() in {n.lower() for n in it.not_comms}:
+        it.comm = None  # "files opened but not by systemd": systemd is what to leave out
+    if not it.comm:
+        return
+    at = re.search(rf"(?<![\w-]){re.escape(it.comm.lower())}(?![\w-])", low)
+    if at is None:
+        return
+    it.comms = [it.comm]
+    end = at.end()
+    while (m := _ALTERNATIVE.match(low, end)) is not None and _named_process(m.group(1).rstrip(".:")):
+        name = _original_case(text, m.group(1).rstrip(".:"))[:15]
+        if name not in it.comms:
+            it.comms.append(name)
+        end = m.end()
+    if len(it.comms) == 1:
+        it.comms = []
+
+
+def _named_process(name: str) -> bool:
+    """Can this word in a list of programs ("cat or head", "except systemd") be a program's name?"""
+    from .vocabulary import KNOWN_PROCESSES
+
+    if name in KNOWN_PROCESSES:
+        return True
+    return bool(name) and not name.isdigit() and not _ordinary_word(name) and not _tracing_vocabulary(name) \
+        and not name.endswith(_ENGLISH_SUFFIXES)
+
+
+def _output_format(low: str) -> str | None:
+    from .lexicon import load
+
+    for fmt, phrases in load().formats.items():
+        if any(_has_phrase(low, p) for p in phrases):
+            return fmt
+    return None
 
 
 def _signal_number(text: str) -> int | None:

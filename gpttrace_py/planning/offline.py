@@ -156,6 +156,7 @@ class OfflinePlanner:
             raise UnmappableIntent(f"no tracing program matches {_quote(intent)}", self.suggestions(intent))
         self._state = _State(intent, cands, [cands[0].spec.model_dump_json()])
         self.last_candidates = cands
+        ctx.source = cands[0].source
         spec = cands[0].spec
         if ctx.backend in ("bpftrace", "bcc"):
             spec = edits.set_backend(spec, ctx.backend)
@@ -250,9 +251,8 @@ class OfflinePlanner:
             spec = _safe(lambda lib=lib, func=func: function_spec(lib, func, it, catalog))
             if spec is not None:
                 generated.append(Candidate(spec, f"uprobe:{lib}:{func}", 0.0))
-        if it.comm or it.pid:
-            for cand in generated:
-                cand.spec = edits.set_process(cand.spec, comm=it.comm, pid=it.pid)
+        for cand in generated:
+            cand.spec = _column_format(_set_processes(cand.spec, it), it)
         # A named probe beats a corpus hit that does not use it.
         top_ok = bool(out) and out[0].score >= MIN_SCORE
         if generated:
@@ -406,14 +406,30 @@ class OfflinePlanner:
         ]
 
 
+def _set_processes(spec: ProgramSpec, it: Intent) -> ProgramSpec:
+    """The request's processes: one (the filter's comm), alternatives ("cat or head": comm == each, or-ed) and
+    exclusions ("not by systemd": comm != each), and a pid."""
+    if it.comms:
+        spec = edits.add_condition(spec, " || ".join(f'comm == "{n}"' for n in it.comms))
+    elif it.comm:
+        spec = edits.set_process(spec, comm=it.comm)
+    if it.not_comms:
+        spec = edits.add_condition(spec, " && ".join(f'comm != "{n}"' for n in it.not_comms))
+    if it.pid:
+        spec = edits.set_process(spec, pid=it.pid)
+    return spec
+
+
 def _without_process(it: Intent) -> str:
     text = it.text
-    if it.comm:
-        text = re.sub(rf"(?<![\w-]){re.escape(it.comm.lower())}\S*", " ", text)
+    for name in [it.comm or "", *it.comms, *it.not_comms]:
+        if name:
+            text = re.sub(rf"(?<![\w-]){re.escape(name.lower())}\S*", " ", text)
     if it.pid:
         text = re.sub(rf"\b{it.pid}\b", " ", text)
-    if it.threshold_text:  # "larger than 1 MB" says which events, not what to trace
-        text = text.replace(it.threshold_text, " ")
+    for said in (it.threshold_text, it.duration_text):  # "larger than 1 MB", "for 2 s": which events, how long
+        if said:
+            text = text.replace(said, " ")
     # "by process name" groups by process: the name is not a topic (syscalls by name, irqs by name)
     text = re.sub(r"\b(process|program|command|task|thread)(?:'s)?\s+names?\b", r"\1", text)
     # ... and "by file name" says how to count, not what: "count execs by file name" is about execs, not opens
@@ -500,8 +516,7 @@ def adapt(spec: ProgramSpec, it: Intent, catalog: Catalog) -> ProgramSpec:
     spec = edits.fit_to_kernel(spec, catalog)
     # An example's own process filter is an illustration: the intent's (or none) replaces it.
     spec = edits.clear_process(spec)
-    if it.comm or it.pid:
-        spec = edits.set_process(spec, comm=it.comm, pid=it.pid)
+    spec = _set_processes(spec, it)
     if not wants_result(it):
         # a count of the calls ("count writes by file descriptor") needs none of what the exit sees
         spec = (edits.without_result(spec) or (_counts_events(spec, it) and edits.without_result(spec, False))
@@ -567,7 +582,26 @@ def adapt(spec: ProgramSpec, it: Intent, catalog: Catalog) -> ProgramSpec:
         spec = _size_threshold(spec, *it.size_bound)
     if spec.print and spec.start is None:
         spec = _asked_columns(spec, it, catalog)
-    return spec
+    return _column_format(spec, it)
+
+
+def _column_format(spec: ProgramSpec, it: Intent) -> ProgramSpec:
+    """"the mode in octal", "flags in hex": the columns the request names (else its one hex column) in that
+    format."""
+    if it.output_format is None or not spec.print:
+        return spec
+    fields = [(i, f.expr.split(".", 1)[1]) for i, f in enumerate(spec.print)
+              if f.expr.startswith(("args.", "start.")) and "." in f.expr]
+    words = it.text.split()
+    named = [i for i, name in fields
+             if re.search(rf"\b{re.escape(name)}s?\b", it.text) or (spec.print[i].label or "").lower() in words]
+    chosen = named or [i for i, f in enumerate(spec.print) if f.format == "hex"][:1]
+    if not chosen:
+        return spec
+    data = spec.model_dump()
+    for i in chosen:
+        data["print"][i]["format"] = it.output_format
+    return ProgramSpec.model_validate(data)
 
 
 def _group_keys(it: Intent) -> list[dict[str, Any]]:

@@ -254,7 +254,7 @@ def btf_func_arg_count(name: str) -> int | None:
 @dataclass
 class Slot:
     member: str
-    kind: str  # int hex names str ip4 ip6 ip4int kstack ustack ksym usym probe func join
+    kind: str  # int hex oct names str ip4 ip6 ip4int kstack ustack ksym usym probe func join
     signed: bool = True
     size: int = 0  # bytes of text
     names: int | None = None  # NAMES_<n> table
@@ -264,8 +264,8 @@ class Slot:
     def decls(self) -> list[tuple[int, str, str]]:
         """(alignment, C declaration, ctypes type) per struct member."""
         m = self.member
-        if self.kind in ("int", "hex", "names"):
-            c = "s64" if self.signed and self.kind != "hex" else "u64"
+        if self.kind in ("int", "hex", "oct", "names"):
+            c = "s64" if self.signed and self.kind not in ("hex", "oct") else "u64"
             return [(8, f"{c} {m};", "ct.c_int64" if c == "s64" else "ct.c_uint64")]
         if self.kind == "str":
             return [(1, f"char {m}[{self.size}];", f"ct.c_char * {self.size}")]
@@ -291,7 +291,7 @@ class Slot:
     def py(self, obj: str) -> str:
         """Python text of the displayed value of this member of ``obj``."""
         v = f"{obj}.{self.member}"
-        if self.kind in ("int", "hex"):
+        if self.kind in ("int", "hex", "oct"):
             return v
         if self.kind == "names":
             return f"name_of(NAMES_{self.names}, {v})"
@@ -319,7 +319,7 @@ class Slot:
 
     @property
     def is_number(self) -> bool:
-        return self.kind in ("int", "hex")
+        return self.kind in ("int", "hex", "oct")
 
 
 def struct_lines(name: str, slots: list[Slot], lead: list[tuple[int, str, str]] | None = None,
@@ -669,7 +669,7 @@ class CGen:
         assert node is not None
         m = f"{dst}{slot.member}"
         k = slot.kind
-        if isinstance(node, E.Saved) and k not in ("int", "hex", "names", "str"):
+        if isinstance(node, E.Saved) and k not in ("int", "hex", "oct", "names", "str"):
             src = self.saved_slot(node.name)
             if src.kind != k:
                 raise RenderError(f"start.{node.name} cannot be shown as {k}")
@@ -677,7 +677,7 @@ class CGen:
             if k in ("ip4", "ip6"):
                 return [f"__builtin_memcpy({m}, st->{src.member}, sizeof({m}));"]
             return [f"{m} = st->{src.member};", *extra]
-        if k in ("int", "hex", "names"):
+        if k in ("int", "hex", "oct", "names"):
             v, _ = self.value(node)
             return [*self.take_pre(), f"{m} = {v};"]
         if k == "str":
@@ -939,8 +939,8 @@ class _Builder:
             if isinstance(node, E.Call) and node.args and isinstance(node.args[0], E.Num):
                 limit = node.args[0].value
             return Slot(member, which, limit=limit, node=node)
-        if fmt == "hex":
-            return Slot(member, "hex", signed=False, node=node)
+        if fmt in ("hex", "oct"):
+            return Slot(member, fmt, signed=False, node=node)
         if kind in ("str", "ptr_str") or fmt == "str":
             if kind == "int" and fmt == "str":
                 node = E.Call("str", (node,))
@@ -991,9 +991,10 @@ class _Builder:
             slot = self.slot_for(out, self.ctx, member_name(label, taken))
             slots.append(slot)
             last = i == len(fields) - 1 or slot.kind == "join"
-            conv = "%d" if slot.kind == "int" else "0x%x" if slot.kind == "hex" else "%s"
+            conv = {"int": "%d", "hex": "0x%x", "oct": "%04o"}.get(slot.kind, "%s")
             w = _width(label, conv)
-            convs.append(conv if last or w == 0 else conv.replace("%", f"%-{w}", 1))
+            convs.append(conv if last or w == 0 else conv + " " * max(1, w - 4) if slot.kind == "oct"
+                         else conv.replace("%", f"%-{w}", 1))
             heads.append("%s" if last or w == 0 else f"%-{w}s")
             labels.append(label)
             values.append(slot.py("e"))
@@ -1161,9 +1162,9 @@ class _Builder:
         for i, k in enumerate(self.spec.start.key):
             out = OutputField(expr=k)
             s = self.slot_for(out, self.sctx, member_name(f"k{i}_{lower.label_for(out)}", taken))
-            if s.kind not in ("int", "names", "hex", "str", "ip4int"):
+            if s.kind not in ("int", "names", "hex", "oct", "str", "ip4int"):
                 raise RenderError(f"start key {k!r}: a key must be a number or a text")
-            if s.kind in ("names", "hex"):
+            if s.kind in ("names", "hex", "oct"):
                 s.kind = "int"
             key_slots.append(s)
         saved = []

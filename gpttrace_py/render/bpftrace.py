@@ -151,6 +151,8 @@ class _Builder:
             return Column(label, "%s", f"usym({compile_expr(node, ctx)})")
         if fmt == "hex":
             return Column(label, "0x%lx", compile_expr(node, ctx))
+        if fmt == "oct":  # as modes are written (0644, 4755); octal is asked for modes, which fit in 32 bits
+            return Column(label, "%04o", compile_expr(node, ctx))
         if kind in lower.STRINGY or kind == "stack" or fmt == "str":
             return Column(
                 label, "%s", as_text(node, ctx) if fmt != "str" or kind != "int" else f"str({compile_expr(node, ctx)})"
@@ -181,6 +183,8 @@ class _Builder:
                 conv = c.fmt
             else:
                 conv = c.fmt if last or w == 0 else c.fmt.replace("%", f"%-{w}", 1)
+                if c.fmt.startswith("%0") and not last:  # zero-padded: pad after it instead
+                    conv = c.fmt + " " * max(1, w - 4)
             fmt_parts.append(conv)
             head_parts.append("%s" if last or w == 0 else f"%-{w}s")
             args.append(c.value)

@@ -256,7 +256,7 @@ Label = Annotated[str, Field(max_length=40), AfterValidator(_check_text)]
 Text = Annotated[str, Field(max_length=400), AfterValidator(_check_text)]
 Comm = Annotated[str, Field(min_length=1, max_length=15), AfterValidator(_check_text)]
 
-FieldFormat = Literal["auto", "str", "int", "hex", "ip", "ksym", "usym", "stack", "names", "errno", "port"]
+FieldFormat = Literal["auto", "str", "int", "hex", "oct", "ip", "ksym", "usym", "stack", "names", "errno", "port"]
 
 
 class OutputField(BaseModel):

@@ -1,0 +1,70 @@
+"""The words the planner reads, per language, as data (``lexicon/en.json``): loaded once, read by the
+extractors in understand.py. Adding a language is adding a file of the same shape."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent / "lexicon"
+
+
+@dataclass(frozen=True)
+class Need:
+    """Something only some machines have, and the words that ask for it."""
+
+    name: str
+    phrases: tuple[str, ...]
+    feature: str  # a kernel.features.Features attribute
+    what: str
+    fix: str
+
+
+@dataclass(frozen=True)
+class Subsystem:
+    word: str
+    categories: tuple[str, ...]  # tracepoint categories that would serve it
+    what: str
+
+
+@dataclass(frozen=True)
+class Lexicon:
+    language: str
+    filler: frozenset[str]
+    imperative_prefix: tuple[str, ...]
+    system_actions: dict[str, str]
+    action_objects_needed: frozenset[str]
+    action_objects: frozenset[str]
+    needs: tuple[Need, ...]
+    subsystems: dict[str, Subsystem]
+    tracepoint_words: dict[str, tuple[str, ...]]
+    negation: tuple[str, ...]
+    formats: dict[str, tuple[str, ...]]
+
+
+def _public(table: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in table.items() if not k.startswith("_")}
+
+
+@lru_cache(maxsize=4)
+def load(language: str = "en") -> Lexicon:
+    data = json.loads((HERE / f"{language}.json").read_text(encoding="utf-8"))
+    needs = tuple(Need(name, tuple(v["phrases"]), v["feature"], v["what"], v["fix"])
+                  for name, v in _public(data["needs"]).items())
+    subsystems = {w: Subsystem(w, tuple(v["categories"]), v["what"]) for w, v in _public(data["subsystems"]).items()}
+    return Lexicon(
+        language=language,
+        filler=frozenset(data["filler"]),
+        imperative_prefix=tuple(sorted(data["imperative_prefix"], key=len, reverse=True)),
+        system_actions=_public(data["system_actions"]),
+        action_objects_needed=frozenset(data["action_objects_needed"]),
+        action_objects=frozenset(data["action_objects"]),
+        needs=needs,
+        subsystems=subsystems,
+        tracepoint_words={k: tuple(v) for k, v in _public(data["tracepoint_words"]).items()},
+        negation=tuple(sorted(data["negation"], key=len, reverse=True)),
+        formats={k: tuple(v) for k, v in data["formats"].items()},
+    )
