@@ -146,6 +146,7 @@ class OfflinePlanner:
     def __init__(self) -> None:
         self._state: _State | None = None
         self.last_candidates: list[Candidate] = []
+        self._named = False  # the last request named a syscall, function or tracepoint
 
     # -- Planner protocol ----------------------------------------------------------------------------
     def plan(self, intent: str, ctx: PlanContext) -> ProgramSpec:
@@ -191,6 +192,28 @@ class OfflinePlanner:
 
     # -- candidates ----------------------------------------------------------------------------------
     def candidates(self, it: Intent, catalog: Catalog) -> list[Candidate]:
+        """Corpus examples and named calls, ranked; a program built on the tracepoints whose names the request
+        says goes first when it accounts for more of the request's words than the best of those."""
+        ranked = self._ranked(it, catalog)
+        from . import catalog_match, understand
+
+        words = understand.content_words(it)
+        found = catalog_match.match(words, it, catalog)
+        if not found:
+            return ranked
+        built = [Candidate(spec, f"tracepoint:{m.tracepoint.category}:{m.tracepoint.name}", m.score)
+                 for m in found
+                 if (spec := _safe(lambda m=m: _column_format(_set_processes(
+                     ProgramSpec.model_validate(catalog_match.spec_for(m, it)), it), it))) is not None]
+        if not built or self._named:
+            return ranked + built  # the request named a call, a function or a tracepoint: that comes first
+        mine = _placed_count(words, built[0].spec, "")
+        theirs = _placed_count(words, ranked[0].spec, ranked[0].source) if ranked else 0
+        if mine > theirs:
+            return built[:1] + ranked + built[1:]
+        return ranked + built
+
+    def _ranked(self, it: Intent, catalog: Catalog) -> list[Candidate]:
         out: list[Candidate] = []
         query = _without_process(it)  # a program's name says whom to watch, not what to trace
         topic = index().topic_terms(query)
@@ -202,6 +225,7 @@ class OfflinePlanner:
             # one call (bpf(), connect()) that the question shares only the word "syscall" with
             hits = [h for h in found if not _about_one_call(h)][:10] or hits
         named_tps = self.named_tracepoints(it, catalog)
+        self._named = bool(named_syscalls or named_tps)
         wanted = intent_shape(it)
         by_field = _groups_by_field(it)
         for hit in hits:
@@ -230,6 +254,7 @@ class OfflinePlanner:
                     score = hit.score * factor * (0.7 if missed else 1.0)
                     out.append(Candidate(adapted, f"corpus:{hit.example.id}", score, fits and not missed))
         named_funcs = [] if named_syscalls else self.named_functions(it, catalog)
+        self._named = self._named or bool(named_funcs)
         if named_syscalls or named_funcs:
             named = _names_probe(named_syscalls, [fn for _, fn in named_funcs], catalog)
             for cand in out:
@@ -404,6 +429,16 @@ class OfflinePlanner:
             next((p for p in h.example.paraphrases if len(p.split()) >= 3), h.example.title.lower())
             for h in hits[:limit]
         ]
+
+
+def _placed_count(words: list[str], spec: ProgramSpec, source: str) -> int:
+    """How many of the request's content words a candidate's probes, fields and example account for."""
+    from . import lexicon, understand
+    from .plan import _example_text
+
+    vocab = understand._spec_vocabulary(spec) | understand._text_vocabulary(_example_text(source))
+    lex = lexicon.load()
+    return sum(1 for w in words if understand._placed(w, vocab, lex))
 
 
 def _set_processes(spec: ProgramSpec, it: Intent) -> ProgramSpec:

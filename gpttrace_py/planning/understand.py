@@ -143,7 +143,7 @@ def account(it: Intent, spec: ProgramSpec, catalog: Catalog, example_text: str =
 def content_words(it: Intent, lang: str = "en") -> list[str]:
     """The words that say what to trace: the request less filler, shape words, numbers and what the slots
     took (process names, a path, a size bound...)."""
-    from .intent import ACTIONS, GROUP_WORDS, UNITS
+    from .intent import ACTIONS, UNITS
     from .vocabulary import STOP_WORDS
 
     lex = lexicon_mod.load(lang)
@@ -153,7 +153,7 @@ def content_words(it: Intent, lang: str = "en") -> list[str]:
             text = text.replace(taken.lower(), " ")
     text = re.sub(r"[\"'`][^\"'`]{1,64}[\"'`]", " ", text)  # a quoted name
     slot_words = {n.lower() for n in [*(it.comms or []), *(it.not_comms or []), it.comm or ""] if n}
-    shape_words = {w for phrases in (*ACTIONS.values(), *GROUP_WORDS.values()) for p in phrases for w in p.split()}
+    shape_words = {w for phrases in ACTIONS.values() for p in phrases for w in p.split()}
     out: list[str] = []
     for word in _words(text):
         word = word.strip("'-+")

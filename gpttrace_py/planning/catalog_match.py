@@ -1,0 +1,167 @@
+"""Ground a request's words in this kernel's tracepoint catalog: "TLB flushes by reason" → tlb:tlb_flush and its
+``reason`` field; "page allocation orders" → kmem:mm_page_alloc and ``order``.
+
+Tracepoint categories, event names and field names are vocabulary: a request word matches a piece of a name
+by its stem, a shared beginning of four letters or more ("allocation"/alloc, "temperature"/temp), or a way
+people say it (lexicon ``tracepoint_words``: "fsync" → sync_file, "arp" → neigh). The best-matching
+tracepoints become programs of the asked shape, with the asked fields as columns, keys or values.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from . import lexicon as lexicon_mod
+from .retrieval import stem
+
+if TYPE_CHECKING:
+    from ..kernel.catalog import Catalog
+    from ..kernel.tracefs import Tracepoint, TpField
+    from .intent import Intent
+
+SKIP_CATEGORIES = {"syscalls", "raw_syscalls", "ftrace", "header_event", "header_page", "enable"}
+GROUP_PHRASE = re.compile(r"\b(?:by|per|for each|grouped by|broken down by|keyed by)\s+(?:the\s+|its\s+|their\s+)?"
+                          r"((?:[a-z0-9_]+\s+){0,2}[a-z0-9_]+)")
+
+
+@dataclass
+class Match:
+    tracepoint: Tracepoint
+    score: float
+    words: set[str]  # request words the name and fields matched
+    fields: list[TpField]  # fields the request asks about, best first
+    key_fields: list[TpField]  # fields it groups by ("by reason", "per NUMA node")
+
+
+def _pieces(name: str) -> list[str]:
+    return [p for p in re.split(r"[_\-]+", name.lower()) if p]
+
+
+def closeness(word: str, piece: str, lex: lexicon_mod.Lexicon) -> float:
+    """How surely a request word names this piece of a tracepoint or field name: 1 for the same word (or
+    stem), 0.8 for a shared beginning or a way of saying it, 0 for none."""
+    if word == piece or stem(word) == stem(piece):
+        return 1.0
+    if len(word) >= 4 and len(piece) >= 4 and (word.startswith(piece) or piece.startswith(word)):
+        return 0.8
+    for said in lex.tracepoint_words.get(word, ()):
+        if said == piece or (len(said) >= 3 and "_" not in said and piece.startswith(said)):
+            return 0.8
+    return 0.0
+
+
+def word_matches(word: str, piece: str, lex: lexicon_mod.Lexicon) -> bool:
+    return closeness(word, piece, lex) > 0
+
+
+def _name_closeness(word: str, name: str, lex: lexicon_mod.Lexicon) -> float:
+    best = max((closeness(word, p, lex) for p in _pieces(name)), default=0.0)
+    if best < 1 and any("_" in said and said in name for said in lex.tracepoint_words.get(word, ())):
+        return 0.9
+    return best
+
+
+def _name_matches(word: str, name: str, lex: lexicon_mod.Lexicon) -> bool:
+    return _name_closeness(word, name, lex) > 0
+
+
+def match(words: list[str], it: Intent, catalog: Catalog, limit: int = 3) -> list[Match]:
+    """The tracepoints whose names the request's content words match best, with the fields it asks about."""
+    lex = lexicon_mod.load()
+    if not words:
+        return []
+    scored: list[tuple[float, str, str, set[str]]] = []
+    for cat, names in catalog.tracepoints.categories().items():
+        if cat in SKIP_CATEGORIES:
+            continue
+        cat_words = {w for w in words if _name_matches(w, cat, lex)}
+        for name in names:
+            hit = {w for w in words if _name_matches(w, name, lex)} | cat_words
+            if not hit or not (hit - cat_words or len(names) == 1):
+                continue  # the category alone says too little: "ext4" matches a hundred events
+            extra = len([p for p in _pieces(name) if p != cat and not any(word_matches(w, p, lex) for w in words)])
+            close = sum(max(_name_closeness(w, name, lex), _name_closeness(w, cat, lex)) for w in hit)
+            score = close - 0.05 * extra - (0.2 if name.endswith(("_exit", "_end", "_return")) else 0)
+            scored.append((score, cat, name, hit))
+    scored.sort(key=lambda s: (-s[0], s[2]))
+    out: list[Match] = []
+    groups = _group_words(it)
+    for score, cat, name, hit in scored[: limit * 12]:
+        tp = catalog.tracepoints.get(cat, name)
+        if tp is None:
+            continue
+        fields, matched = _asked_fields(tp, words, lex)
+        keys = [f for f in fields if any(_field_named(f, g, lex) for g in groups)]
+        out.append(Match(tp, score + 0.9 * len(matched - hit), hit | matched, fields, keys))
+    out.sort(key=lambda m: (-m.score, m.tracepoint.name))
+    return out[:limit]
+
+
+def _field_named(f: TpField, phrase: str, lex: lexicon_mod.Lexicon) -> bool:
+    words = phrase.split()
+    return all(any(word_matches(w, p, lex) for w in words) for p in _pieces(f.name)) or any(
+        word_matches(w, f.name, lex) for w in words)
+
+
+def _asked_fields(tp: Tracepoint, words: list[str], lex: lexicon_mod.Lexicon) -> tuple[list[TpField], set[str]]:
+    """The fields whose names the words say (every piece of "dst_path" said: "destination ... path"), best first."""
+    found: list[tuple[int, TpField, set[str]]] = []
+    for f in tp.user_fields:
+        pieces = _pieces(f.name)
+        said = {w for w in words if any(word_matches(w, p, lex) for p in pieces) or word_matches(w, f.name, lex)}
+        covered = [p for p in pieces if any(word_matches(w, p, lex) for w in words)]
+        if said and (len(covered) == len(pieces) or len(pieces) == 1 or f.name in said):
+            found.append((len(covered), f, said))
+    found.sort(key=lambda x: -x[0])
+    matched: set[str] = set()
+    for _, _, said in found:
+        matched |= said
+    return [f for _, f, _ in found], matched
+
+
+def _group_words(it: Intent) -> list[str]:
+    return [m.group(1) for m in GROUP_PHRASE.finditer(it.text)]
+
+
+def spec_for(m: Match, it: Intent) -> dict[str, Any]:
+    """A program of the asked shape on the matched tracepoint (the spec's JSON form)."""
+    from .offline import GROUP_KEYS, _group_keys, intent_shape
+
+    tp = m.tracepoint
+    base: dict[str, Any] = {
+        "rationale": f"the {tp.category}:{tp.name} tracepoint fires on this event; its fields are read from this "
+                     "kernel's format file",
+        "probes": [tp.probe],
+    }
+    shape = intent_shape(it)
+    numeric = [f for f in m.fields if f.kind == "int"]
+    keys = [_column(f) for f in m.key_fields][:3]
+    if shape == "hist" and numeric:
+        value = next((f for f in numeric if f not in m.key_fields), numeric[0])
+        return {**base, "title": f"{tp.name} {value.name} distribution",
+                "aggregates": [{"func": "hist", "value": f"args.{value.name}", "keys": keys}]}
+    if shape in ("sum", "stat") and numeric:
+        value = next((f for f in numeric if f not in m.key_fields), numeric[0])
+        func = "sum" if shape == "sum" else next((f for f in ("avg", "max", "min") if f in it.actions), "avg")
+        return {**base, "title": f"{tp.name} {value.name} ({func})",
+                "aggregates": [{"func": func, "value": f"args.{value.name}", "keys": keys or _group_keys(it)}]}
+    if shape in ("count", "hist") or keys:
+        by = keys + _group_keys(it)
+        by = by[:4] or GROUP_KEYS["comm"]
+        return {**base, "title": f"{tp.name} events by {', '.join(k['label'].lower() for k in by)}",
+                "aggregates": [{"func": "count", "keys": by}]}
+    cols: list[dict[str, Any]] = [{"expr": "pid", "label": "PID"}, {"expr": "comm", "label": "COMM"}]
+    shown = [f for f in m.fields if f.kind != "array"]
+    rest = [f for f in tp.user_fields if f not in shown and f.kind not in ("array", "ptr")]
+    for f in (shown + rest)[:7]:
+        cols.append(_column(f))
+    return {**base, "title": f"{tp.category}:{tp.name} events", "print": cols}
+
+
+def _column(f: TpField) -> dict[str, Any]:
+    col: dict[str, Any] = {"expr": f"args.{f.name}", "label": f.name.upper()[:40]}
+    if f.kind == "ptr":
+        col["format"] = "hex"
+    return col
