@@ -18,7 +18,7 @@ from .retrieval import stem
 
 if TYPE_CHECKING:
     from ..kernel.catalog import Catalog
-    from ..kernel.tracefs import Tracepoint, TpField
+    from ..kernel.tracefs import TpField, Tracepoint
     from .intent import Intent
 
 SKIP_CATEGORIES = {"syscalls", "raw_syscalls", "ftrace", "header_event", "header_page", "enable"}
