@@ -21,7 +21,8 @@ if TYPE_CHECKING:
     from ..kernel.tracefs import TpField, Tracepoint
     from .intent import Intent
 
-SKIP_CATEGORIES = {"syscalls", "raw_syscalls", "ftrace", "header_event", "header_page", "enable"}
+SKIP_CATEGORIES = {"raw_syscalls", "ftrace", "header_event", "header_page", "enable"}
+SYSCALL_PIECES = {"sys", "enter"}  # syscalls:sys_enter_X: only X says what the call is
 GROUP_PHRASE = re.compile(r"\b(?:by|per|for each|grouped by|broken down by|keyed by)\s+(?:the\s+|its\s+|their\s+)?"
                           r"((?:[a-z0-9_]+\s+){0,2}[a-z0-9_]+)")
 
@@ -36,7 +37,7 @@ class Match:
 
 
 def _pieces(name: str) -> list[str]:
-    return [p for p in re.split(r"[_\-]+", name.lower()) if p]
+    return [p for p in re.split(r"[_\-]+", name.lower().removeprefix("sys_enter_")) if p]
 
 
 def closeness(word: str, piece: str, lex: lexicon_mod.Lexicon) -> float:
@@ -57,6 +58,8 @@ def word_matches(word: str, piece: str, lex: lexicon_mod.Lexicon) -> bool:
 
 
 def _name_closeness(word: str, name: str, lex: lexicon_mod.Lexicon) -> float:
+    if "_" in word and re.search(rf"(?:^|_){re.escape(word)}(?:_|$)", name):
+        return 1.0  # "io_uring", "sync_file": a piece of the name as it is written
     best = max((closeness(word, p, lex) for p in _pieces(name)), default=0.0)
     if best < 1 and any("_" in said and said in name for said in lex.tracepoint_words.get(word, ())):
         return 0.9
@@ -76,12 +79,15 @@ def match(words: list[str], it: Intent, catalog: Catalog, limit: int = 3) -> lis
     for cat, names in catalog.tracepoints.categories().items():
         if cat in SKIP_CATEGORIES:
             continue
-        cat_words = {w for w in words if _name_matches(w, cat, lex)}
+        cat_words = {w for w in words if _name_matches(w, cat, lex)} if cat != "syscalls" else set()
         for name in names:
+            if cat == "syscalls" and not name.startswith("sys_enter_"):
+                continue  # a call once: its entry (a program for the call is built from it, with its exit)
             hit = {w for w in words if _name_matches(w, name, lex)} | cat_words
             if not hit or not (hit - cat_words or len(names) == 1):
                 continue  # the category alone says too little: "ext4" matches a hundred events
-            extra = len([p for p in _pieces(name) if p != cat and not any(word_matches(w, p, lex) for w in words)])
+            extra = len([p for p in _pieces(name) if p != cat and p not in SYSCALL_PIECES
+                         and not any(word_matches(w, p, lex) for w in words)])
             close = sum(max(_name_closeness(w, name, lex), _name_closeness(w, cat, lex)) for w in hit)
             score = close - 0.05 * extra - (0.2 if name.endswith(("_exit", "_end", "_return")) else 0)
             scored.append((score, cat, name, hit))
@@ -93,7 +99,7 @@ def match(words: list[str], it: Intent, catalog: Catalog, limit: int = 3) -> lis
         if tp is None:
             continue
         fields, matched = _asked_fields(tp, words, lex)
-        keys = [f for f in fields if any(_field_named(f, g, lex) for g in groups)]
+        keys = [f for f in tp.user_fields if any(_field_named(f, g, lex) for g in groups)]
         out.append(Match(tp, score + 0.9 * len(matched - hit), hit | matched, fields, keys))
     out.sort(key=lambda m: (-m.score, m.tracepoint.name))
     return out[:limit]

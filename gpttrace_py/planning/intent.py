@@ -515,7 +515,8 @@ def parse(raw: str) -> Intent:
 _NAME = r"[a-z][\w.+:-]*"
 _NEGATION = re.compile(
     r"\b(?:(?:but |and )?not (?:by|from|made by|for|of|in|including)|except(?: for| by| from)?|excluding|"
-    r"other than|apart from|aside from|ignoring|ignore|skipping|skip|but not|without)\s+"
+    r"other than|apart from|aside from|ignoring|ignore|skipping|skip|but not|without|"
+    r"(?:anything|everything|anyone|all|any process(?:es)?|every process|all processes) but)\s+"
     rf"(?:the\s+)?(?:process(?:es)?\s+|programs?\s+|commands?\s+)?(?:named\s+|called\s+)?({_NAME}"
     rf"(?:\s*(?:,\s*(?:or\s+|and\s+|nor\s+)?|\s+or\s+|\s+and\s+|\s+nor\s+|\s*/\s*){_NAME})*)"
 )

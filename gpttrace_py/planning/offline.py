@@ -201,14 +201,22 @@ class OfflinePlanner:
         found = catalog_match.match(words, it, catalog)
         if not found:
             return ranked
-        built = [Candidate(spec, f"tracepoint:{m.tracepoint.category}:{m.tracepoint.name}", m.score)
-                 for m in found
-                 if (spec := _safe(lambda m=m: _column_format(_set_processes(
-                     ProgramSpec.model_validate(catalog_match.spec_for(m, it)), it), it))) is not None]
+        built = []
+        for m in found:
+            tp = m.tracepoint
+            if tp.category == "syscalls":
+                call = tp.name.removeprefix("sys_enter_")
+                spec = _safe(lambda call=call: syscall_spec([call], it, catalog))
+                source = f"syscall:{call}"
+            else:
+                spec = _safe(lambda m=m: ProgramSpec.model_validate(catalog_match.spec_for(m, it)))
+                source = f"tracepoint:{tp.category}:{tp.name}"
+            if spec is not None:
+                built.append(Candidate(_column_format(_set_processes(spec, it), it), source, m.score))
         if not built or self._named:
             return ranked + built  # the request named a call, a function or a tracepoint: that comes first
-        mine = _placed_count(words, built[0].spec, "")
-        theirs = _placed_count(words, ranked[0].spec, ranked[0].source) if ranked else 0
+        mine = _placed_weight(words, built[0].spec, "")
+        theirs = _placed_weight(words, ranked[0].spec, ranked[0].source) if ranked else (0, 0.0)
         if mine > theirs:
             return built[:1] + ranked + built[1:]
         return ranked + built
@@ -431,14 +439,20 @@ class OfflinePlanner:
         ]
 
 
-def _placed_count(words: list[str], spec: ProgramSpec, source: str) -> int:
-    """How many of the request's content words a candidate's probes, fields and example account for."""
+def _placed_weight(words: list[str], spec: ProgramSpec, source: str) -> tuple[int, float]:
+    """How much of the request a candidate's probes, fields and example account for: how many of its content
+    words they place, then how specific those are (a word the corpus rarely uses says more; one it never uses
+    counts as the commonest one)."""
     from . import lexicon, understand
     from .plan import _example_text
+    from .retrieval import index, stem
 
     vocab = understand._spec_vocabulary(spec) | understand._text_vocabulary(_example_text(source))
     lex = lexicon.load()
-    return sum(1 for w in words if understand._placed(w, vocab, lex))
+    idf = index().idf
+    middle = min(idf.values(), default=1.0)
+    placed = [w for w in words if understand._placed(w, vocab, lex)]
+    return len(placed), sum(idf.get(stem(w), middle) for w in placed)
 
 
 def _set_processes(spec: ProgramSpec, it: Intent) -> ProgramSpec:

@@ -98,7 +98,10 @@ def missing_need(text: str, catalog: Catalog, lang: str = "en") -> str | None:
         said = next((p for p in need.phrases if _has_phrase(low, p)), None)
         if said is None:
             continue
-        have = getattr(catalog.features, need.feature, True)
+        if need.feature.startswith("catalog:"):  # a tracepoint category: does this kernel have it?
+            have = need.feature.removeprefix("catalog:") in catalog.tracepoints.categories()
+        else:
+            have = getattr(catalog.features, need.feature, True)
         if have is None:  # not probed yet (fentry, LSM): ask the kernel now
             from ..kernel.features import probe_loadable
 
@@ -154,6 +157,10 @@ def content_words(it: Intent, lang: str = "en") -> list[str]:
     text = re.sub(r"[\"'`][^\"'`]{1,64}[\"'`]", " ", text)  # a quoted name
     slot_words = {n.lower() for n in [*(it.comms or []), *(it.not_comms or []), it.comm or ""] if n}
     shape_words = {w for phrases in ACTIONS.values() for p in phrases for w in p.split()}
+    if it.not_comms:  # "except", "excluding": the exclusion slot took them
+        slot_words |= {w for phrase in lex.negation for w in phrase.split()}
+    if it.output_format:  # "in octal"
+        slot_words |= {w for phrase in lex.formats[it.output_format] for w in phrase.split()}
     out: list[str] = []
     for word in _words(text):
         word = word.strip("'-+")
