@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from . import lexicon as lexicon_mod
@@ -43,31 +44,58 @@ def _pieces(name: str) -> list[str]:
 def closeness(word: str, piece: str, lex: lexicon_mod.Lexicon) -> float:
     """How surely a request word names this piece of a tracepoint or field name: 1 for the same word (or
     stem), 0.8 for a shared beginning or a way of saying it, 0 for none."""
-    if word == piece or stem(word) == stem(piece):
-        return 1.0
-    if len(word) >= 4 and len(piece) >= 4 and (word.startswith(piece) or piece.startswith(word)):
-        return 0.8
-    for said in lex.tracepoint_words.get(word, ()):
-        if said == piece or (len(said) >= 3 and "_" not in said and piece.startswith(said)):
-            return 0.8
-    return 0.0
+    return _Word(word, lex).closeness(piece, stem(piece))
 
 
 def word_matches(word: str, piece: str, lex: lexicon_mod.Lexicon) -> bool:
     return closeness(word, piece, lex) > 0
 
 
-def _name_closeness(word: str, name: str, lex: lexicon_mod.Lexicon) -> float:
-    if "_" in word and re.search(rf"(?:^|_){re.escape(word)}(?:_|$)", name):
-        return 1.0  # "io_uring", "sync_file": a piece of the name as it is written
-    best = max((closeness(word, p, lex) for p in _pieces(name)), default=0.0)
-    if best < 1 and any("_" in said and said in name for said in lex.tracepoint_words.get(word, ())):
-        return 0.9
-    return best
+class _Word:
+    """A request word, ready to be compared with many name pieces."""
+
+    def __init__(self, word: str, lex: lexicon_mod.Lexicon) -> None:
+        self.word = word
+        self.stem = stem(word)
+        said = lex.tracepoint_words.get(word, ())
+        self.exact = {s for s in said}
+        self.prefixes = tuple(s for s in said if len(s) >= 3 and "_" not in s)
+        self.phrases = tuple(s for s in said if "_" in s) + ((word,) if "_" in word else ())
+
+    def closeness(self, piece: str, piece_stem: str) -> float:
+        w = self.word
+        if w == piece or self.stem == piece_stem:
+            return 1.0
+        if len(w) >= 4 and len(piece) >= 4 and (w.startswith(piece) or piece.startswith(w)):
+            return 0.8
+        if piece in self.exact or (self.prefixes and piece.startswith(self.prefixes)):
+            return 0.8
+        return 0.0
+
+    def name_closeness(self, name: str, pieces: tuple[tuple[str, str], ...]) -> float:
+        for phrase in self.phrases:  # "io_uring", "sync_file": a piece of the name as it is written
+            if re.search(rf"(?:^|_){re.escape(phrase)}(?:_|$)", name):
+                return 1.0 if phrase == self.word else 0.9
+        return max((self.closeness(p, ps) for p, ps in pieces), default=0.0)
 
 
 def _name_matches(word: str, name: str, lex: lexicon_mod.Lexicon) -> bool:
-    return _name_closeness(word, name, lex) > 0
+    return _Word(word, lex).name_closeness(name, _stemmed(name)) > 0
+
+
+@lru_cache(maxsize=8192)
+def _stemmed(name: str) -> tuple[tuple[str, str], ...]:
+    return tuple((p, stem(p)) for p in _pieces(name))
+
+
+@lru_cache(maxsize=4)
+def _piece_index(names: tuple[tuple[str, str], ...]) -> dict[tuple[str, str], list[tuple[str, str]]]:
+    """(piece, its stem) → the (category, event) whose event name has it."""
+    out: dict[tuple[str, str], list[tuple[str, str]]] = {}
+    for cat, name in names:
+        for ps in _stemmed(name):
+            out.setdefault(ps, []).append((cat, name))
+    return out
 
 
 def match(words: list[str], it: Intent, catalog: Catalog, limit: int = 3) -> list[Match]:
@@ -75,22 +103,38 @@ def match(words: list[str], it: Intent, catalog: Catalog, limit: int = 3) -> lis
     lex = lexicon_mod.load()
     if not words:
         return []
+    cats = catalog.tracepoints.categories()
+    names = tuple(sorted((c, n) for c, ns in cats.items() if c not in SKIP_CATEGORIES for n in ns
+                         if c != "syscalls" or n.startswith("sys_enter_")))
+    index = _piece_index(names)
+    ws = [_Word(w, lex) for w in words]
+    # each word's closeness to each event it names (by a piece, or by a phrase written with underscores)
+    close: dict[tuple[str, str], dict[str, float]] = {}
+    for w in ws:
+        for ps, events in index.items():
+            c = w.closeness(*ps)
+            if c:
+                for ev in events:
+                    got = close.setdefault(ev, {})
+                    got[w.word] = max(got.get(w.word, 0.0), c)
+        for phrase in w.phrases:
+            for ev in names:
+                if phrase in ev[1] and re.search(rf"(?:^|_){re.escape(phrase)}(?:_|$)", ev[1]):
+                    got = close.setdefault(ev, {})
+                    got[w.word] = max(got.get(w.word, 0.0), 1.0 if phrase == w.word else 0.9)
+    cat_close = {c: {w.word: v for w in ws if c != "syscalls" and (v := w.name_closeness(c, _stemmed(c)))}
+                 for c in cats}
     scored: list[tuple[float, str, str, set[str]]] = []
-    for cat, names in catalog.tracepoints.categories().items():
-        if cat in SKIP_CATEGORIES:
-            continue
-        cat_words = {w for w in words if _name_matches(w, cat, lex)} if cat != "syscalls" else set()
-        for name in names:
-            if cat == "syscalls" and not name.startswith("sys_enter_"):
-                continue  # a call once: its entry (a program for the call is built from it, with its exit)
-            hit = {w for w in words if _name_matches(w, name, lex)} | cat_words
-            if not hit or not (hit - cat_words or len(names) == 1):
-                continue  # the category alone says too little: "ext4" matches a hundred events
-            extra = len([p for p in _pieces(name) if p != cat and p not in SYSCALL_PIECES
-                         and not any(word_matches(w, p, lex) for w in words)])
-            close = sum(max(_name_closeness(w, name, lex), _name_closeness(w, cat, lex)) for w in hit)
-            score = close - 0.05 * extra - (0.2 if name.endswith(("_exit", "_end", "_return")) else 0)
-            scored.append((score, cat, name, hit))
+    for (cat, name), by_word in close.items():
+        on_cat = cat_close.get(cat, {})
+        hit = set(by_word) | set(on_cat)
+        if not (set(by_word) - set(on_cat) or len(cats.get(cat, ())) == 1):
+            continue  # the category alone says too little: "ext4" matches a hundred events
+        extra = sum(1 for p, ps in _stemmed(name) if p != cat and p not in SYSCALL_PIECES
+                    and not any(w.closeness(p, ps) for w in ws))
+        score = sum(max(by_word.get(w, 0.0), on_cat.get(w, 0.0)) for w in hit) - 0.05 * extra
+        score -= 0.2 if name.endswith(("_exit", "_end", "_return")) else 0
+        scored.append((score, cat, name, hit))
     scored.sort(key=lambda s: (-s[0], s[2]))
     out: list[Match] = []
     groups = _group_words(it)
@@ -99,16 +143,23 @@ def match(words: list[str], it: Intent, catalog: Catalog, limit: int = 3) -> lis
         if tp is None:
             continue
         fields, matched = _asked_fields(tp, words, lex)
-        keys = [f for f in tp.user_fields if any(_field_named(f, g, lex) for g in groups)]
+        keys = [f for g in groups if (f := _field_grouped_by(tp, g, lex)) is not None]
         out.append(Match(tp, score + 0.9 * len(matched - hit), hit | matched, fields, keys))
     out.sort(key=lambda m: (-m.score, m.tracepoint.name))
     return out[:limit]
 
 
-def _field_named(f: TpField, phrase: str, lex: lexicon_mod.Lexicon) -> bool:
+def _field_grouped_by(tp: Tracepoint, phrase: str, lex: lexicon_mod.Lexicon) -> TpField | None:
+    """The field a "by ..." phrase names: every piece of its name said ("destination cgroup path": dst_path),
+    the one with the most pieces when several are."""
     words = phrase.split()
-    return all(any(word_matches(w, p, lex) for w in words) for p in _pieces(f.name)) or any(
-        word_matches(w, f.name, lex) for w in words)
+    best: tuple[int, TpField] | None = None
+    for f in tp.user_fields:
+        pieces = _pieces(f.name)
+        said = all(any(word_matches(w, p, lex) for w in words) for p in pieces)
+        if said and (best is None or len(pieces) > best[0]):
+            best = (len(pieces), f)
+    return best[1] if best else None
 
 
 def _asked_fields(tp: Tracepoint, words: list[str], lex: lexicon_mod.Lexicon) -> tuple[list[TpField], set[str]]:
