@@ -154,14 +154,22 @@ class ChatSession:
         if refining:
             self._refine(rest)
         else:
+            from ..planning.plan import make_plan
+
             try:
-                spec = self.planner.plan(rest, self.ctx())
+                plan = make_plan(self.planner, rest, self.ctx())
+                spec = plan.spec
             except UnmappableIntent:
                 # No program for it as a topic: it may still be an edit of the current one.
                 if self.spec is None or not refine_mod.understands(rest):
                     raise
                 self._refine(rest)
             else:
+                self.ui.talk(f"understood: {plan.understood()}")
+                if plan.not_honoured:
+                    self.ui.warn(f"not honoured: {', '.join(plan.not_honoured)}")
+                if plan.duration_s:  # "for 5 seconds": how long /run runs
+                    self.duration = plan.duration_s
                 self._adopt(spec, rest, new=True, planned_from=self._source())
                 if run:
                     self.ui.talk("(a new program is shown first: /run runs it)")
