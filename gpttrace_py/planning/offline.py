@@ -211,8 +211,9 @@ class OfflinePlanner:
             else:
                 spec = _safe(lambda m=m: ProgramSpec.model_validate(catalog_match.spec_for(m, it)))
                 source = f"tracepoint:{tp.category}:{tp.name}"
+            spec = _safe(lambda spec=spec: _column_format(_set_processes(spec, it), it)) if spec is not None else None
             if spec is not None:
-                built.append(Candidate(_column_format(_set_processes(spec, it), it), source, m.score))
+                built.append(Candidate(spec, source, m.score))
         if not built or self._named:
             return ranked + built  # the request named a call, a function or a tracepoint: that comes first
         mine = _placed_weight(words, built[0].spec, "")
@@ -285,7 +286,7 @@ class OfflinePlanner:
             if spec is not None:
                 generated.append(Candidate(spec, f"uprobe:{lib}:{func}", 0.0))
         for cand in generated:
-            cand.spec = _column_format(_set_processes(cand.spec, it), it)
+            cand.spec = _safe(lambda s=cand.spec: _column_format(_set_processes(s, it), it)) or cand.spec
         # A named probe beats a corpus hit that does not use it.
         top_ok = bool(out) and out[0].score >= MIN_SCORE
         if generated:
@@ -543,9 +544,13 @@ def _parse(intent: str) -> Intent:
             f"the intent is {len(text)} characters long; the limit is {intent_mod.MAX_INTENT}",
             "say what to trace in a sentence or two",
         )
-    if any(ord(c) < 32 and c not in "\t\n" for c in text):
-        text = "".join(c if ord(c) >= 32 or c in "\t\n" else " " for c in text)
+    if any(_control(c) for c in text):  # C0, DEL and C1 controls are no part of a request
+        text = "".join(" " if _control(c) else c for c in text)
     return intent_mod.parse(text)
+
+
+def _control(c: str) -> bool:
+    return c not in "\t\n" and (ord(c) < 32 or 0x7F <= ord(c) <= 0x9F)
 
 
 def _quote(text: str) -> str:
