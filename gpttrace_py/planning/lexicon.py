@@ -43,6 +43,13 @@ class Lexicon:
     tracepoint_words: dict[str, tuple[str, ...]]
     negation: tuple[str, ...]
     formats: dict[str, tuple[str, ...]]
+    messages: dict[str, str]  # what the user reads about a plan, in this language
+    terms: dict[str, str]  # a language read through English: its phrases and the English they mean
+    foreign_markers: dict[str, frozenset[str]]  # words of languages the planner does not read, by language
+
+    def say(self, key: str, **values: object) -> str:
+        text = self.messages.get(key) or load("en").messages[key]
+        return text.format(**values) if values else text
 
 
 def _public(table: dict[str, Any]) -> dict[str, Any]:
@@ -53,18 +60,22 @@ def _public(table: dict[str, Any]) -> dict[str, Any]:
 def load(language: str = "en") -> Lexicon:
     data = json.loads((HERE / f"{language}.json").read_text(encoding="utf-8"))
     needs = tuple(Need(name, tuple(v["phrases"]), v["feature"], v["what"], v["fix"])
-                  for name, v in _public(data["needs"]).items())
-    subsystems = {w: Subsystem(w, tuple(v["categories"]), v["what"]) for w, v in _public(data["subsystems"]).items()}
+                  for name, v in _public(data.get("needs", {})).items())
+    subsystems = {w: Subsystem(w, tuple(v["categories"]), v["what"])
+                  for w, v in _public(data.get("subsystems", {})).items()}
     return Lexicon(
         language=language,
-        filler=frozenset(data["filler"]),
-        imperative_prefix=tuple(sorted(data["imperative_prefix"], key=len, reverse=True)),
-        system_actions=_public(data["system_actions"]),
-        action_objects_needed=frozenset(data["action_objects_needed"]),
-        action_objects=frozenset(data["action_objects"]),
+        filler=frozenset(data.get("filler", ())),
+        imperative_prefix=tuple(sorted(data.get("imperative_prefix", ()), key=len, reverse=True)),
+        system_actions=_public(data.get("system_actions", {})),
+        action_objects_needed=frozenset(data.get("action_objects_needed", ())),
+        action_objects=frozenset(data.get("action_objects", ())),
         needs=needs,
         subsystems=subsystems,
-        tracepoint_words={k: tuple(v) for k, v in _public(data["tracepoint_words"]).items()},
-        negation=tuple(sorted(data["negation"], key=len, reverse=True)),
-        formats={k: tuple(v) for k, v in data["formats"].items()},
+        tracepoint_words={k: tuple(v) for k, v in _public(data.get("tracepoint_words", {})).items()},
+        negation=tuple(sorted(data.get("negation", ()), key=len, reverse=True)),
+        formats={k: tuple(v) for k, v in data.get("formats", {}).items()},
+        messages=_public(data.get("messages", {})),
+        terms=_public(data.get("terms", {})),
+        foreign_markers={k: frozenset(v) for k, v in _public(data.get("foreign_markers", {})).items()},
     )
