@@ -277,10 +277,22 @@ def add_named_syscalls(spec: ProgramSpec, calls: list[str], catalog: Catalog) ->
             holder["probes"].append(probe.text)
             added = True
             # the title names the calls: "Files opened (openat)" becomes "Files opened (openat/open)"
-            near = next((n for n in present if re.search(rf"\b{re.escape(n)}\b", data["title"])), None)
-            if near and not re.search(rf"\b{re.escape(call)}\b", data["title"]):
-                data["title"] = re.sub(rf"\b{re.escape(near)}\b", f"{near}/{call}", data["title"], count=1)
-    return ProgramSpec.model_validate(data) if added else spec
+            for holder_of_title in [data, *data["aggregates"]]:  # and so does each summary's title
+                title = holder_of_title.get("title") or ""
+                near = next((n for n in present if re.search(rf"\b{re.escape(n)}\b", title)), None)
+                if near and not re.search(rf"\b{re.escape(call)}\b", title):
+                    holder_of_title["title"] = re.sub(rf"\b{re.escape(near)}\b", f"{near}/{call}", title, count=1)
+    if not added:
+        return spec
+    # several calls in one list: each line and each summary says which call it was ("connect and accept")
+    call = {"expr": "probe", "label": "CALL"}
+    if data["print"] and not any("probe" in E.builtins_used(f["expr"]) for f in data["print"]):
+        after = next((i + 1 for i, f in enumerate(data["print"]) if f["expr"] == "comm"), 0)
+        data["print"].insert(after, dict(call))
+    for a in data["aggregates"]:
+        if len(a["keys"]) < 4 and not any("probe" in E.builtins_used(k["expr"]) for k in a["keys"]):
+            a["keys"].append(dict(call))
+    return ProgramSpec.model_validate(data)
 
 
 STATUS_LABELS = {"RET", "RESULT", "FD", "ERR", "ERRNO", "STATUS", "RC"}
