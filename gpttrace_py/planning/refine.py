@@ -574,19 +574,21 @@ def _pair_with_exit(spec: ProgramSpec, catalog: Catalog) -> ProgramSpec:
             raise RefineError(f"{p.text} has no return value",
                               "return values exist for syscalls and for kernel or user functions")
     data = spec.model_dump()
-    pattern = r"\bargs\.(\w+)" if syscall else r"(?<![\w.])(arg\d)\b"
+    # the arguments the program reads: tracepoint fields (args.X) of a syscall, arg0..arg9 of a function
     used: list[str] = []
     for text in spec.expressions():
-        for name in re.findall(pattern, text):
-            if name not in used:
-                used.append(name)
+        for node in E.walk(E.parse(text)):
+            is_arg = isinstance(node, E.Field) if syscall else (
+                isinstance(node, E.Builtin) and re.fullmatch(r"arg\d", node.name) is not None)
+            if is_arg and node.name not in used:  # type: ignore[union-attr]
+                used.append(node.name)  # type: ignore[union-attr]
     if len(used) > 8:
         raise RefineError("too many arguments to carry to the return probe", "drop some columns first")
 
-    def move(text: str | None) -> str | None:
+    def move(text: str | None) -> str | None:  # read at the return probe, from what the entry saved
         if text is None:
             return None
-        return re.sub(pattern, lambda m: f"start.{m.group(1)}", text)
+        return E.fields_to_saved(text, set(used)) if syscall else E.builtins_to_saved(text, set(used))
 
     for f in data["print"]:
         f["expr"] = move(f["expr"])
