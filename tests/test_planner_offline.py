@@ -442,3 +442,11 @@ def test_calls_added_to_an_example_are_told_apart(text, catalog):
         assert not a.title or not re.search(r"\bconnect\(\)", a.title), a.title
     if spec.print:
         assert any(f.expr == "probe" for f in spec.print), spec.print
+
+
+def test_by_process_reads_the_process_a_pair_saved(catalog):
+    """A TCP connect is printed when the handshake ends, in softirq context: counted "by process" there, it was
+    counted by whatever ran; the connecting process is the one saved at SYN_SENT."""
+    spec = plan("which processes make outgoing tcp connections", catalog)
+    assert spec.start is not None and "comm" in {s.expr for s in spec.start.save}, spec
+    assert [k.expr for k in spec.aggregates[0].keys] == ["start.comm"]

@@ -61,6 +61,17 @@ def add_condition(spec: ProgramSpec, condition: str, at_start: bool = False) -> 
     return _edit(spec, filter=filt)
 
 
+def _saved_keys(spec: ProgramSpec, keys: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``keys`` read where the pair saved them: a pair that saves ``comm`` or ``pid`` at its start does so
+    because its end fires elsewhere (a TCP handshake completes in softirq context, in whatever process runs), so
+    "by process" there means by ``start.comm``."""
+    bare = {s.name for s in spec.start.save if s.expr == s.name} if spec.start else set()
+    if not bare:
+        return keys
+    return [{**k, "expr": E.builtins_to_saved(k["expr"], bare), "label": k.get("label") or k["expr"].upper()}
+            if E.builtins_used(k["expr"]) & bare else k for k in keys]
+
+
 def _reads_delta(text: str) -> bool:
     return "delta" in E.builtins_used(text)
 
@@ -121,7 +132,7 @@ def to_histogram(spec: ProgramSpec, value: str | None = None, linear: tuple[int,
     agg: dict[str, Any] = {
         "func": "lhist" if linear else "hist",
         "value": value,
-        "keys": keys if keys is not None else [],
+        "keys": _saved_keys(spec, keys) if keys is not None else [],
         "unit": old.get("unit") or (_unit_of(value) if _reads_delta(value) else None),
     }
     if linear:
@@ -155,7 +166,7 @@ def to_aggregate(spec: ProgramSpec, func: str, keys: list[dict[str, Any]], value
         value = _numeric_value(spec)
         if value is None:
             func = "count"
-    agg: dict[str, Any] = {"func": func, "keys": keys, "value": value if func != "count" else None}
+    agg: dict[str, Any] = {"func": func, "keys": _saved_keys(spec, keys), "value": value if func != "count" else None}
     old = data["aggregates"][0] if data["aggregates"] else None
     if old and old.get("unit") and func in ("sum", "avg", "min", "max", "stats"):
         agg["unit"] = old["unit"]
@@ -174,7 +185,7 @@ def set_keys(spec: ProgramSpec, keys: list[dict[str, Any]]) -> ProgramSpec:
     data = _data(spec)
     for a in data["aggregates"]:
         if a["func"] not in ("hist", "lhist") or keys:
-            a["keys"] = keys
+            a["keys"] = _saved_keys(spec, keys)
         a["title"] = None
     return ProgramSpec.model_validate(data)
 
