@@ -615,11 +615,10 @@ def _pair_with_exit(spec: ProgramSpec, catalog: Catalog) -> ProgramSpec:
     # the arguments the program reads: tracepoint fields (args.X) of a syscall, arg0..arg9 of a function
     used: list[str] = []
     for text in spec.expressions():
-        for node in E.walk(E.parse(text)):
-            is_arg = isinstance(node, E.Field) if syscall else (
-                isinstance(node, E.Builtin) and re.fullmatch(r"arg\d", node.name) is not None)
-            if is_arg and node.name not in used:  # type: ignore[union-attr]
-                used.append(node.name)  # type: ignore[union-attr]
+        nodes = list(E.walk(E.parse(text)))
+        names = ([n.name for n in nodes if isinstance(n, E.Field)] if syscall
+                 else [n.name for n in nodes if isinstance(n, E.Builtin) and re.fullmatch(r"arg\d", n.name)])
+        used += [n for n in dict.fromkeys(names) if n not in used]
     if len(used) > 8:
         raise RefineError("too many arguments to carry to the return probe", "drop some columns first")
 
