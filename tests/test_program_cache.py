@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import uuid
@@ -148,3 +149,14 @@ def test_every_corpus_layout_survives_a_round_trip(tmp_path: Path) -> None:
             got = cache.get(key)
             assert got is not None and got.program == program, f"{entry.id} ({backend}): not as stored"
     assert rendered >= 116 and named >= 1  # the strace-like entry names its syscalls through column_names
+
+
+@kernel
+def test_a_remembered_strace_still_names_its_syscalls() -> None:
+    """`strace ls` asked a second time printed ^^59^^ where the first run printed execve: the remembered layout
+    had lost the syscall names table (column_names)."""
+    runs = [run_cli("-y", "--offline", "-c", "ls /", "strace ls", timeout=90) for _ in range(2)]
+    for r in runs:
+        assert r.returncode == 0, r.stderr[-1500:]
+        assert re.search(r"\bexecve\b", r.stdout) and "\x1e" not in r.stdout, r.stdout[-1500:]
+    assert "remembered" in runs[1].stderr and "remembered" not in runs[0].stderr
