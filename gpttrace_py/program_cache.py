@@ -28,9 +28,10 @@ from typing import Any
 
 from .execute import PlannedProgram
 from .paths import cache_dir, data_dir
-from .render.program import AggregateLayout, ProgramLayout, RenderedProgram
+from .render.layout_data import from_data, to_data
+from .render.program import RenderedProgram
 
-FORMAT = 1
+FORMAT = 2  # 2: the program stored by render/layout_data.py, every layout field
 MAX_ENTRIES = 256
 REMEMBERED = "remembered"
 
@@ -71,7 +72,7 @@ class ProgramCache:
 
     def put(self, key: dict[str, Any], planned: PlannedProgram) -> None:
         """Remember ``planned`` (best effort: a cache that cannot be written is no error)."""
-        entry = {"key": key, "program": _program_data(planned.program), "spec": planned.spec_data(),
+        entry = {"key": key, "program": to_data(planned.program), "spec": planned.spec_data(),
                  "source": planned.source, "overload_hint": planned.overload_hint, "pid": planned.pid}
         try:
             self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -145,36 +146,8 @@ def _tools() -> dict[str, Any]:
 
 
 # -- entries -----------------------------------------------------------------------------------------------
-def _program_data(program: RenderedProgram) -> dict[str, Any]:
-    layout = program.layout
-    return {
-        "backend": program.backend,
-        "text": program.text,
-        "ready": layout.ready,
-        "header": layout.header,
-        "columns": layout.columns,
-        "titles": sorted(layout.titles),
-        "aggregates": {
-            name: {"name": a.name, "func": a.func, "title": a.title, "key_labels": a.key_labels,
-                   "value_label": a.value_label,
-                   "key_names": [None if m is None else {str(k): v for k, v in m.items()} for m in a.key_names]}
-            for name, a in layout.aggregates.items()
-        },
-    }
-
-
 def _planned(entry: dict[str, Any]) -> PlannedProgram:
-    data = entry["program"]
-    aggregates = {
-        name: AggregateLayout(name=a["name"], func=a["func"], title=a["title"], key_labels=list(a["key_labels"]),
-                              value_label=a["value_label"],
-                              key_names=[None if m is None else {int(k): str(v) for k, v in m.items()}
-                                         for m in a["key_names"]])
-        for name, a in data["aggregates"].items()
-    }
-    layout = ProgramLayout(ready=str(data["ready"]), header=data["header"], columns=list(data["columns"]),
-                           titles=set(data["titles"]), aggregates=aggregates)
-    program = RenderedProgram(backend=str(data["backend"]), text=str(data["text"]), layout=layout)
+    program = from_data(RenderedProgram, entry["program"])
     if program.backend not in ("bpftrace", "bcc") or not isinstance(entry["spec"], dict):
         raise ValueError("not an entry of this format")
     source = str(entry["source"])

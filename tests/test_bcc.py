@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -243,7 +244,8 @@ def test_uprobe_counts_malloc_in_python(catalog: Catalog) -> None:
              aggregates=[{"func": "count", "keys": [{"expr": "comm"}]}])
     program = bcc.render(s, catalog)
     assert "b.attach_uprobe(name=\"/" in program.text  # the library's short name was resolved to its path
-    outcome, records, warns = run(program, ["/usr/bin/python3", "-c", "x = [bytearray(1000) for _ in range(2000)]"])
+    python3 = shutil.which("python3") or "python3"  # from PATH: its comm is python3 (the venv's would be python)
+    outcome, records, warns = run(program, [python3, "-c", "x = [bytearray(1000) for _ in range(2000)]"])
     assert outcome.attached, warns
     assert aggregate(records, "count")["data"]["python3"] >= 1000
 

@@ -321,3 +321,24 @@ def test_chat_in_a_real_terminal(isolated_home):
     kinds = {r["kind"] for r in records}
     assert {"session", "spec", "program", "run_start", "output", "run_end", "explain", "quit"} <= kinds
     assert any(str(target) in r.get("line", "") for r in records if r["kind"] == "output")
+
+
+def test_refinements_compose_on_the_current_program():
+    """ "count syscalls by process", "only for dd", "as a histogram of latency in us": the third message is a
+    refinement of the second program (its dd filter and grouping stay), not a new program about latency."""
+    needs_tracefs()
+    s, _, err = make_session()
+    s.handle("count syscalls by process")
+    assert s.spec is not None and s.spec.aggregates and s.spec.aggregates[0].func == "count"
+    s.handle("only for dd")
+    assert s.spec.filter.comm == "dd"
+    probes_before = [p.text for p in s.spec.probes]
+    s.handle("as a histogram of latency in us")
+    spec = s.spec
+    assert spec.filter.comm == "dd", spec.filter
+    assert spec.start is not None and [p.text for p in spec.start.probes] == probes_before
+    (agg,) = spec.aggregates
+    assert agg.func == "hist" and agg.value == "delta / 1000" and agg.unit == "us"
+    assert [k.expr for k in agg.keys] == ["comm"]
+    assert s.program is not None and 'comm == "dd"' in s.program.text
+    assert "planned from" not in err.getvalue().rsplit("Changed:", 1)[-1]  # an edit, not a new plan

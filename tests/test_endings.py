@@ -30,7 +30,7 @@ import pytest
 from conftest import GPTTRACE, ROOT
 
 pytestmark = [pytest.mark.kernel, pytest.mark.slow]
-BPFTOOL = shutil.which("bpftool") or "/usr/sbin/bpftool"
+BPFTOOL = shutil.which("bpftool")  # Debian package bpftool, installed by install.sh
 PYTHON = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv" / "bin" / "python").exists() else sys.executable
 ATTACH_TIMEOUT = 150.0  # loading can be slow on a busy machine
 
@@ -54,6 +54,8 @@ main(sys.argv[2:])
 
 # -- counting BPF programs -------------------------------------------------------------------------------------
 def loaded_programs() -> set[int]:
+    if BPFTOOL is None:
+        pytest.fail("bpftool is not on PATH: ./install.sh installs it (Debian package bpftool)")
     out = subprocess.run([BPFTOOL, "prog", "show", "-j"], capture_output=True, text=True, timeout=60).stdout
     return {p["id"] for p in json.loads(out or "[]")}
 

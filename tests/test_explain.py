@@ -520,9 +520,11 @@ def test_handwritten_program_fully_explained(text, backend, catalog):
 
 
 def test_installed_tools_fully_explained(catalog):
-    """The bpftrace and BCC tools installed on this machine, when there are any: real-world programs."""
-    bcc_tools = [f for f in sorted(Path("/usr/sbin").glob("*-bpfcc")) if "python" in _first_line(f)]
-    files = sorted(Path("/usr/sbin").glob("*.bt")) + bcc_tools
+    """The bpftrace and BCC tools installed on this machine (found on PATH), when there are any: real-world
+    programs."""
+    dirs = dict.fromkeys(Path(d).resolve() for d in os.environ.get("PATH", "").split(os.pathsep) if d)
+    bcc_tools = [f for d in dirs for f in sorted(d.glob("*-bpfcc")) if "python" in _first_line(f)]
+    files = [f for d in dirs for f in sorted(d.glob("*.bt"))] + bcc_tools
     if not files:
         pytest.skip("no bpftrace/BCC tools installed")
     failures = []

@@ -427,3 +427,26 @@ def test_syscalls_of_one_program_are_counted_by_syscall(catalog):
     assert spec.filter.comm == "ls" and [k.expr for k in spec.aggregates[0].keys] == ["args.id"]
     assert "by syscall" in spec.title
     assert plan("trace all syscalls made by ls", catalog).print  # each one, like strace
+
+
+@pytest.mark.parametrize("text", ["trace connect and accept calls", "count connect and accept calls by process"])
+def test_calls_added_to_an_example_are_told_apart(text, catalog):
+    """accept() added to the connect() example was counted unlabelled under a summary titled "connect()":
+    with several calls in one probe list, each line and each summary says which call, and no title names
+    only the example's own call."""
+    spec = plan(text, catalog)
+    names = {p.name for p in spec.probes}
+    assert {"sys_exit_connect"} < names and names & {"sys_exit_accept", "sys_exit_accept4"}, names
+    for a in spec.aggregates:
+        assert any(k.expr == "probe" for k in a.keys), a.keys
+        assert not a.title or not re.search(r"\bconnect\(\)", a.title), a.title
+    if spec.print:
+        assert any(f.expr == "probe" for f in spec.print), spec.print
+
+
+def test_by_process_reads_the_process_a_pair_saved(catalog):
+    """A TCP connect is printed when the handshake ends, in softirq context: counted "by process" there, it was
+    counted by whatever ran; the connecting process is the one saved at SYN_SENT."""
+    spec = plan("which processes make outgoing tcp connections", catalog)
+    assert spec.start is not None and "comm" in {s.expr for s in spec.start.save}, spec
+    assert [k.expr for k in spec.aggregates[0].keys] == ["start.comm"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import uuid
@@ -120,3 +121,42 @@ def test_no_cache_when_asked(tmp_path: Path) -> None:
     r = _opens_of(target, env=env)
     assert r.returncode == 0 and "remembered" not in r.stderr
     assert not list(Path(os.environ["GPTTRACE_HOME"], "cache").glob("programs/*.json"))
+
+
+def test_every_corpus_layout_survives_a_round_trip(tmp_path: Path) -> None:
+    """Each corpus entry rendered for each backend that takes it comes back from the cache field for field:
+    the layout is stored by its dataclass fields, so a field added later (column_names was one) is not lost."""
+    from gpttrace_py import corpus, pipeline
+    from gpttrace_py.errors import GpttraceError
+    from gpttrace_py.kernel.catalog import Catalog
+    from gpttrace_py.render.layout_data import from_data, to_data
+
+    catalog = Catalog()
+    cache = program_cache.ProgramCache(tmp_path / "programs")
+    rendered = named = 0
+    for entry in corpus.load():
+        for backend in ("bpftrace", "bcc"):
+            try:
+                program = pipeline.render(entry.spec, pipeline.choose_backend(entry.spec, backend, catalog), catalog)
+            except (GpttraceError, ValueError):
+                continue
+            rendered += 1
+            named += bool(program.layout.column_names)
+            again = from_data(RenderedProgram, json.loads(json.dumps(to_data(program))))
+            assert again == program, f"{entry.id} ({backend})"
+            key = cache.key(entry.id, backend)
+            cache.put(key, PlannedProgram(program=program, spec={}, source="offline", overload_hint=""))
+            got = cache.get(key)
+            assert got is not None and got.program == program, f"{entry.id} ({backend}): not as stored"
+    assert rendered >= 116 and named >= 1  # the strace-like entry names its syscalls through column_names
+
+
+@kernel
+def test_a_remembered_strace_still_names_its_syscalls() -> None:
+    """`strace ls` asked a second time printed ^^59^^ where the first run printed execve: the remembered layout
+    had lost the syscall names table (column_names)."""
+    runs = [run_cli("-y", "--offline", "-c", "ls /", "strace ls", timeout=90) for _ in range(2)]
+    for r in runs:
+        assert r.returncode == 0, r.stderr[-1500:]
+        assert re.search(r"\bexecve\b", r.stdout) and "\x1e" not in r.stdout, r.stdout[-1500:]
+    assert "remembered" in runs[1].stderr and "remembered" not in runs[0].stderr

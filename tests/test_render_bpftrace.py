@@ -124,3 +124,31 @@ def test_integers_print_as_64_bit_and_big_name_tables_are_named_by_the_runner():
     assert table[0] == "read" and width == 16
     assert program.layout.named("42      \x1e0\x1e 5") == "42      read             5"
     assert program.layout.named("42      \x1e99999\x1e 5") == "42      99999            5"  # no name: the number
+
+
+def test_no_program_keeps_a_start_value_it_never_reads(catalog):
+    """A failed exec counted by process read its path at the start and copied it into $s_path for nothing:
+    every variable a rendered program assigns is read, and a start value is saved only when the end uses it."""
+    from gpttrace_py import corpus
+    from gpttrace_py.planning import edits
+    from gpttrace_py.render import bcc
+    from gpttrace_py.spec import expr as E
+
+    checked = 0
+    for entry in corpus.load():
+        if not entry.spec.start or not entry.spec.start.save:
+            continue
+        for spec in (entry.spec, edits.to_aggregate(entry.spec, "count", [{"expr": "comm"}])):
+            text = render(spec, catalog).text
+            for var in set(re.findall(r"(\$\w+) = ", text)):
+                assert len(re.findall(re.escape(var) + r"\b", text)) > 1, f"{entry.id}: {var} is never read"
+            read = set().union(*(E.saved_used(x) for x in spec.expressions()))
+            for s in spec.start.save:
+                assert (f"@start_{s.name}[" in text) == (s.name in read), f"{entry.id}: start.{s.name}"
+            checked += 1
+    assert checked >= 10
+    failed_exec = next(e for e in corpus.load() if e.id == "exec-failures")
+    text = render(failed_exec.spec, catalog).text
+    assert "str($s_path)" in text.split("sys_exit_execve", 2)[2]  # the listing prints the path it saved
+    counted = edits.to_aggregate(failed_exec.spec, "count", [{"expr": "comm"}])
+    assert "path" not in bcc.c_text_of(bcc.render(counted, catalog).text)  # nor does BCC copy it

@@ -111,8 +111,26 @@ def parse_format(category: str, name: str, text: str) -> Tracepoint:
             except ValueError:
                 continue  # a symbolic constant we cannot evaluate (e.g. IOPRIO_CLASS_RT)
         if table:
-            symbols.setdefault(sm.group("field"), table)
+            symbols.setdefault(sm.group("field"), _completed(table))
     return Tracepoint(category, name, tuple(fields), symbols, fmt)
+
+
+def _completed(table: dict[int, str]) -> dict[int, str]:
+    """A print format names only the values its tracepoint was written for: sock:sock_send_length lists
+    AF_INET/AF_INET6 and TCP/SCTP/MPTCP, yet fires for Unix sockets and UDP too, which printed blank. A table
+    of socket constants (AF_*, IPPROTO_*) gets the rest of its family from the system's own definitions (the
+    socket module's, read from the C headers); the kernel's names stay first."""
+    prefix = next((p for p in ("AF_", "IPPROTO_") if all(v.startswith(p) for v in table.values())), None)
+    if prefix is None:
+        return table
+    import socket
+
+    out = dict(table)
+    for name, value in vars(socket).items():
+        # 0 is "the family's default protocol" (what a Unix socket has), not IP: left unnamed
+        if name.startswith(prefix) and isinstance(value, int) and not (prefix == "IPPROTO_" and value == 0):
+            out.setdefault(int(value), name)
+    return out
 
 
 class TracepointIndex:

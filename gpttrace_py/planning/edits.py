@@ -14,13 +14,12 @@ from ..spec import ProbeRef, ProgramSpec
 from ..spec import expr as E
 
 UNIT_FACTORS = {"ns": 1, "us": 1000, "ms": 1000000, "s": 1000000000}
-_DELTA = re.compile(r"\bdelta\b(\s*/\s*(\d+))?")
 
 
 def _edit(spec: ProgramSpec, **changes: Any) -> ProgramSpec:
-    data = spec.model_dump()
-    data.update(changes)
-    return ProgramSpec.model_validate(data)
+    """``spec`` with some of its fields replaced (typed values: a Filter, a list of Aggregates...), validated
+    again as a whole; the fields not changed are carried over as they are, not dumped and rebuilt."""
+    return ProgramSpec.model_validate({**dict(spec), **changes})
 
 
 def _data(spec: ProgramSpec) -> dict[str, Any]:
@@ -28,12 +27,8 @@ def _data(spec: ProgramSpec) -> dict[str, Any]:
 
 
 def set_process(spec: ProgramSpec, comm: str | None = None, pid: int | None = None) -> ProgramSpec:
-    data = _data(spec)
-    if comm is not None:
-        data["filter"]["comm"] = comm
-    if pid is not None:
-        data["filter"]["pid"] = pid
-    return ProgramSpec.model_validate(data)
+    changes = {k: v for k, v in (("comm", comm), ("pid", pid)) if v is not None}
+    return _edit(spec, filter=spec.filter.model_copy(update=changes)) if changes else spec
 
 
 def clear_process(spec: ProgramSpec) -> ProgramSpec:
@@ -52,18 +47,37 @@ def clear_process(spec: ProgramSpec) -> ProgramSpec:
 
 def add_condition(spec: ProgramSpec, condition: str, at_start: bool = False) -> ProgramSpec:
     """``condition`` and-ed to the filter of the main probes (or, ``at_start``, of the start probes of a pair)."""
-    E.parse(condition)
-    data = _data(spec)
-    holder = data["start"]["filter"] if at_start else data["filter"]
-    old = holder.get("expr")
-    if old and condition.replace(" ", "") in {part.strip("() ").replace(" ", "") for part in old.split("&&")}:
+    new = E.parse(condition)
+    if at_start and spec.start is None:
+        raise ValueError("no start probes to filter")
+    holder = spec.start.filter if at_start and spec.start else spec.filter
+    old = holder.expr
+    if old and new in E.conjuncts(old):
         return spec  # already one of the conditions
-    holder["expr"] = f"({old}) && ({condition})" if old else condition
-    return ProgramSpec.model_validate(data)
+    expr = E.unparse(E.Binary("&&", E.parse(old), new)) if old else E.unparse(new)
+    filt = holder.model_copy(update={"expr": expr})
+    if at_start and spec.start:
+        return _edit(spec, start=spec.start.model_copy(update={"filter": filt}))
+    return _edit(spec, filter=filt)
+
+
+def _saved_keys(spec: ProgramSpec, keys: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``keys`` read where the pair saved them: a pair that saves ``comm`` or ``pid`` at its start does so
+    because its end fires elsewhere (a TCP handshake completes in softirq context, in whatever process runs), so
+    "by process" there means by ``start.comm``."""
+    bare = {s.name for s in spec.start.save if s.expr == s.name} if spec.start else set()
+    if not bare:
+        return keys
+    return [{**k, "expr": E.builtins_to_saved(k["expr"], bare), "label": k.get("label") or k["expr"].upper()}
+            if E.builtins_used(k["expr"]) & bare else k for k in keys]
+
+
+def _reads_delta(text: str) -> bool:
+    return "delta" in E.builtins_used(text)
 
 
 def uses_delta(spec: ProgramSpec) -> bool:
-    return any("delta" in E.builtins_used(x) for x in spec.expressions())
+    return any(_reads_delta(x) for x in spec.expressions())
 
 
 def set_unit(spec: ProgramSpec, unit: str) -> ProgramSpec:
@@ -71,20 +85,20 @@ def set_unit(spec: ProgramSpec, unit: str) -> ProgramSpec:
     if unit not in UNIT_FACTORS or not uses_delta(spec):
         return spec
     factor = UNIT_FACTORS[unit]
-    repl = "delta" if factor == 1 else f"delta / {factor}"
+    scaled: E.Node = E.Builtin("delta") if factor == 1 else E.Binary("/", E.Builtin("delta"), E.Num(factor))
     data = _data(spec)
 
     def fix(text: str) -> str:
-        return _DELTA.sub(repl, text)
+        return E.rewrite(text, lambda n: scaled if _delta_scale(n) is not None else None)
 
     for f in data["print"]:
-        if "delta" in f["expr"]:
+        if _reads_delta(f["expr"]):
             f["expr"] = fix(f["expr"])
             if f.get("label") and re.search(r"(NS|US|MS|_S)\)?$|\((ns|us|ms|s)\)$", f["label"]):
                 f["label"] = re.sub(r"(NS|US|MS|S)$", unit.upper(), f["label"])
     data["title"] = re.sub(r"\((?:ns|us|µs|ms|s|nsecs|usecs|msecs)\)", f"({unit})", data["title"])
     for a in data["aggregates"]:
-        if a.get("value") and "delta" in a["value"]:
+        if a.get("value") and _reads_delta(a["value"]):
             a["value"] = fix(a["value"])
             a["unit"] = unit
             if a.get("title"):
@@ -102,7 +116,7 @@ def _numeric_value(spec: ProgramSpec) -> str | None:
             return a.value
     if uses_delta(spec):
         for f in spec.print:
-            if "delta" in f.expr:
+            if _reads_delta(f.expr):
                 return f.expr
         return "delta / 1000"
     return None
@@ -118,8 +132,8 @@ def to_histogram(spec: ProgramSpec, value: str | None = None, linear: tuple[int,
     agg: dict[str, Any] = {
         "func": "lhist" if linear else "hist",
         "value": value,
-        "keys": keys if keys is not None else [],
-        "unit": old.get("unit") or (_unit_of(value) if "delta" in value else None),
+        "keys": _saved_keys(spec, keys) if keys is not None else [],
+        "unit": old.get("unit") or (_unit_of(value) if _reads_delta(value) else None),
     }
     if linear:
         agg["lhist"] = {"min": linear[0], "max": linear[1], "step": linear[2]}
@@ -129,9 +143,19 @@ def to_histogram(spec: ProgramSpec, value: str | None = None, linear: tuple[int,
     return ProgramSpec.model_validate(data)
 
 
+def _delta_scale(node: E.Node) -> int | None:
+    """The divisor of ``delta`` (1) or ``delta / N`` (N) at ``node``; None for any other node."""
+    if node == E.Builtin("delta"):
+        return 1
+    if isinstance(node, E.Binary) and node.op == "/" and node.left == E.Builtin("delta") and isinstance(
+            node.right, E.Num):
+        return node.right.value
+    return None
+
+
 def _unit_of(value: str) -> str:
-    m = _DELTA.search(value)
-    factor = int(m.group(2)) if m and m.group(2) else 1
+    scales = [f for n in E.walk(E.parse(value)) if (f := _delta_scale(n)) is not None]
+    factor = scales[0] if scales else 1
     return {v: k for k, v in UNIT_FACTORS.items()}.get(factor, "ns")
 
 
@@ -142,7 +166,7 @@ def to_aggregate(spec: ProgramSpec, func: str, keys: list[dict[str, Any]], value
         value = _numeric_value(spec)
         if value is None:
             func = "count"
-    agg: dict[str, Any] = {"func": func, "keys": keys, "value": value if func != "count" else None}
+    agg: dict[str, Any] = {"func": func, "keys": _saved_keys(spec, keys), "value": value if func != "count" else None}
     old = data["aggregates"][0] if data["aggregates"] else None
     if old and old.get("unit") and func in ("sum", "avg", "min", "max", "stats"):
         agg["unit"] = old["unit"]
@@ -161,7 +185,7 @@ def set_keys(spec: ProgramSpec, keys: list[dict[str, Any]]) -> ProgramSpec:
     data = _data(spec)
     for a in data["aggregates"]:
         if a["func"] not in ("hist", "lhist") or keys:
-            a["keys"] = keys
+            a["keys"] = _saved_keys(spec, keys)
         a["title"] = None
     return ProgramSpec.model_validate(data)
 
@@ -277,10 +301,22 @@ def add_named_syscalls(spec: ProgramSpec, calls: list[str], catalog: Catalog) ->
             holder["probes"].append(probe.text)
             added = True
             # the title names the calls: "Files opened (openat)" becomes "Files opened (openat/open)"
-            near = next((n for n in present if re.search(rf"\b{re.escape(n)}\b", data["title"])), None)
-            if near and not re.search(rf"\b{re.escape(call)}\b", data["title"]):
-                data["title"] = re.sub(rf"\b{re.escape(near)}\b", f"{near}/{call}", data["title"], count=1)
-    return ProgramSpec.model_validate(data) if added else spec
+            for holder_of_title in [data, *data["aggregates"]]:  # and so does each summary's title
+                title = holder_of_title.get("title") or ""
+                near = next((n for n in present if re.search(rf"\b{re.escape(n)}\b", title)), None)
+                if near and not re.search(rf"\b{re.escape(call)}\b", title):
+                    holder_of_title["title"] = re.sub(rf"\b{re.escape(near)}\b", f"{near}/{call}", title, count=1)
+    if not added:
+        return spec
+    # several calls in one list: each line and each summary says which call it was ("connect and accept")
+    call = {"expr": "probe", "label": "CALL"}
+    if data["print"] and not any("probe" in E.builtins_used(f["expr"]) for f in data["print"]):
+        after = next((i + 1 for i, f in enumerate(data["print"]) if f["expr"] == "comm"), 0)
+        data["print"].insert(after, dict(call))
+    for a in data["aggregates"]:
+        if len(a["keys"]) < 4 and not any("probe" in E.builtins_used(k["expr"]) for k in a["keys"]):
+            a["keys"].append(dict(call))
+    return ProgramSpec.model_validate(data)
 
 
 STATUS_LABELS = {"RET", "RESULT", "FD", "ERR", "ERRNO", "STATUS", "RC"}
@@ -306,21 +342,12 @@ def without_result(spec: ProgramSpec, keep_data: bool = True) -> ProgramSpec | N
     if keep_data and any((f.label or "").upper() not in STATUS_LABELS for f in spec.print if at_exit(f.expr)):
         return None  # what the call returned is the data itself (bytes read), not only how it went
     saved = {s.name: s.expr for s in start.save}
-
-    def at_entry(text: str) -> str:
-        def repl(m: re.Match[str]) -> str:
-            expr = saved[m.group(1)]
-            return expr if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.]*", expr) else f"({expr})"
-
-        return re.sub(r"\bstart\.([A-Za-z_][A-Za-z0-9_]*)\b", repl, text)
-
     data = _data(spec)
     columns = []
     for col in data["print"]:
         if at_exit(col["expr"]):
             continue
-        col["expr"] = at_entry(col["expr"])
-        E.parse(col["expr"])
+        col["expr"] = E.substitute_saved(col["expr"], saved)  # each start.X read where it was saved
         columns.append(col)
     if not columns:
         return None
@@ -329,7 +356,8 @@ def without_result(spec: ProgramSpec, keep_data: bool = True) -> ProgramSpec | N
     own = data["start"]["filter"]
     for name in ("comm", "pid"):
         data["filter"][name] = data["filter"][name] or own.get(name)
-    data["filter"]["expr"] = " && ".join(f"({x})" for x in (data["filter"]["expr"], own.get("expr")) if x) or None
+    terms = [E.parse(E.substitute_saved(x, saved)) for x in (data["filter"]["expr"], own.get("expr")) if x]
+    data["filter"]["expr"] = E.unparse(terms[0] if len(terms) == 1 else E.Binary("&&", *terms)) if terms else None
     data["start"] = None
     data["end_key"] = None
     data["title"] = re.sub(r",?\s+(?:with|and) (?:the|its) (?:result|return value)s?\b", "", data["title"])

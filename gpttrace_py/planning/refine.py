@@ -19,7 +19,7 @@ from typing import Any
 
 from ..errors import UsageError
 from ..kernel.catalog import Catalog
-from ..spec import ProgramSpec
+from ..spec import ProbeRef, ProgramSpec
 from ..spec import expr as E
 from . import edits
 from . import intent as intent_mod
@@ -218,8 +218,8 @@ def describe_changes(old: ProgramSpec, new: ProgramSpec) -> list[str]:
 # -- matchers --------------------------------------------------------------------------------------------
 def _matches(text: str) -> list[_Match]:
     out: list[_Match] = []
-    for finder in (_m_backend, _m_all_processes, _m_pid, _m_comm, _m_errors, _m_return, _m_aggregate, _m_histogram,
-                   _m_unit, _m_rate, _m_interval, _m_top):
+    for finder in (_m_backend, _m_all_processes, _m_pid, _m_comm, _m_errors, _m_return, _m_aggregate, _m_latency,
+                   _m_histogram, _m_unit, _m_rate, _m_interval, _m_top):
         m = finder(text)
         if m is not None:
             out.append(m)
@@ -365,6 +365,20 @@ def _m_aggregate(text: str) -> _Match | None:
     return _Match("aggregate", spans, do)
 
 
+def _m_latency(text: str) -> _Match | None:
+    """"latency", "how long they take": the time of each call, measured on the current program (its process
+    filter and grouping stay), not a new program about latency in general."""
+    m = re.search(r"\b(?:the\s+|its\s+|their\s+)?(?:latenc(?:y|ies)|durations?|time\s+spent|how\s+long"
+                  r"(?:\s+(?:it|they|each(?:\s+call)?)\s+takes?)?)\b", text)
+    if not m:
+        return None
+
+    def do(spec: ProgramSpec, catalog: Catalog) -> tuple[ProgramSpec, str]:
+        return add_latency(spec, catalog)
+
+    return _Match("latency", [m.span()], do)
+
+
 def _m_histogram(text: str) -> _Match | None:
     m = re.search(r"\b(?:an?\s+|as\s+an?\s+|into\s+an?\s+|to\s+an?\s+)?(?:(linear)\s+)?(?:log2?\s+|power-of-2\s+)?"
                   r"(histograms?|hist|distributions?|buckets)\b", text)
@@ -498,6 +512,8 @@ def make_histogram(spec: ProgramSpec, linear: bool = False) -> tuple[ProgramSpec
     if spec.aggregates and spec.aggregates[0].keys and spec.aggregates[0].func not in ("hist", "lhist"):
         keys = [k.model_dump() for k in spec.aggregates[0].keys if k.expr in ("comm", "pid", "cpu", "uid", "tid")]
         keys = keys or []
+    elif spec.aggregates:  # a histogram made again (of another value, or linear): one per key as before
+        keys = [k.model_dump() for k in spec.aggregates[0].keys]
     lin = (0, 1000, 50) if linear else None
     new = edits.to_histogram(spec, value=value, linear=lin, keys=keys)
     if "delta" in value:
@@ -545,12 +561,32 @@ def add_return_value(spec: ProgramSpec, catalog: Catalog) -> tuple[ProgramSpec, 
     return ProgramSpec.model_validate(data), "return value shown"
 
 
+def add_latency(spec: ProgramSpec, catalog: Catalog) -> tuple[ProgramSpec, str]:
+    """Measure how long each call takes: a program of entry probes is paired with their exits (as for the return
+    value); then each line gets its latency, or the summary becomes a histogram of it, by the same keys."""
+    if edits.uses_delta(spec):
+        return spec, "latency"
+    if spec.start is None:
+        spec = _pair_with_exit(spec, catalog)
+    if spec.aggregates:
+        return make_histogram(spec)
+    else:
+        data = spec.model_dump()
+        data["print"].append({"expr": "delta / 1000", "label": "LAT_US"})
+        new = ProgramSpec.model_validate(data)
+    return _retitle(new, "latency (us)"), "latency (us)"
+
+
 def _return_expr(spec: ProgramSpec) -> str | None:
     if spec.probes and all(p.is_syscall_exit for p in spec.probes):
         return "args.ret"
     if spec.probes and all(p.is_return for p in spec.probes):
         return "retval"
     return None
+
+
+def _is_raw_enter(p: ProbeRef) -> bool:
+    return p.kind == "tracepoint" and p.category == "raw_syscalls" and p.name == "sys_enter"
 
 
 _RETURN_KIND = {"kprobe": "kretprobe", "uprobe": "uretprobe", "kfunc": "kretfunc"}
@@ -561,9 +597,11 @@ def _pair_with_exit(spec: ProgramSpec, catalog: Catalog) -> ProgramSpec:
         raise RefineError("this program already pairs two probes, and its end probes have no return value",
                           "ask for the calls with their result as a new program")
     exits: list[str] = []
-    syscall = all(p.is_syscall_enter for p in spec.probes)
+    syscall = all(p.is_syscall_enter or _is_raw_enter(p) for p in spec.probes)
     for p in spec.probes:
-        if syscall:
+        if _is_raw_enter(p):
+            exits.append("tracepoint:raw_syscalls:sys_exit")  # every system call's exit
+        elif syscall:
             name = "sys_exit_" + (p.name or "").removeprefix("sys_enter_")
             if catalog.tracepoints.available and catalog.tracepoint(f"syscalls:{name}") is None:
                 raise RefineError(f"this kernel has no syscalls:{name} tracepoint")
@@ -574,19 +612,20 @@ def _pair_with_exit(spec: ProgramSpec, catalog: Catalog) -> ProgramSpec:
             raise RefineError(f"{p.text} has no return value",
                               "return values exist for syscalls and for kernel or user functions")
     data = spec.model_dump()
-    pattern = r"\bargs\.(\w+)" if syscall else r"(?<![\w.])(arg\d)\b"
+    # the arguments the program reads: tracepoint fields (args.X) of a syscall, arg0..arg9 of a function
     used: list[str] = []
     for text in spec.expressions():
-        for name in re.findall(pattern, text):
-            if name not in used:
-                used.append(name)
+        nodes = list(E.walk(E.parse(text)))
+        names = ([n.name for n in nodes if isinstance(n, E.Field)] if syscall
+                 else [n.name for n in nodes if isinstance(n, E.Builtin) and re.fullmatch(r"arg\d", n.name)])
+        used += [n for n in dict.fromkeys(names) if n not in used]
     if len(used) > 8:
         raise RefineError("too many arguments to carry to the return probe", "drop some columns first")
 
-    def move(text: str | None) -> str | None:
+    def move(text: str | None) -> str | None:  # read at the return probe, from what the entry saved
         if text is None:
             return None
-        return re.sub(pattern, lambda m: f"start.{m.group(1)}", text)
+        return E.fields_to_saved(text, set(used)) if syscall else E.builtins_to_saved(text, set(used))
 
     for f in data["print"]:
         f["expr"] = move(f["expr"])

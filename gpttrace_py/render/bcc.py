@@ -1354,6 +1354,7 @@ def _width(label: str, conv: str) -> int:
 
 
 def render(spec: ProgramSpec, catalog: Catalog) -> RenderedProgram:
+    spec = lower.read_saves_only(spec)
     b = _Builder(spec, catalog)
     b.make_fns()
     if spec.start:

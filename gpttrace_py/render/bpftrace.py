@@ -323,6 +323,7 @@ def _value_label(agg: Aggregate) -> str:
 
 
 def render(spec: ProgramSpec, catalog: Catalog) -> RenderedProgram:
+    spec = lower.read_saves_only(spec)
     b = _Builder(spec, catalog)
     print_stmts, header = b.print_statements()
     agg_stmts = [b.aggregate_statement(a) for a in spec.aggregates]

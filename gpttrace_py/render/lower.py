@@ -130,3 +130,15 @@ def main_context(spec: ProgramSpec, catalog: Catalog) -> Context:
 def start_context(spec: ProgramSpec, catalog: Catalog) -> Context:
     assert spec.start is not None
     return Context(catalog, list(spec.start.probes))
+
+
+def read_saves_only(spec: ProgramSpec) -> ProgramSpec:
+    """``spec`` without the start values nothing at the end reads: a save no print, key, value or filter uses
+    would be copied into a map and out again for nothing (a failed exec counted by process kept its path)."""
+    if not spec.start or not spec.start.save:
+        return spec
+    read = set().union(*(E.saved_used(x) for x in spec.expressions()))
+    kept = [s for s in spec.start.save if s.name in read]
+    if len(kept) == len(spec.start.save):
+        return spec
+    return spec.model_copy(update={"start": spec.start.model_copy(update={"save": kept})})

@@ -21,6 +21,7 @@ program text without passing this grammar.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -352,3 +353,107 @@ def builtins_used(text: str) -> set[str]:
     out = {n.name for n in walk(parse(text)) if isinstance(n, Builtin)}
     out |= {n.fn for n in walk(parse(text)) if isinstance(n, Call) and n.fn in ("kstack", "ustack")}
     return out
+
+
+# -- writing a tree back, and editing it ---------------------------------------------------------------------
+_UNARY_PRECEDENCE = 11  # binds tighter than any binary operator
+_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t"}
+
+
+def unparse(node: Node) -> str:
+    """The text of a tree, parsing back to the same tree (``parse(unparse(n)) == n``). Parentheses only where
+    the grammar needs them, so an edit written back reads like what was typed."""
+    return _unparse(node, 0)
+
+
+def _unparse(node: Node, outer: int) -> str:
+    """``node`` as text inside a context that binds at ``outer`` (0: nothing around it)."""
+    if isinstance(node, Num):
+        return str(node.value)
+    if isinstance(node, Str):
+        return '"' + "".join(_ESCAPES.get(c, c) for c in node.value) + '"'
+    if isinstance(node, Builtin):
+        return node.name
+    if isinstance(node, Field):
+        return f"args.{node.name}"
+    if isinstance(node, Saved):
+        return f"start.{node.name}"
+    if isinstance(node, Call):
+        return f"{node.fn}({', '.join(_unparse(a, 0) for a in node.args)})"
+    if isinstance(node, Index):
+        return f"{_unparse(node.base, _UNARY_PRECEDENCE + 1)}[{node.index}]"
+    if isinstance(node, Unary):
+        text = f"{node.op}{_unparse(node.operand, _UNARY_PRECEDENCE)}"
+        return f"({text})" if outer > _UNARY_PRECEDENCE else text
+    if isinstance(node, Binary):
+        prec = _BINARY_PRECEDENCE[node.op]
+        # left-associative: a right operand of the same precedence needs parentheses (a - (b - c))
+        text = f"{_unparse(node.left, prec)} {node.op} {_unparse(node.right, prec + 1)}"
+        return f"({text})" if outer > prec else text
+    if isinstance(node, Ternary):
+        text = f"{_unparse(node.cond, 1)} ? {_unparse(node.then, 0)} : {_unparse(node.other, 0)}"
+        return f"({text})" if outer > 0 else text
+    raise TypeError(f"not an expression node: {node!r}")
+
+
+def transform(node: Node, change: Callable[[Node], Node | None]) -> Node:
+    """A new tree: each node for which ``change`` returns a node is replaced by it (its children are not
+    visited); the others are rebuilt from their transformed children. Literals are never visited as text."""
+    new = change(node)
+    if new is not None:
+        return new
+    if isinstance(node, Call):
+        return Call(node.fn, tuple(transform(a, change) for a in node.args))
+    if isinstance(node, Unary):
+        return Unary(node.op, transform(node.operand, change))
+    if isinstance(node, Binary):
+        return Binary(node.op, transform(node.left, change), transform(node.right, change))
+    if isinstance(node, Ternary):
+        return Ternary(transform(node.cond, change), transform(node.then, change), transform(node.other, change))
+    if isinstance(node, Index):
+        return Index(transform(node.base, change), node.index)
+    return node
+
+
+def rewrite(text: str, change: Callable[[Node], Node | None]) -> str:
+    """``text`` with ``transform`` applied, written back; the text itself when nothing changed."""
+    tree = parse(text)
+    new = transform(tree, change)
+    return text if new == tree else unparse(new)
+
+
+def fields_to_saved(text: str, names: set[str] | None = None) -> str:
+    """Each ``args.X`` (of ``names``, or all) read as ``start.X``: what a start probe saved for an end probe."""
+    return rewrite(text, lambda n: Saved(n.name) if isinstance(n, Field) and (names is None or n.name in names)
+                   else None)
+
+
+def builtins_to_saved(text: str, names: set[str]) -> str:
+    """Each builtin of ``names`` (``arg0``, ``comm``...) read as ``start.<name>``."""
+    return rewrite(text, lambda n: Saved(n.name) if isinstance(n, Builtin) and n.name in names else None)
+
+
+def substitute_saved(text: str, values: dict[str, str]) -> str:
+    """Each ``start.X`` of ``values`` replaced by the expression ``values[X]`` (read where it was saved)."""
+    trees = {name: parse(v) for name, v in values.items()}
+    return rewrite(text, lambda n: trees[n.name] if isinstance(n, Saved) and n.name in trees else None)
+
+
+def conjuncts(text: str) -> list[Node]:
+    """The terms of a filter that are and-ed together: ``a && (b && c)`` is [a, b, c]."""
+    out: list[Node] = []
+
+    def add(node: Node) -> None:
+        if isinstance(node, Binary) and node.op == "&&":
+            add(node.left)
+            add(node.right)
+        else:
+            out.append(node)
+
+    add(parse(text))
+    return out
+
+
+def literals(text: str) -> list[str]:
+    """The string literals of an expression, in order."""
+    return [n.value for n in walk(parse(text)) if isinstance(n, Str)]
