@@ -154,11 +154,16 @@ def show_and_run(planned: PlannedProgram, options: TraceOptions, ui: UI, confirm
 def show_plan(record: dict[str, Any], options: TraceOptions, ui: UI) -> None:
     """What was understood, on stderr before the program (and first in --json): the user sees what the program
     will do, and what of the request it leaves out."""
-    ui.talk(f"understood: {record['understood']}")
+    from .planning.lexicon import load
+
+    say = load(str(record.get("language") or "en")).say
+    if record.get("read_as"):
+        ui.talk(f"({record['read_as']})")
+    ui.talk(f"{say('understood')}: {record['understood']}")
     if record.get("not_honoured"):
-        ui.warn(f"not honoured: {', '.join(record['not_honoured'])}")
+        ui.warn(f"{say('not_honoured')}: {', '.join(record['not_honoured'])}")
     for note in record.get("notes") or []:
-        ui.talk(f"note: {note}")
+        ui.talk(f"{say('note')}: {note}")
     if options.json_out:
         ui.out(json.dumps(record, ensure_ascii=False))
     log(options, "plan", record)

@@ -119,9 +119,12 @@ def _trace(intent: str, planner: Planner, options: TraceOptions, ui: UI, catalog
         planner.ui = ui  # type: ignore[attr-defined]
     plan_record = None
     if spec is None:
+        import os
+
         from .planning.plan import make_plan
 
-        plan = make_plan(planner, intent, ctx, options.unsafe)
+        starting = (os.path.basename(options.command[0]),) if options.command else ()
+        plan = make_plan(planner, intent, ctx, options.unsafe, starting)
         spec, plan_record = plan.spec, plan.record()
     timings.mark("plan")
     check_pid(spec.filter.pid)
@@ -197,7 +200,8 @@ def planned(spec: ProgramSpec, program: RenderedProgram, source: str,
     if plan is not None:  # after a retry the spec that runs is another: say what it does
         from .planning.understand import describe
 
-        plan = {**plan, "understood": describe(spec, plan.get("duration_s"))}  # type: ignore[arg-type]
+        plan = {**plan, "understood": describe(spec, plan.get("duration_s"),  # type: ignore[arg-type]
+                                               str(plan.get("language") or "en"))}
     return PlannedProgram(program=program, spec=spec, source=source, overload_hint=_aggregate_hint(spec),
                           pid=spec.filter.pid, plan=plan)
 

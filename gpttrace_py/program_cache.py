@@ -73,7 +73,8 @@ class ProgramCache:
     def put(self, key: dict[str, Any], planned: PlannedProgram) -> None:
         """Remember ``planned`` (best effort: a cache that cannot be written is no error)."""
         entry = {"key": key, "program": to_data(planned.program), "spec": planned.spec_data(),
-                 "source": planned.source, "overload_hint": planned.overload_hint, "pid": planned.pid}
+                 "source": planned.source, "overload_hint": planned.overload_hint, "pid": planned.pid,
+                 "plan": planned.plan}
         try:
             self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
             if not _trusted(os.stat(self.directory)):
@@ -153,4 +154,5 @@ def _planned(entry: dict[str, Any]) -> PlannedProgram:
     source = str(entry["source"])
     return PlannedProgram(program=program, spec=entry["spec"], source=f"{source}, {REMEMBERED}",
                           overload_hint=str(entry["overload_hint"]),
-                          pid=int(entry["pid"]) if entry["pid"] is not None else None)
+                          pid=int(entry["pid"]) if entry["pid"] is not None else None,
+                          plan=entry.get("plan") if isinstance(entry.get("plan"), dict) else None)

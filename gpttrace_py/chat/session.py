@@ -165,9 +165,12 @@ class ChatSession:
                     raise
                 self._refine(rest)
             else:
-                self.ui.talk(f"understood: {plan.understood()}")
+                from ..planning.lexicon import load
+
+                say = load(plan.language).say
+                self.ui.talk(f"{say('understood')}: {plan.understood()}")
                 if plan.not_honoured:
-                    self.ui.warn(f"not honoured: {', '.join(plan.not_honoured)}")
+                    self.ui.warn(f"{say('not_honoured')}: {', '.join(plan.not_honoured)}")
                 if plan.duration_s:  # "for 5 seconds": how long /run runs
                     self.duration = plan.duration_s
                 self._adopt(spec, rest, new=True, planned_from=self._source())

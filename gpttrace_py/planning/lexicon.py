@@ -46,6 +46,7 @@ class Lexicon:
     messages: dict[str, str]  # what the user reads about a plan, in this language
     terms: dict[str, str]  # a language read through English: its phrases and the English they mean
     foreign_markers: dict[str, frozenset[str]]  # words of languages the planner does not read, by language
+    verbs: dict[str, str]  # the action verbs (system_actions) as this language says them
 
     def say(self, key: str, **values: object) -> str:
         text = self.messages.get(key) or load("en").messages[key]
@@ -78,4 +79,5 @@ def load(language: str = "en") -> Lexicon:
         messages=_public(data.get("messages", {})),
         terms=_public(data.get("terms", {})),
         foreign_markers={k: frozenset(v) for k, v in _public(data.get("foreign_markers", {})).items()},
+        verbs=_public(data.get("verbs", {})),
     )

@@ -1,8 +1,10 @@
 """A Plan: the program spec, with what was understood, what could not be honoured, and how long to run.
 
-``make_plan`` is the one way any planner's answer becomes a Plan: the request is checked first (actions and
-missing features are refused before planning), the planner plans, and the spec is checked against every part
-of the request (understand.py). A request whose subject the program does not cover is refused, not guessed.
+``make_plan`` is the one way any planner's answer becomes a Plan: the request is read (its language: English is
+read as it is, Chinese through its lexicon, others refused), checked (actions and missing features are refused
+before planning), planned, and the spec is checked against every part of the request (understand.py). A request
+whose subject the program does not cover is refused, not guessed. What the user reads is in the request's
+language.
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..errors import UnmappableIntent
-from . import understand
+from . import lexicon, understand
+from .language import Reading, read
 
 if TYPE_CHECKING:
     from ..spec import ProgramSpec
@@ -24,43 +27,70 @@ class Plan:
     source: str = ""  # 'corpus:<id>', 'syscall:<name>', 'tracepoint:<cat>:<name>', 'uprobe:...', 'llm', ...
     duration_s: float | None = None  # a duration asked in words ("for 2 seconds")
     accounting: understand.Accounting = field(default_factory=understand.Accounting)
+    language: str = "en"  # what the request was written in, and what the user reads about the plan in
+    read_as: str = ""  # the request as the planner read it (English), when it was written in another language
 
     def understood(self) -> str:
-        return understand.describe(self.spec, self.duration_s)
+        return understand.describe(self.spec, self.duration_s, self.language)
 
     @property
     def not_honoured(self) -> list[str]:
         return self.accounting.not_honoured + [repr(w) for w in self.accounting.unplaced]
 
     def record(self) -> dict[str, Any]:
-        return {"type": "plan", "understood": self.understood(), "source": self.source,
-                "not_honoured": self.not_honoured, "notes": list(self.accounting.notes),
-                "duration_s": self.duration_s}
+        out = {"type": "plan", "understood": self.understood(), "source": self.source,
+               "not_honoured": self.not_honoured, "notes": list(self.accounting.notes),
+               "duration_s": self.duration_s, "language": self.language}
+        if self.read_as:
+            out["read_as"] = self.read_as
+        return out
 
 
-def make_plan(planner: Planner, request: str, ctx: PlanContext, unsafe: bool = False) -> Plan:
-    """Check the request, plan it, and check the plan against it."""
-    understand.check_request(request, ctx.catalog, unsafe)
+def make_plan(planner: Planner, request: str, ctx: PlanContext, unsafe: bool = False,
+              starting: tuple[str, ...] = ()) -> Plan:
+    """Read the request, check it, plan it, and check the plan against it."""
+    reading = read(request)
+    understand.check_request(reading.text, ctx.catalog, unsafe, reading.language,
+                             can_act=getattr(planner, "name", "") != "offline")
     ctx.source = ""
-    spec = planner.plan(request, ctx)
-    return check_plan(request, spec, ctx, suggest=getattr(planner, "suggestions", None))
+    suggest = getattr(planner, "suggestions", None)
+    try:
+        spec = planner.plan(reading.text, ctx)
+    except UnmappableIntent as exc:
+        if reading.language == "en":
+            raise
+        say = lexicon.load(reading.language).say
+        raise UnmappableIntent(say("no_match", request=repr(request.strip()[:60])) + _unknown(reading),
+                               exc.suggestions) from None
+    return check_plan(reading, spec, ctx, suggest=suggest, source=getattr(planner, "name", ""), starting=starting)
 
 
-def check_plan(request: str, spec: ProgramSpec, ctx: PlanContext, suggest: Any = None) -> Plan:
+def check_plan(reading: Reading | str, spec: ProgramSpec, ctx: PlanContext, suggest: Any = None,
+               source: str = "", starting: tuple[str, ...] = ()) -> Plan:
     """The spec as a Plan for this request; refused (exit 2) when it leaves the request's subject out."""
     from .intent import parse
 
-    it = parse(request)
-    basis = _example_text(ctx.source)
-    acc = understand.account(it, spec, ctx.catalog, basis)
-    placed = len(understand.content_words(it)) - len(acc.unplaced)
-    if acc.unplaced and (placed == 0 or (len(acc.unplaced) >= 2 and len(acc.unplaced) > placed)):
+    if isinstance(reading, str):
+        reading = read(reading)
+    say = lexicon.load(reading.language).say
+    it = parse(reading.text)
+    acc = understand.account(it, spec, ctx.catalog, _example_text(ctx.source), reading.language, starting)
+    acc.unplaced += reading.unknown  # words of the request its language's lexicon did not know
+    unknown = reading.unknown + [w for w in acc.unplaced if not understand.known_word(w)]
+    placed = len(understand.content_words(it)) - (len(acc.unplaced) - len(reading.unknown))
+    if acc.unplaced and (placed <= 0 or (unknown and len(acc.unplaced) >= placed)
+                         or (len(acc.unplaced) >= 2 and len(acc.unplaced) > placed)):
         words = ", ".join(repr(w) for w in acc.unplaced)
-        raise UnmappableIntent(
-            f"could not map {words} to anything gpttrace can trace here; the nearest program it found "
-            f"({spec.title}) would leave {'it' if len(acc.unplaced) == 1 else 'them'} out",
-            suggest(request) if suggest else [])
-    return Plan(spec, ctx.source or getattr(ctx, "planner_name", ""), it.duration_s, acc)
+        raise UnmappableIntent(say("could_not_map", words=words, title=spec.title),
+                               suggest(reading.text) if suggest else [])
+    return Plan(spec, ctx.source or source, it.duration_s, acc, reading.language,
+                reading.text if reading.language != "en" else "")
+
+
+def _unknown(reading: Reading) -> str:
+    if not reading.unknown:
+        return ""
+    return "; " + lexicon.load(reading.language).say("not_understood", words=", ".join(map(repr, reading.unknown)))
 
 
 def _example_text(source: str) -> str:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..errors import UnmappableIntent
 from . import lexicon as lexicon_mod
@@ -38,11 +38,11 @@ class Accounting:
 
 
 # -- before planning ---------------------------------------------------------------------------------------
-def system_action(text: str, lang: str = "en") -> tuple[str, str] | None:
+def system_action(text: str) -> tuple[str, str] | None:
     """(verb, what it would need) when the request asks to change the system rather than observe it: an
     action verb in command position ("kill processes that...", "block connections to port 23", "trace execs
     and kill them"). "who kills processes" and "count dropped packets" are questions, not actions."""
-    lex = lexicon_mod.load(lang)
+    lex = lexicon_mod.load("en")
     low = " ".join(text.lower().replace("\u2019", "'").split())
     for clause in re.split(r"[.;!?]|,\s*(?:and\s+|then\s+)?|\s(?:and then|then|and)\s", low):
         words = clause.strip().split()
@@ -64,26 +64,24 @@ def system_action(text: str, lang: str = "en") -> tuple[str, str] | None:
     return None
 
 
-def check_request(text: str, catalog: Catalog, unsafe: bool, lang: str = "en") -> None:
-    """Refuse, before any planning, what gpttrace must not or cannot do here (exit 2 with the reason)."""
-    action = system_action(text, lang)
+def check_request(text: str, catalog: Catalog, unsafe: bool, lang: str = "en", can_act: bool = False) -> None:
+    """Refuse, before any planning, what gpttrace must not or cannot do here (exit 2 with the reason, in the
+    request's language). ``text`` is the request as the extractors read it (English)."""
+    say = lexicon_mod.load(lang).say
+    action = system_action(text)
     if action is not None:
         verb, needs = action
         observe = _observing_version(text, verb)
         suggestions = [observe] if observe else []
-        if unsafe and needs.startswith("sending signals"):
-            raise UnmappableIntent(
-                f"{text.strip()!r} asks to {verb} processes, which changes the system; even with --unsafe the "
-                "offline planner writes only tracing programs: write the signal() program yourself and run it "
-                "with `gpttrace explain` to check it, or trace first", suggestions)
-        if needs.startswith("sending signals") or needs.startswith(("writing", "running", "overriding")):
-            raise UnmappableIntent(
-                f"this asks to {verb}, which changes the system ({needs}); gpttrace only observes unless you pass "
-                "--unsafe, and -y never implies it. It can trace what would be affected instead", suggestions)
-        raise UnmappableIntent(
-            f"this asks to {verb}, which is enforcement, not a tracing program ({needs}); gpttrace observes "
-            "and will not enforce (not even with --unsafe). It can trace what would be affected instead",
-            suggestions)
+        shown = lexicon_mod.load(lang).verbs.get(verb, verb)
+        changes = needs.startswith(("sending signals", "writing", "running", "overriding", "error injection"))
+        if changes and not unsafe:
+            raise UnmappableIntent(say("action_signal", verb=shown, needs=needs), suggestions)
+        if not changes:
+            raise UnmappableIntent(say("action_enforce", verb=shown, needs=needs), suggestions)
+        if not can_act:  # the offline planner writes tracing programs only: it would trace, not act
+            raise UnmappableIntent(say("action_offline", verb=shown), suggestions)
+        # --unsafe and a planner that writes such programs (a model): safety.py still checks what it wrote
     missing = missing_need(text, catalog, lang)
     if missing is not None:
         raise UnmappableIntent(missing, [])
@@ -92,7 +90,8 @@ def check_request(text: str, catalog: Catalog, unsafe: bool, lang: str = "en") -
 def missing_need(text: str, catalog: Catalog, lang: str = "en") -> str | None:
     """Why this machine cannot serve the request (hardware counters, kprobes, a subsystem's tracepoints), or
     None when nothing the request names is missing."""
-    lex = lexicon_mod.load(lang)
+    lex = lexicon_mod.load("en")
+    say = lexicon_mod.load(lang).say
     low = " ".join(text.lower().split())
     for need in lex.needs:
         said = next((p for p in need.phrases if _has_phrase(low, p)), None)
@@ -107,14 +106,12 @@ def missing_need(text: str, catalog: Catalog, lang: str = "en") -> str | None:
 
             have = getattr(probe_loadable(catalog.features), need.feature, False)
         if not have:
-            return f"{said!r} needs {need.what}, which this machine does not have: {need.fix}"
+            return say("needs_missing", said=said, what=need.what, fix=need.fix)
     categories = set(catalog.tracepoints.categories())
     for word in _words(low):
         sub = lex.subsystems.get(word)
         if sub is not None and not categories & set(sub.categories):
-            return (f"{sub.what} cannot be traced here: this kernel has no {sub.what} tracepoints "
-                    f"({', '.join(sub.categories)} are absent from /sys/kernel/tracing/events; the driver or module "
-                    f"is not loaded, or the kernel was built without it). `gpttrace doctor` lists what it has")
+            return say("subsystem_missing", what=sub.what, categories=", ".join(sub.categories))
     return None
 
 
@@ -127,29 +124,32 @@ def _observing_version(text: str, verb: str) -> str | None:
 
 
 # -- after planning -----------------------------------------------------------------------------------------
-def account(it: Intent, spec: ProgramSpec, catalog: Catalog, example_text: str = "", lang: str = "en") -> Accounting:
+def account(it: Intent, spec: ProgramSpec, catalog: Catalog, example_text: str = "", lang: str = "en",
+            starting: tuple[str, ...] = ()) -> Accounting:
+    """``it`` is read from the English of the request; ``lang`` is the language its messages are said in;
+    ``starting`` names the programs gpttrace itself will start (-c), which need not be running yet."""
     """Check the plan against the request: slots it did not honour and content words it did not place."""
     acc = Accounting()
     acc.not_honoured = _slots_not_honoured(it, spec)
     vocab = _spec_vocabulary(spec) | _text_vocabulary(example_text)
-    lex = lexicon_mod.load(lang)
-    for word in content_words(it, lang):
+    lex = lexicon_mod.load("en")
+    for word in content_words(it):
         if not _placed(word, vocab, lex):
             acc.unplaced.append(word)
     names = it.comms or ([it.comm] if it.comm else [])
-    idle = [n for n in names if not _running(n)]
+    idle = [n for n in names if n[:15] not in {s[:15] for s in starting} and not _running(n)]
     if idle:
-        acc.notes.append(f"no process named {', '.join(idle)} is running now; the program waits for one")
+        acc.notes.append(lexicon_mod.load(lang).say("idle_process", names=", ".join(idle)))
     return acc
 
 
-def content_words(it: Intent, lang: str = "en") -> list[str]:
+def content_words(it: Intent) -> list[str]:
     """The words that say what to trace: the request less filler, shape words, numbers and what the slots
     took (process names, a path, a size bound...)."""
     from .intent import ACTIONS, UNITS
     from .vocabulary import STOP_WORDS
 
-    lex = lexicon_mod.load(lang)
+    lex = lexicon_mod.load("en")
     text = it.text
     for taken in (it.path, it.threshold_text, it.duration_text):
         if taken:
@@ -275,18 +275,20 @@ def _running(name: str) -> bool:
 
 
 # -- what the program does, in one line ------------------------------------------------------------------------
-def describe(spec: ProgramSpec, duration_s: float | None = None) -> str:
-    parts = [_subject(spec)]
-    parts.append(_shape(spec))
-    parts += _filters(spec)
+def describe(spec: ProgramSpec, duration_s: float | None = None, lang: str = "en") -> str:
+    say = lexicon_mod.load(lang).say
+    parts = [_subject(spec, lang)]
+    parts.append(_shape(spec, lang))
+    parts += _filters(spec, lang)
     if spec.interval_s:
-        parts.append(f"every {spec.interval_s} s")
+        parts.append(f"{say('every')} {spec.interval_s} {say('seconds')}")
     if duration_s:
-        parts.append(f"for {duration_s:g} s")
+        parts.append(f"{say('for')} {duration_s:g} {say('seconds')}")
     return " · ".join(p for p in parts if p)
 
 
-def _subject(spec: ProgramSpec) -> str:
+def _subject(spec: ProgramSpec, lang: str = "en") -> str:
+    say = lexicon_mod.load(lang).say
     calls: list[str] = []
     others: list[str] = []
     for p in spec.probes:
@@ -295,81 +297,86 @@ def _subject(spec: ProgramSpec) -> str:
             if name not in calls:
                 calls.append(name)
         elif p.kind == "tracepoint" and p.category == "raw_syscalls":
-            if "every syscall" not in others:
-                others.append("every syscall")
+            if say("every syscall") not in others:
+                others.append(say("every syscall"))
         elif p.kind == "profile":
-            others.append(f"CPU samples at {p.rate or 99} Hz" if getattr(p, "rate", None) else "CPU samples")
-        elif p.kind in ("interval",):
+            others.append(say("cpu samples"))
+        elif p.kind == "interval":
             continue
         else:
             others.append(p.text.removeprefix("tracepoint:"))
     what = []
     if calls:
-        what.append(f"{', '.join(calls[:4])}{', ...' if len(calls) > 4 else ''} syscall{'s' if len(calls) > 1 else ''}")
+        what.append(f"{', '.join(calls[:4])}{', ...' if len(calls) > 4 else ''} "
+                    f"{say('syscalls') if len(calls) > 1 else say('syscall')}")
     what += others[:3] + (["..."] if len(others) > 3 else [])
+    if lang != "en":  # the title is English: the probes say what is traced
+        return "; ".join(what) or spec.title
     head = spec.title.rstrip(".")
     return f"{head} ({'; '.join(what)})" if what else head
 
 
-def _shape(spec: ProgramSpec) -> str:
+def _shape(spec: ProgramSpec, lang: str = "en") -> str:
+    say = lexicon_mod.load(lang).say
     out: list[str] = []
     if spec.print:
         cols = ", ".join((f.label or f.expr) for f in spec.print[:6])
-        out.append(f"each event ({cols}{', ...' if len(spec.print) > 6 else ''})")
+        out.append(f"{say('each_event')} ({cols}{', ...' if len(spec.print) > 6 else ''})")
     for a in spec.aggregates:
-        what = {"count": "count", "sum": "sum", "avg": "average", "min": "minimum", "max": "maximum",
-                "hist": "histogram", "lhist": "linear histogram", "stats": "count/average/total"}[a.func]
+        what = say({"count": "count", "sum": "sum", "avg": "average", "min": "minimum", "max": "maximum",
+                    "hist": "histogram", "lhist": "linear histogram", "stats": "count/average/total"}[a.func])
         if a.value:
-            what += f" of {_value_words(a.value)}"
+            what += f"{say('of')}{say('latency') if 'delta' in a.value else a.value}"
         if a.unit:
             what += f" ({a.unit})"
         if a.keys:
-            what += " by " + ", ".join((k.label or k.expr).lower() for k in a.keys)
+            what += f" {say('by')} " + ", ".join((k.label or k.expr).lower() for k in a.keys)
         if a.top:
-            what += f", top {a.top}"
+            what += f", {say('top')} {a.top}"
         out.append(what)
     return " + ".join(out)
 
 
-def _value_words(value: str) -> str:
-    if "delta" in value:
-        return "latency"
-    return value
-
-
-def _filters(spec: ProgramSpec) -> list[str]:
+def _filters(spec: ProgramSpec, lang: str = "en") -> list[str]:
+    say = lexicon_mod.load(lang).say
     out: list[str] = []
     for filt in [spec.filter] + ([spec.start.filter] if spec.start else []):
         if filt.comm:
-            out.append(f"process = {filt.comm}")
+            out.append(f"{say('process')} = {filt.comm}")
         if filt.pid:
-            out.append(f"pid = {filt.pid}")
+            out.append(f"{say('pid')} = {filt.pid}")
         if filt.expr:
-            out.append(_condition_words(filt.expr))
+            out.append(_condition_words(filt.expr, lang))
     for a in spec.aggregates:
         if a.filter:
-            out.append(_condition_words(a.filter))
+            out.append(_condition_words(a.filter, lang))
     return out
 
 
-def _condition_words(expr: str) -> str:
+def _condition_words(expr: str, lang: str = "en") -> str:
+    say = lexicon_mod.load(lang).say
     alts = re.findall(r'comm == "([^"]+)"', expr)
     nots = re.findall(r'comm != "([^"]+)"', expr)
     rest = re.sub(r'\(?\s*comm [!=]= "[^"]+"\s*\)?(?:\s*(?:\|\||&&)\s*)?', "", expr).strip(" ()&|")
     parts = []
     if len(alts) > 1:
-        parts.append("process ∈ {" + ", ".join(alts) + "}")
+        parts.append(f"{say('process')} ∈ {{" + ", ".join(alts) + "}")
     elif alts:
-        parts.append(f"process = {alts[0]}")
+        parts.append(f"{say('process')} = {alts[0]}")
     if nots:
-        parts.append("process ∉ {" + ", ".join(nots) + "}" if len(nots) > 1 else f"process ≠ {nots[0]}")
+        parts.append(f"{say('process')} ∉ {{" + ", ".join(nots) + "}" if len(nots) > 1
+                     else f"{say('process')} ≠ {nots[0]}")
     if rest:
-        parts.append(f"where {rest}")
+        parts.append(f"{say('where')} {rest}")
     return " · ".join(parts)
 
 
-def record(spec: ProgramSpec, acc: Accounting | None, duration_s: float | None, source: str) -> dict[str, Any]:
-    """The plan as the first --json record and the log's: what was understood and what was not honoured."""
-    return {"type": "plan", "understood": describe(spec, duration_s), "source": source,
-            "not_honoured": (acc.not_honoured + [f"the word {w!r}" for w in acc.unplaced]) if acc else [],
-            "notes": acc.notes if acc else [], "duration_s": duration_s}
+def known_word(word: str) -> bool:
+    """Does any of gpttrace's vocabularies know this word (the corpus, everyday English it reads, the lexicon,
+    tracepoint names)? An unknown word that the plan does not place is likely the very subject asked about."""
+    from .retrieval import index, stem
+    from .vocabulary import COMMON_WORDS
+
+    lex = lexicon_mod.load("en")
+    return (stem(word) in index().idf or word in COMMON_WORDS or word in lex.filler
+            or word in lex.tracepoint_words or word in lex.subsystems)
