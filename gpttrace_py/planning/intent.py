@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from .vocabulary import STOP_WORDS
 
@@ -520,6 +521,7 @@ _NEGATION = re.compile(
     rf"(?:the\s+)?(?:process(?:es)?\s+|programs?\s+|commands?\s+)?(?:named\s+|called\s+)?({_NAME}"
     rf"(?:\s*(?:,\s*(?:or\s+|and\s+|nor\s+)?|\s+or\s+|\s+and\s+|\s+nor\s+|\s*/\s*){_NAME})*)"
 )
+_ALTERNATIVE_BEFORE = re.compile(rf"(?<![\w.+:-])({_NAME})(?:\s*,\s*(?:or\s+|and\s+)?|\s+or\s+|\s+and\s+|\s*/\s*)$")
 _ALTERNATIVE = re.compile(rf"\s*(?:,\s*(?:or\s+|and\s+)?|\s+or\s+|\s+and\s+|\s*/\s*)(?:by\s+)?({_NAME})")
 
 
@@ -541,6 +543,12 @@ def _process_alternatives(it: Intent, low: str, text: str) -> None:
     if at is None:
         return
     it.comms = [it.comm]
+    start = at.start()  # names before it: "cat or head opened" (the order Chinese requests come in)
+    while (m := _ALTERNATIVE_BEFORE.search(low, 0, start)) is not None and _named_process(m.group(1).rstrip(".:")):
+        name = _original_case(text, m.group(1).rstrip(".:"))[:15]
+        if name not in it.comms:
+            it.comms.insert(0, name)
+        start = m.start()
     end = at.end()
     while (m := _ALTERNATIVE.match(low, end)) is not None and _named_process(m.group(1).rstrip(".:")):
         name = _original_case(text, m.group(1).rstrip(".:"))[:15]
@@ -618,6 +626,11 @@ def _ordinary_word(word: str) -> bool:
     )
 
 
+@lru_cache(maxsize=1)
+def _action_words() -> frozenset[str]:
+    return frozenset(w for phrases in ACTIONS.values() for p in phrases for w in p.split())
+
+
 def _original_case(text: str, lowered: str) -> str:
     m = re.search(re.escape(lowered), text, re.IGNORECASE)
     return m.group(0) if m else lowered
@@ -654,6 +667,8 @@ def _plausible_process(name: str, text: str, match: re.Match[str]) -> bool:
         return False
     if name in KNOWN_PROCESSES:
         return True
+    if name in _action_words():  # "by process tally ...": what to do, not who
+        return False
     if _tracing_vocabulary(name) or name.endswith(_ENGLISH_SUFFIXES):
         return False
     if text[match.end(1) :].lstrip().startswith(_ACTOR_NOUNS):
