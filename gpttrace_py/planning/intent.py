@@ -387,12 +387,13 @@ def parse(raw: str) -> Intent:
         r"\b(?:process(?:es)? named|program named|command named|named|called|comm(?:and)?\s*(?:==|=|is))\s+([\w.+:-]+)",
         r"\b(?:strace|ltrace)\s+(?:-\w+\s+)*([a-z][\w.+:-]*)",  # "strace ls"
         r"\bwhat\s+([a-z][\w.+:-]*)\s+is\s+(?:doing|up to)\b",  # "what ls is doing"
+        r"\bhow long (?:does |do |did )?(?:the )?([a-z][\w.+:-]*)\s+(?:takes? to run|runs?|lasts?|lives?)\b",
         r"\b(?:process|processes|program|command|comm)\s+([a-z][\w.+:-]*)",
         r"\b(?:by|from|of|for|in|inside|only|just)\s+(?:the\s+)?([a-z][\w.+:-]*)(?:\s+(?:process(?:es)?|program|daemon|server|command|binary))?\b",
         r"\b([a-z][\w.+-]*)'s\b",
         r"\b(?:does|did|do|is|are|was|were|has|have)\s+(?:the\s+)?([a-z][\w.+:-]*)\s+(?:\w+ing|open|read|write|call|"
         r"use|send|receive|connect|touch|access|exec|run|spawn|allocate|do|make|create|delete|block|wait|fork|"
-        r"spend|hit|take|get)\b",
+        r"spend|hit|take|get|cause|trigger|generate|produce|incur|see|suffer|issue|send)\b",
         rf"\b([a-z][\w.+:-]*)\s+(?:{_SUBJECT_VERBS})\b",  # "which files nginx reads"
     ):
         for cand in re.finditer(pattern, low):
@@ -626,6 +627,10 @@ def _ordinary_word(word: str) -> bool:
     )
 
 
+_NEGATION_WORDS = {"except", "excluding", "exclude", "but", "not", "other", "apart", "aside", "besides", "ignoring",
+                   "without", "or", "and", "nor", "than"}
+
+
 @lru_cache(maxsize=1)
 def _action_words() -> frozenset[str]:
     return frozenset(w for phrases in ACTIONS.values() for p in phrases for w in p.split())
@@ -667,14 +672,14 @@ def _plausible_process(name: str, text: str, match: re.Match[str]) -> bool:
         return False
     if name in KNOWN_PROCESSES:
         return True
-    if name in _action_words():  # "by process tally ...": what to do, not who
+    if name in _action_words() or name in _NEGATION_WORDS:  # "by process tally", "process except java"
         return False
     if _tracing_vocabulary(name) or name.endswith(_ENGLISH_SUFFIXES):
         return False
     if text[match.end(1) :].lstrip().startswith(_ACTOR_NOUNS):
         return True
     if (phrase.startswith(("by ", "named", "called", "comm", "process", "program", "command", "strace", "ltrace",
-                           "what ")) or phrase.endswith("'s")):
+                           "what ", "how long ")) or phrase.endswith("'s")):
         return True
     if phrase.startswith(("does ", "did ", "do ", "is ", "are ", "was ", "were ", "has ", "have ")):
         return not _ordinary_word(name)

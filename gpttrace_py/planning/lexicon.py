@@ -18,9 +18,10 @@ class Need:
 
     name: str
     phrases: tuple[str, ...]
-    feature: str  # a kernel.features.Features attribute
+    feature: str  # a kernel.features.Features attribute, or 'catalog:<tracepoint category>'
     what: str
     fix: str
+    not_after: tuple[str, ...] = ()  # words that make a phrase mean something else ("page cache misses")
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,7 @@ class Lexicon:
     system_actions: dict[str, str]
     action_objects_needed: frozenset[str]
     action_objects: frozenset[str]
+    action_objects_not: dict[str, frozenset[str]]  # per verb: objects that make it a noun phrase ("block I/O")
     needs: tuple[Need, ...]
     subsystems: dict[str, Subsystem]
     tracepoint_words: dict[str, tuple[str, ...]]
@@ -60,7 +62,7 @@ def _public(table: dict[str, Any]) -> dict[str, Any]:
 @lru_cache(maxsize=4)
 def load(language: str = "en") -> Lexicon:
     data = json.loads((HERE / f"{language}.json").read_text(encoding="utf-8"))
-    needs = tuple(Need(name, tuple(v["phrases"]), v["feature"], v["what"], v["fix"])
+    needs = tuple(Need(name, tuple(v["phrases"]), v["feature"], v["what"], v["fix"], tuple(v.get("not_after", ())))
                   for name, v in _public(data.get("needs", {})).items())
     subsystems = {w: Subsystem(w, tuple(v["categories"]), v["what"])
                   for w, v in _public(data.get("subsystems", {})).items()}
@@ -71,6 +73,7 @@ def load(language: str = "en") -> Lexicon:
         system_actions=_public(data.get("system_actions", {})),
         action_objects_needed=frozenset(data.get("action_objects_needed", ())),
         action_objects=frozenset(data.get("action_objects", ())),
+        action_objects_not={k: frozenset(v) for k, v in _public(data.get("action_objects_not", {})).items()},
         needs=needs,
         subsystems=subsystems,
         tracepoint_words={k: tuple(v) for k, v in _public(data.get("tracepoint_words", {})).items()},

@@ -58,7 +58,9 @@ def system_action(text: str) -> tuple[str, str] | None:
         base = verb[:-1] if verb.endswith("s") and verb[:-1] in lex.system_actions else verb
         if base not in lex.system_actions or verb != base:  # "kills ..." at a clause start is a question's noun
             continue
-        if base in lex.action_objects_needed and (len(words) < 2 or words[1] not in lex.action_objects):
+        obj = words[1] if len(words) > 1 else ""
+        if base in lex.action_objects_needed and (obj not in lex.action_objects
+                                                  or obj in lex.action_objects_not.get(base, ())):
             continue
         return base, lex.system_actions[base]
     return None
@@ -94,7 +96,8 @@ def missing_need(text: str, catalog: Catalog, lang: str = "en") -> str | None:
     say = lexicon_mod.load(lang).say
     low = " ".join(text.lower().split())
     for need in lex.needs:
-        said = next((p for p in need.phrases if _has_phrase(low, p)), None)
+        said = next((p for p in need.phrases if _has_phrase(low, p)
+                     and not any(_has_phrase(low, f"{w} {p}") for w in need.not_after)), None)
         if said is None:
             continue
         if need.feature.startswith("catalog:"):  # a tracepoint category: does this kernel have it?
@@ -189,6 +192,8 @@ def _placed(word: str, vocab: set[str], lex: lexicon_mod.Lexicon) -> bool:
     for piece in (*lex.tracepoint_words.get(word, ()), *SYNONYMS.get(word, ())):
         if piece in vocab or stem(piece) in vocab or any(v.startswith(piece) for v in vocab if len(piece) >= 3):
             return True
+        if "_" in piece and any(piece in v for v in vocab):  # "add_to_page_cache" in mm_filemap_add_to_page_cache
+            return True
     # a shared beginning of 4+ letters: "allocation" and alloc, "temperature" and temp, "orders" and order
     return len(word) >= 4 and any(len(v) >= 4 and (word.startswith(v) or v.startswith(word)) for v in vocab)
 
@@ -250,6 +255,8 @@ def _slots_not_honoured(it: Intent, spec: ProgramSpec) -> list[str]:
         missed.append(f"in {({'oct': 'octal', 'hex': 'hex', 'int': 'decimal'})[it.output_format]}")
     wanted = intent_shape(it)
     shapes = spec_shapes(spec)
+    if wanted == "count" and "count" not in shapes and not any(a.func in ("count", "stats") for a in spec.aggregates):
+        missed.append("a count")
     if wanted in ("hist", "latency") and wanted not in shapes and not (wanted == "hist" and "latency" in shapes):
         missed.append("as a histogram" if wanted == "hist" else "the time each one takes")
     return missed
