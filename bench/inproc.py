@@ -93,8 +93,11 @@ def cold_plan(intent: str) -> dict[str, float]:
     from gpttrace_py.planning.base import Conversation, PlanContext
     from gpttrace_py.planning.offline import OfflinePlanner
 
+    from gpttrace_py.planning.plan import make_plan
+
     ctx = PlanContext(catalog=cat, backend="auto", conversation=Conversation())
-    step("plan() with all of the above loaded", lambda: OfflinePlanner().plan(intent, ctx))
+    # make_plan: the request read (English, or Chinese through its lexicon), checked, planned, accounted for
+    step("plan() with all of the above loaded", lambda: make_plan(OfflinePlanner(), intent, ctx))
     return steps
 
 
@@ -104,6 +107,7 @@ def warm(cases_path: str, reps: int) -> dict[str, object]:
     from gpttrace_py.planning import edits
     from gpttrace_py.planning.base import Conversation, PlanContext
     from gpttrace_py.planning.offline import OfflinePlanner
+    from gpttrace_py.planning.plan import make_plan
 
     with open(cases_path) as fh:
         intents = [c["intent"] for c in json.load(fh)]
@@ -113,7 +117,7 @@ def warm(cases_path: str, reps: int) -> dict[str, object]:
         ctx = PlanContext(catalog=cat, backend="auto", conversation=Conversation())
         t = T()
         try:
-            spec = OfflinePlanner().plan(intent, ctx)
+            spec = make_plan(OfflinePlanner(), intent, ctx).spec
         except Exception:
             return (T() - t) * 1000, None
         plan_ms = (T() - t) * 1000
