@@ -92,7 +92,6 @@ def cold_plan(intent: str) -> dict[str, float]:
     step("tracepoint listing (tracefs)", cat.tracepoints.categories)
     from gpttrace_py.planning.base import Conversation, PlanContext
     from gpttrace_py.planning.offline import OfflinePlanner
-
     from gpttrace_py.planning.plan import make_plan
 
     ctx = PlanContext(catalog=cat, backend="auto", conversation=Conversation())
