@@ -666,8 +666,8 @@ def _plausible_process(name: str, text: str, match: re.Match[str]) -> bool:
     if not name or name in NOT_PROCESS or name in NOT_A_PROCESS or name in _STOP or name.isdigit() or len(name) > 64:
         return False
     phrase = match.group(0)
-    if phrase.endswith(" calls") and _calls_of_a_function(name, text):
-        return False
+    if phrase.endswith(" calls") and (_calls_of_a_function(name, text) or name not in KNOWN_PROCESSES):
+        return False  # "frobnicate calls": calls of a function far more often than a program that calls
     if re.fullmatch(r"(?:processes|programs)\s+\S+", phrase) and name in _WHAT_PROCESSES_DO:  # "processes sleep"
         return False
     if name in KNOWN_PROCESSES:
