@@ -64,7 +64,8 @@ def test_kernel_functions_need_kprobes(cli, catalog):
     assert r.returncode == 2 and "kprobes" in r.stderr
 
 
-@pytest.mark.parametrize("word,what,categories", [("nvme", "NVMe", {"nvme"}), ("nfs", "NFS", {"nfs", "nfs4", "sunrpc"})])
+@pytest.mark.parametrize("word,what,categories", [("nvme", "NVMe", {"nvme"}),
+                                                  ("nfs", "NFS", {"nfs", "nfs4", "sunrpc"})])
 def test_a_subsystem_without_tracepoints_is_said(cli, catalog, word, what, categories):
     if categories & set(catalog.tracepoints.categories()):
         pytest.skip(f"this kernel has {what} tracepoints")
