@@ -162,3 +162,22 @@ def test_words_are_grounded_in_this_kernel_catalog(cli, catalog, request_text, p
     r = dry(cli, request_text)
     assert r.returncode == 0, r.stderr
     assert probe in r.stderr and f"args->{field}" in r.stderr
+
+
+@pytest.mark.parametrize("backend", ["bpftrace", "bcc"])
+def test_a_time_bound_keeps_only_the_slow_calls(cli, backend):
+    r = cli("--offline", "-y", "--backend", backend, "-c", "sh -c 'sleep 0.3; sleep 0.01'",
+            "trace clock_nanosleep calls slower than 100 ms", timeout=90)
+    assert r.returncode == 0, r.stderr
+    assert "delta > 100000000" in r.stderr
+    rows = [line.split() for line in r.stdout.splitlines() if " sleep " in f" {line} "]
+    assert rows and all(int(row[-1]) >= 100 for row in rows), r.stdout  # the 10 ms sleep is not shown
+
+
+def test_number_words_and_time_bounds_are_slots():
+    from gpttrace_py.planning.intent import parse
+
+    it = parse("list the ten processes doing the most disk io")
+    assert it.top == 10
+    it = parse("what are the slowest fsyncs, over 10 ms")
+    assert it.latency_bound == (">", 10_000_000) and "latency" in it.actions

@@ -320,6 +320,8 @@ class Intent:
     signal: int | None = None  # "SIGKILL", "kill -9", "signal 15": that signal's number
     size_bound: tuple[str, int] | None = None  # "larger than 1 MB": (">", 1048576); "under 100 bytes": ("<", 100)
     threshold_text: str | None = None  # the words that said it (left out of retrieval)
+    latency_bound: tuple[str, int] | None = None  # "slower than 10 ms": (">", 10000000) in ns
+    latency_text: str | None = None
     path: str | None = None
     errors_only: bool = False
     kernel_stack: bool = False
@@ -337,7 +339,15 @@ SIZE_THRESHOLD = re.compile(
     r"|at most|no more than|smaller|less|fewer|shorter|under|below|<=|<)\s*(?:than\s+)?"
     r"(?P<n>\d+(?:\.\d+)?)\s*(?P<unit>" + "|".join(sorted(BYTE_UNITS, key=len, reverse=True)) + r")\b"
 )
+NUMBER_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,
+                "ten": 10, "twelve": 12, "fifteen": 15, "twenty": 20, "fifty": 50, "hundred": 100}
+LATENCY_THRESHOLD = re.compile(
+    r"(?P<cmp>at least|no less than|longer|slower|greater|more|over|above|exceeding|>=|>"
+    r"|at most|no more than|shorter|faster|less|under|below|within|<=|<)\s*(?:than\s+)?"
+    r"(?P<n>\d+(?:\.\d+)?)\s*(?P<unit>nanoseconds?|microseconds?|milliseconds?|seconds?|nsecs?|usecs?|msecs?|secs?|ns|us|µs|ms|s)\b"
+)
 SIZE_COMPARISONS = {"at least": ">=", "no less than": ">=", ">=": ">=", "at most": "<=", "no more than": "<=",
+                    "within": "<=", "faster": "<",
                     "<=": "<=", "smaller": "<", "less": "<", "fewer": "<", "shorter": "<", "under": "<",
                     "below": "<", "<": "<"}  # any other word: ">"
 
@@ -431,15 +441,24 @@ def parse(raw: str) -> Intent:
         it.interval_s = n * (60 if m.group(2).startswith("min") else 1)
     if re.search(r"\b(?:per|each|every) second\b", low) and it.interval_s is None and "count" in it.actions:
         it.interval_s = 1
-    m = re.search(r"\btop\s+(\d{1,4})\b", low)
-    if m:
-        it.top = int(m.group(1))
+    m = re.search(rf"\b(?:top|the|first)\s+(\d{{1,4}}|{'|'.join(NUMBER_WORDS)})\s*(?:most|busiest|largest|biggest|"
+                  r"slowest|heaviest|processes|programs|files|commands|calls|syscalls|entries|threads|tasks|$|\b)",
+                  low)
+    if m and (low[m.start():].startswith("top") or re.search(r"\b(?:most|busiest|largest|biggest|slowest|heaviest|"
+                                                             r"top)\b", low)):
+        it.top = int(m.group(1)) if m.group(1).isdigit() else NUMBER_WORDS[m.group(1)]
     m = SIZE_THRESHOLD.search(low)
     if m:
         size = float(m.group("n")) * BYTE_UNITS[m.group("unit")]
         if size < 1 << 40:
             it.size_bound = (SIZE_COMPARISONS.get(m.group("cmp"), ">"), int(size))
             it.threshold_text = m.group(0)
+    m = LATENCY_THRESHOLD.search(low)
+    if m:
+        unit = m.group("unit") if m.group("unit") in UNITS else m.group("unit").removesuffix("s")
+        it.latency_bound = (SIZE_COMPARISONS.get(m.group("cmp"), ">"), int(float(m.group("n")) * UNITS[unit]))
+        it.latency_text = m.group(0)
+        it.actions.add("latency")  # a bound on how long calls take: their time is measured
     m = re.search(r"\bport\s+(\d{1,5})\b", low)
     if m:
         it.port = int(m.group(1))

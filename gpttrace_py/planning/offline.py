@@ -211,7 +211,8 @@ class OfflinePlanner:
             else:
                 spec = _safe(lambda m=m: ProgramSpec.model_validate(catalog_match.spec_for(m, it)))
                 source = f"tracepoint:{tp.category}:{tp.name}"
-            spec = _safe(lambda spec=spec: _column_format(_set_processes(spec, it), it)) if spec is not None else None
+            spec = (_safe(lambda spec=spec: _latency_threshold(_column_format(_set_processes(spec, it), it), it))
+                    if spec is not None else None)
             if spec is not None:
                 built.append(Candidate(spec, source, m.score))
         if not built or self._named:
@@ -286,7 +287,8 @@ class OfflinePlanner:
             if spec is not None:
                 generated.append(Candidate(spec, f"uprobe:{lib}:{func}", 0.0))
         for cand in generated:
-            cand.spec = _safe(lambda s=cand.spec: _column_format(_set_processes(s, it), it)) or cand.spec
+            cand.spec = _safe(lambda s=cand.spec: _latency_threshold(_column_format(_set_processes(s, it), it), it)
+                              ) or cand.spec
         # A named probe beats a corpus hit that does not use it.
         top_ok = bool(out) and out[0].score >= MIN_SCORE
         if generated:
@@ -477,7 +479,7 @@ def _without_process(it: Intent) -> str:
             text = re.sub(rf"(?<![\w-]){re.escape(name.lower())}\S*", " ", text)
     if it.pid:
         text = re.sub(rf"\b{it.pid}\b", " ", text)
-    for said in (it.threshold_text, it.duration_text):  # "larger than 1 MB", "for 2 s": which events, how long
+    for said in (it.threshold_text, it.duration_text, it.latency_text):  # which events, how long
         if said:
             text = text.replace(said, " ")
     # "by process name" groups by process: the name is not a topic (syscalls by name, irqs by name)
@@ -634,6 +636,7 @@ def adapt(spec: ProgramSpec, it: Intent, catalog: Catalog) -> ProgramSpec:
         spec = _path_filter(spec, it, catalog)
     if it.size_bound:
         spec = _size_threshold(spec, *it.size_bound)
+    spec = _latency_threshold(spec, it)
     if spec.print and spec.start is None:
         spec = _asked_columns(spec, it, catalog)
     return _column_format(spec, it)
@@ -823,6 +826,15 @@ def _signal_filter(spec: ProgramSpec, number: int, catalog: Catalog) -> ProgramS
 
 
 SIZE_FIELDS = ("count", "ret", "bytes", "len", "size", "length", "nr_bytes")
+
+
+def _latency_threshold(spec: ProgramSpec, it: Intent) -> ProgramSpec:
+    """"slower than 10 ms", "over 500 us": only the events whose measured time (delta, in ns) is beyond it; a
+    program that measures no time is left as it is (and the check says the bound was not honoured)."""
+    if it.latency_bound is None or not edits.uses_delta(spec):
+        return spec
+    op, ns = it.latency_bound
+    return edits.add_condition(spec, f"delta {op} {ns}")
 
 
 def _size_threshold(spec: ProgramSpec, op: str, size: int) -> ProgramSpec:

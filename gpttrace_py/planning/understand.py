@@ -134,7 +134,7 @@ def account(it: Intent, spec: ProgramSpec, catalog: Catalog, example_text: str =
     """Check the plan against the request: slots it did not honour and content words it did not place."""
     acc = Accounting()
     acc.not_honoured = _slots_not_honoured(it, spec)
-    vocab = _spec_vocabulary(spec) | _text_vocabulary(example_text)
+    vocab = _spec_vocabulary(spec) | _text_vocabulary(example_text) | _group_vocabulary(spec)
     lex = lexicon_mod.load("en")
     for word in content_words(it):
         if not _placed(word, vocab, lex):
@@ -149,17 +149,18 @@ def account(it: Intent, spec: ProgramSpec, catalog: Catalog, example_text: str =
 def content_words(it: Intent) -> list[str]:
     """The words that say what to trace: the request less filler, shape words, numbers and what the slots
     took (process names, a path, a size bound...)."""
-    from .intent import ACTIONS, UNITS
+    from .intent import ACTIONS, NUMBER_WORDS, UNITS
     from .vocabulary import STOP_WORDS
 
     lex = lexicon_mod.load("en")
     text = it.text
-    for taken in (it.path, it.threshold_text, it.duration_text):
+    for taken in (it.path, it.threshold_text, it.duration_text, it.latency_text):
         if taken:
             text = text.replace(taken.lower(), " ")
     text = re.sub(r"[\"'`][^\"'`]{1,64}[\"'`]", " ", text)  # a quoted name
     slot_words = {n.lower() for n in [*(it.comms or []), *(it.not_comms or []), it.comm or ""] if n}
-    shape_words = {w for phrases in ACTIONS.values() for p in phrases for w in p.split()}
+    # the words of the shape phrases the request says ("frequency of": a count; "frequency" alone is a topic)
+    shape_words = {w for phrases in ACTIONS.values() for p in phrases if _has_phrase(text, p) for w in p.split()}
     if it.not_comms:  # "except", "excluding": the exclusion slot took them
         slot_words |= {w for phrase in lex.negation for w in phrase.split()}
     if it.output_format:  # "in octal"
@@ -169,7 +170,7 @@ def content_words(it: Intent) -> list[str]:
         word = word.strip("'-+")
         bare = word.removesuffix("'s")
         if (not bare or bare in lex.filler or bare in STOP_WORDS or bare in shape_words or bare in UNITS
-                or bare in slot_words or bare.isdigit() or re.fullmatch(r"\d+\w{0,3}", bare)
+                or bare in slot_words or bare.isdigit() or re.fullmatch(r"\d+\w{0,3}", bare) or bare in NUMBER_WORDS
                 or (it.library and bare == it.library)):
             continue
         if bare not in out:
@@ -207,6 +208,22 @@ def _spec_vocabulary(spec: ProgramSpec) -> set[str]:
     return _text_vocabulary(" ".join(parts))
 
 
+def _group_vocabulary(spec: ProgramSpec) -> set[str]:
+    """The words of the groupings the program keys, prints or filters by ("process" for comm, "cpu"...)."""
+    from .intent import GROUP_WORDS
+
+    used = " ".join(spec.expressions() + spec.start_expressions() + [spec.filter.comm or ""])
+    used += " comm" if spec.filter.comm else ""
+    used += " pid" if spec.filter.pid else ""
+    names = {"comm": "comm", "pid": "pid", "tid": "tid", "cpu": "cpu", "uid": "uid", "stack": "stack",
+             "file": "file", "port": "port", "device": "dev", "syscall": "id"}
+    out: set[str] = set()
+    for group, words in GROUP_WORDS.items():
+        if re.search(rf"\b\w*{names.get(group, group)}\w*\b", used):
+            out |= {w for phrase in words for w in phrase.split()}
+    return out
+
+
 def _text_vocabulary(text: str) -> set[str]:
     from .retrieval import stem
 
@@ -241,6 +258,8 @@ def _slots_not_honoured(it: Intent, spec: ProgramSpec) -> list[str]:
         missed.append(f"only port {it.port}")
     if it.size_bound is not None and str(it.size_bound[1]) not in exprs:
         missed.append(f"only sizes {it.size_bound[0]} {it.size_bound[1]} bytes")
+    if it.latency_bound is not None and not re.search(rf"\bdelta\s*[<>]=?\s*{it.latency_bound[1]}\b", exprs):
+        missed.append(f"only times {it.latency_bound[0]} {it.latency_bound[1] / 1e6:g} ms")
     if it.signal is not None and not re.search(rf"\b{it.signal}\b", exprs):
         missed.append(f"only signal {it.signal}")
     if it.interval_s and spec.interval_s != it.interval_s:

@@ -356,9 +356,12 @@ def render(spec: ProgramSpec, catalog: Catalog) -> RenderedProgram:
             end_predicate=Code(
                 " && ".join(
                     [f"@start_ts[{end_key}]"]
-                    + [t for t in main_terms if not t.startswith("comm") and not t.startswith("pid")]
+                    + [t for t in main_terms if not t.startswith(("comm", "pid")) and "$" not in t]
                 )
             ),
+            # a condition on what the end computes ($delta, a saved value) is checked in the body, once it is set
+            body_condition=Code(" && ".join(t for t in main_terms if "$" in t)) if any("$" in t for t in main_terms)
+            else None,
         )
         template = "pair.bt.j2"
     else:
