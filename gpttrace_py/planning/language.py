@@ -79,6 +79,8 @@ def _through_lexicon(request: str, lex: lexicon_mod.Lexicon) -> Reading:
             english = terms[found]
             if found == "的" and after_name and out[-1][:1].isalpha() and len(out[-1]) <= 15:
                 out[-1] += "'s"  # "dd 的 read 调用": dd's read calls
+            elif found in ("以外", "之外") and after_name and "except" not in out[-3:-1]:
+                out.insert(len(out) - 1, "except")  # "sshd 以外的进程": processes other than sshd
             elif english:
                 out.append(english)
             after_name = False

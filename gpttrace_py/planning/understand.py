@@ -326,7 +326,7 @@ def _subject(spec: ProgramSpec, lang: str = "en") -> str:
             if say("every syscall") not in others:
                 others.append(say("every syscall"))
         elif p.kind == "profile":
-            others.append(say("cpu samples"))
+            others.append(f"{say('cpu samples')} ({p.text})")
         elif p.kind == "interval":
             continue
         else:
