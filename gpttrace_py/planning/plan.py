@@ -76,10 +76,13 @@ def check_plan(reading: Reading | str, spec: ProgramSpec, ctx: PlanContext, sugg
     it = parse(reading.text)
     acc = understand.account(it, spec, ctx.catalog, _example_text(ctx.source), reading.language, starting)
     acc.unplaced += reading.unknown  # words of the request its language's lexicon did not know
-    unknown = reading.unknown + [w for w in acc.unplaced if not understand.known_word(w)]
+    unknown = [w for w in acc.unplaced if not understand.known_word(w)]
     placed = len(understand.content_words(it)) - (len(acc.unplaced) - len(reading.unknown))
-    if acc.unplaced and (placed <= 0 or (unknown and len(acc.unplaced) >= placed)
-                         or (len(acc.unplaced) >= 2 and len(acc.unplaced) > placed)):
+    # refused: nothing placed; more words unplaced than placed, when some of them no vocabulary knows (the very
+    # subject, likely) or there are two or more; as many, when they are words of a language read through its
+    # lexicon that the lexicon does not know (its function words are all there: what is left is content)
+    if acc.unplaced and (placed <= 0 or (reading.unknown and len(acc.unplaced) >= placed)
+                         or ((unknown or len(acc.unplaced) >= 2) and len(acc.unplaced) > placed)):
         words = ", ".join(repr(w) for w in acc.unplaced)
         raise UnmappableIntent(say("could_not_map", words=words, title=spec.title),
                                suggest(reading.text) if suggest else [])

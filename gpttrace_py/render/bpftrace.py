@@ -340,6 +340,11 @@ def render(spec: ProgramSpec, catalog: Catalog) -> RenderedProgram:
         "lesson": comment(spec.lesson) if spec.lesson else None,
     }
     if spec.start:
+        end_terms, body_terms = [], []
+        for conj in E.conjuncts(spec.filter.expr) if spec.filter.expr else []:
+            uses_end = any(isinstance(n, E.Saved) or (isinstance(n, E.Builtin) and n.name == "delta")
+                           for n in E.walk(conj))
+            (body_terms if uses_end else end_terms).append(f"({compile_expr(conj, b.ctx)})")
         sctx = lower.start_context(spec, catalog)
         start_terms = b.filter_terms(sctx, spec.start.filter.expr, spec.start.filter)  # its comm/pid too
         key = ", ".join(compile_expr(E.parse(k), sctx) for k in spec.start.key)
@@ -353,15 +358,9 @@ def render(spec: ProgramSpec, catalog: Catalog) -> RenderedProgram:
             end_key=Code(end_key),
             saves=[(ident(s.name), Code(compile_expr(E.parse(s.expr), sctx))) for s in spec.start.save],
             uses_delta=any("delta" in E.builtins_used(x) for x in spec.expressions()),
-            end_predicate=Code(
-                " && ".join(
-                    [f"@start_ts[{end_key}]"]
-                    + [t for t in main_terms if not t.startswith(("comm", "pid")) and "$" not in t]
-                )
-            ),
-            # a condition on what the end computes ($delta, a saved value) is checked in the body, once it is set
-            body_condition=Code(" && ".join(t for t in main_terms if "$" in t)) if any("$" in t for t in main_terms)
-            else None,
+            end_predicate=Code(" && ".join([f"@start_ts[{end_key}]", *end_terms])),
+            # a condition on what the end computes (delta, a saved value) is checked in the body, once it is set
+            body_condition=Code(" && ".join(body_terms)) if body_terms else None,
         )
         template = "pair.bt.j2"
     else:
