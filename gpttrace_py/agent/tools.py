@@ -22,6 +22,7 @@ from pydantic import BaseModel, Field
 from ..errors import ExitCode, GpttraceError, UnmappableIntent
 from ..ui import UI
 from .bounds import MESSAGES, Aggregate, Collector, Event, clean, clip
+from .client_program import MAX_PROGRAM_BYTES, READY_PREFIX, prepare
 
 Backend = Literal["auto", "bpftrace", "bcc"]
 MAX_REQUEST_CHARS = 2000
@@ -142,7 +143,7 @@ class AgentUI(UI):
 
     def talk(self, message: str) -> None:
         for line in message.splitlines():
-            if line.strip():
+            if line.strip() and not line.startswith(READY_PREFIX):
                 self.messages.append(clean(line))
 
     warn = talk
@@ -247,8 +248,11 @@ class AgentTools:
             self._slots.release()
         outcome = result.outcome
         crashed = outcome.crashed if outcome is not None else None
+        facts = _facts(result)
+        if program is not None:  # the client's text, without the line that tells when it is attached
+            facts["program"] = clip(program)[0]
         return RunResult(
-            **_facts(result), outcome="failed" if crashed else "ok", reason=crashed,
+            **facts, outcome="failed" if crashed else "ok", reason=crashed,
             events=collector.events, events_total=result.events, events_truncated=collector.events_truncated,
             aggregates=collector.aggregates, aggregates_truncated=collector.aggregates_truncated,
             lost=outcome.lost if outcome is not None else 0, ended=_ended(outcome, stop),
@@ -266,7 +270,6 @@ class AgentTools:
     def _run_program(self, text: str, seconds: float | None, stop: Stop, ui: AgentUI) -> Any:
         from .. import safety
         from ..execute import TraceOptions, check_settings, finish, show_and_run
-        from .client_program import prepare
 
         planned = prepare(text, self.unsafe)
         options = TraceOptions(backend="bpftrace", retries=0, yes=True, duration=seconds, json_out=True,
@@ -295,7 +298,6 @@ class AgentTools:
     def explain(self, program: str, backend: Backend = "auto") -> ExplainResult:
         from ..explain import detect_backend, explain_program
         from ..kernel.catalog import Catalog
-        from .client_program import MAX_PROGRAM_BYTES
 
         if not program.strip():
             return ExplainResult(outcome="refused", reason="the program is empty")
@@ -395,8 +397,11 @@ def _request(text: str) -> str:
 
 def _refused(exc: GpttraceError) -> dict[str, Any]:
     suggestions = exc.suggestions if isinstance(exc, UnmappableIntent) else []
+    hint = exc.hint
+    if hint and "--unsafe" in hint:  # a client cannot pass it: the server's owner can
+        hint = "only the person who starts this server can allow it (gpttrace mcp --unsafe)"
     return {"outcome": "refused" if exc.code == ExitCode.USAGE else "failed",
-            "reason": clip(exc.message)[0], "hint": clip(exc.hint)[0] if exc.hint else None,
+            "reason": clip(exc.message)[0], "hint": clip(hint)[0] if hint else None,
             "suggestions": [clean(s) for s in suggestions]}
 
 
