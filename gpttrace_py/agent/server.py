@@ -13,12 +13,12 @@ import functools
 import ipaddress
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
 
 import anyio
 import anyio.to_thread
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import ToolAnnotations
 from pydantic import Field
 
@@ -38,6 +38,7 @@ from .tools import (
 
 T = TypeVar("T")
 STOP_WAIT = 30.0  # seconds a stopped run gets to end (the tracer's own grace is 10 s, then SIGKILL)
+DISCONNECT_POLL = 0.5  # seconds between looks at whether an HTTP client is still connected
 
 INSTRUCTIONS = """\
 gpttrace traces this Linux machine with eBPF. Say what to trace in plain words (plan, run): gpttrace writes a
@@ -80,6 +81,7 @@ def build(tools: AgentTools) -> MCPServer:
                                                            "request, else the server's default (doctor)")] = None,
         max_lines: Annotated[int, Field(description="The most event lines to return (1-5000)")] = 200,
         backend: BackendArg = "auto",
+        ctx: Context | None = None,
     ) -> RunResult:
         """Trace for a few seconds and return what was seen: the events (bounded; events_total and
         events_truncated say how many came), the aggregates printed at the end, lost events, and how it ended.
@@ -87,7 +89,7 @@ def build(tools: AgentTools) -> MCPServer:
         unsafe check and the kernel's load check. Cancelling the call stops the trace and detaches it."""
         stop = Stop()
         call = functools.partial(tools.run, request, program, seconds, max_lines, backend, stop)
-        return await _until_done(call, stop)
+        return await _until_done(call, stop, _disconnected(ctx))
 
     @server.tool(annotations=ReadOnly)
     async def explain(program: ProgramArg, backend: BackendArg = "auto") -> ExplainResult:
@@ -148,9 +150,11 @@ async def _in_thread(fn: Callable[[], T]) -> T:
     return await anyio.to_thread.run_sync(fn)
 
 
-async def _until_done(fn: Callable[[], T], stop: Stop) -> T:
+async def _until_done(fn: Callable[[], T], stop: Stop, gone: Callable[[], Awaitable[bool]] | None = None) -> T:
     """``fn()`` in a worker thread. If the call is cancelled (or the server stops) first, the run is stopped
-    and waited for before the cancellation goes on: nothing stays attached behind a call that has ended."""
+    and waited for before the cancellation goes on: nothing stays attached behind a call that has ended.
+    ``gone`` says whether the client has disconnected (HTTP): then the run is stopped too, since nobody is
+    left to read its result."""
     finished = threading.Event()
 
     def body() -> T:
@@ -159,13 +163,37 @@ async def _until_done(fn: Callable[[], T], stop: Stop) -> T:
         finally:
             finished.set()
 
+    async def watch() -> None:
+        assert gone is not None
+        while not finished.is_set():
+            await anyio.sleep(DISCONNECT_POLL)
+            if await gone():
+                stop("the client went away")
+                return
+
     try:
-        return await anyio.to_thread.run_sync(body, abandon_on_cancel=True)
+        async with anyio.create_task_group() as tg:
+            if gone is not None:
+                tg.start_soon(watch)
+            result = await anyio.to_thread.run_sync(body, abandon_on_cancel=True)
+            tg.cancel_scope.cancel()
+        return result
     finally:
         if not finished.is_set():
             stop("cancelled by the client")
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(finished.wait, STOP_WAIT)
+
+
+def _disconnected(ctx: Context | None) -> Callable[[], Awaitable[bool]] | None:
+    """Whether the HTTP request that carries this call has lost its client (None over stdio, where the server
+    ends when its input does)."""
+    try:
+        request = ctx.request_context.request if ctx is not None else None
+    except ValueError:  # no request: a call from inside the server
+        return None
+    check = getattr(request, "is_disconnected", None)
+    return check if callable(check) else None
 
 
 # -- serving ------------------------------------------------------------------------------------------------

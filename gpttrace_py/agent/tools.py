@@ -400,6 +400,8 @@ def _refused(exc: GpttraceError) -> dict[str, Any]:
     hint = exc.hint
     if hint and "--unsafe" in hint:  # a client cannot pass it: the server's owner can
         hint = "only the person who starts this server can allow it (gpttrace mcp --unsafe)"
+    if suggestions:  # the command line's hint spells them as commands
+        hint = "ask for one of the suggestions, or say it another way"
     return {"outcome": "refused" if exc.code == ExitCode.USAGE else "failed",
             "reason": clip(exc.message)[0], "hint": clip(hint)[0] if hint else None,
             "suggestions": [clean(s) for s in suggestions]}
