@@ -387,3 +387,63 @@ def test_client_that_goes_away_leaves_nothing_attached(transport: str) -> None:
         _gone(pid, progs)
         if proc is not None:
             assert proc.poll() is None  # the server itself goes on serving
+
+
+@pytest.mark.kernel
+@pytest.mark.slow
+@pytest.mark.parametrize("transport", ["stdio", "http"])
+def test_server_stopped_mid_run_leaves_nothing_attached(transport: str) -> None:
+    """SIGTERM to the server mid-run: it stops the run, the tracer detaches, the server exits."""
+    from test_endings import descendants
+
+    with contextlib.ExitStack() as stack:
+        if transport == "stdio":
+            where, proc = GPTTRACE, None
+        else:
+            proc, where = stack.enter_context(http_server())
+        client = subprocess.Popen([sys.executable, "-c", KILLED_CLIENT, transport, where, OPENS_BY_CAT],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            pid, progs = _bpftrace_programs()
+            if proc is not None:
+                server = proc.pid
+            else:
+                (server,) = [p for p, comm in descendants(client.pid).items() if comm == "gpttrace"]
+            os.kill(server, signal.SIGTERM)
+            _gone(pid, progs)
+            deadline = time.monotonic() + 20
+            while Path(f"/proc/{server}").exists() and time.monotonic() < deadline:
+                if proc is not None and proc.poll() is not None:
+                    break
+                time.sleep(0.1)
+            assert proc.poll() is not None if proc is not None else not _alive(server)
+        finally:
+            client.kill()
+            client.wait()
+
+
+def _alive(pid: int) -> bool:
+    """A process that exists and is not a zombie waiting for its parent."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] != "Z"
+
+
+@pytest.mark.kernel
+@pytest.mark.slow
+def test_unsafe_program_runs_only_when_the_server_allows_it(tmp_path: Path) -> None:
+    program = 'tracepoint:syscalls:sys_enter_openat /comm == "cat"/ { system("true"); @n = count(); }'
+
+    async def main() -> dict[str, Any]:
+        async with stdio_session("--unsafe") as session:
+            doc = await call(session, "doctor", {})
+            assert doc["unsafe_allowed"] is True
+            with opening(tmp_path / "target"):
+                return await call(session, "run", {"program": program, "seconds": 2})
+
+    ran = anyio.run(main)
+    assert ran["outcome"] == "ok", ran
+    (n,) = [a for a in ran["aggregates"] if a["name"] == "n"]
+    assert n["data"] >= 5

@@ -9,9 +9,12 @@ that started it dies (run/process.py, PR_SET_PDEATHSIG).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import ipaddress
+import os
 import signal
+import sys
 import threading
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
@@ -22,7 +25,7 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import ToolAnnotations
 from pydantic import Field
 
-from ..errors import UsageError
+from ..errors import ExitCode, UsageError
 from . import library
 from .tools import (
     AgentTools,
@@ -216,17 +219,35 @@ def parse_http(address: str) -> tuple[str, int]:
 
 
 def serve(tools: AgentTools, http: tuple[str, int] | None) -> None:
-    """Serve until the client goes away (stdio), or until SIGINT/SIGTERM; then stop every run left."""
+    """Serve until the client goes away (stdio) or SIGINT/SIGTERM; every run left is stopped before the end."""
     server = build(tools)
-    previous = signal.signal(signal.SIGTERM, lambda *_: signal.raise_signal(signal.SIGINT))
     try:
         if http is None:
+            _stop_on_signals(tools)
             anyio.run(server.run_stdio_async)
         else:
-            anyio.run(functools.partial(_serve_http, server, *http))
+            anyio.run(functools.partial(_serve_http, server, *http))  # uvicorn stops on SIGINT/SIGTERM
     finally:
         tools.stop_all("the server stopped")
-        signal.signal(signal.SIGTERM, previous)
+
+
+def _stop_on_signals(tools: AgentTools) -> None:
+    """On SIGINT or SIGTERM: stop every run, wait until its tracer has exited, and exit (130). The stdio
+    transport cannot be cancelled while it waits for the client's next line, so the server ends here rather
+    than through it."""
+
+    def finish() -> None:
+        tools.stop_all("the server stopped")
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(OSError, ValueError):
+                stream.flush()
+        os._exit(ExitCode.INTERRUPTED)
+
+    def handler(signum: int, frame: object) -> None:
+        threading.Thread(target=finish, name="gpttrace-mcp-stop").start()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, handler)
 
 
 async def _serve_http(server: MCPServer, host: str, port: int) -> None:

@@ -195,7 +195,11 @@ class AgentTools:
 
             ui = AgentUI()
             options = TraceOptions(backend=backend, retries=RETRIES, yes=True, dry_run=True, unsafe=self.unsafe)
-            result = trace(request, get_planner(offline=True), options, ui)
+            self._take_slot()  # the dry run loads the program
+            try:
+                result = trace(request, get_planner(offline=True), options, ui)
+            finally:
+                self._slots.release()
         except GpttraceError as exc:
             return PlanResult(**_refused(exc), loads=False if exc.code == ExitCode.TRACE_FAILED else None)
         facts = _facts(result)
@@ -216,9 +220,7 @@ class AgentTools:
                                     "cap)", f"ask for {self.max_seconds:g} s or less", ExitCode.USAGE)
             if not 1 <= max_lines <= MAX_LINES:
                 raise GpttraceError(f"max_lines must be from 1 to {MAX_LINES}", None, ExitCode.USAGE)
-            if not self._slots.acquire(blocking=False):
-                raise GpttraceError(f"{self.max_runs} runs are already in progress on this server",
-                                    "wait for one to end", ExitCode.USAGE)
+            self._take_slot()
         except GpttraceError as exc:
             return RunResult(**_refused(exc), seconds=round(time.monotonic() - started, 3))
         key = id(stop)
@@ -257,6 +259,12 @@ class AgentTools:
             aggregates=collector.aggregates, aggregates_truncated=collector.aggregates_truncated,
             lost=outcome.lost if outcome is not None else 0, ended=_ended(outcome, stop),
             seconds=round(time.monotonic() - started, 3), messages=list(ui.messages))
+
+    def _take_slot(self) -> None:
+        """One of the ``max_runs`` programs that may be loaded at once, or a refusal."""
+        if not self._slots.acquire(blocking=False):
+            raise GpttraceError(f"{self.max_runs} programs are already loaded by this server's calls",
+                                "wait for a run to end", ExitCode.USAGE)
 
     def _run_request(self, request: str, seconds: float | None, backend: Backend, stop: Stop, ui: AgentUI) -> Any:
         from ..execute import TraceOptions
