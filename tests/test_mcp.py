@@ -202,7 +202,7 @@ async def scenario(session: ClientSession, tmp_path: Path) -> list[str]:
     mine = [e for e in ran["events"] if e["fields"] and e["fields"].get("PATH") == str(target)]
     assert len(mine) >= 5, ran["events"][:20]
     assert all(e["fields"]["COMM"] == "cat" for e in ran["events"])
-    assert ran["ended"] == "stopped after the asked duration" and ran["events_total"] >= len(ran["events"])
+    assert ran["ended"] == "stopped after 2 s, as asked" and ran["events_total"] >= len(ran["events"])
 
     with opening(target):
         counted = await call(session, "run", {"program": OPENS_BY_CAT, "seconds": 2, "max_lines": 10}, log)
@@ -447,3 +447,18 @@ def test_unsafe_program_runs_only_when_the_server_allows_it(tmp_path: Path) -> N
     assert ran["outcome"] == "ok", ran
     (n,) = [a for a in ran["aggregates"] if a["name"] == "n"]
     assert n["data"] >= 5
+
+
+@pytest.mark.kernel
+@pytest.mark.slow
+def test_run_time_is_capped_by_the_server() -> None:
+    async def main() -> tuple[dict[str, Any], dict[str, Any]]:
+        async with stdio_session("--max-seconds", "3", "--default-seconds", "1") as session:
+            said = await call(session, "run", {"request": "count syscalls by process for 30 seconds"})
+            default = await call(session, "run", {"request": "count syscalls by process"})
+            return said, default
+
+    said, default = anyio.run(main)
+    assert said["outcome"] == "ok" and said["ended"] == "stopped at this server's cap of 3 s", said
+    assert said["seconds"] < 10 and said["aggregates"] and said["aggregates"][0]["entries"] > 0
+    assert default["ended"] == "stopped after this server's default of 1 s" and default["seconds"] < 3

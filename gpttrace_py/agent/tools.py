@@ -257,7 +257,7 @@ class AgentTools:
             **facts, outcome="failed" if crashed else "ok", reason=crashed,
             events=collector.events, events_total=result.events, events_truncated=collector.events_truncated,
             aggregates=collector.aggregates, aggregates_truncated=collector.aggregates_truncated,
-            lost=outcome.lost if outcome is not None else 0, ended=_ended(outcome, stop),
+            lost=outcome.lost if outcome is not None else 0, ended=self._ended(outcome, stop, seconds, result),
             seconds=round(time.monotonic() - started, 3), messages=list(ui.messages))
 
     def _take_slot(self) -> None:
@@ -287,6 +287,26 @@ class AgentTools:
         outcome = show_and_run(planned, options, ui, None)
         assert outcome is not None  # -y: never asked
         return finish(outcome, planned, options, ui)
+
+    def _ended(self, outcome: Any, stop: Stop, seconds: float | None, result: Any) -> str:
+        """How a run ended, in words."""
+        if outcome is None:
+            return "not run"
+        if outcome.crashed:
+            return clean(outcome.crashed)
+        reason = outcome.stop_reason
+        if reason == "stop requested":
+            return stop.why or "stopped"
+        if reason == "duration":
+            said = ((result.planned.plan if result.planned is not None else None) or {}).get("duration_s")
+            if seconds is not None:
+                return f"stopped after {seconds:g} s, as asked"
+            if said:
+                return f"stopped after {said:g} s, as the request said"
+            return f"stopped after this server's default of {self.default_seconds:g} s"
+        if reason is None:
+            return "the program ended by itself"
+        return clean(reason)
 
     def stop_all(self, why: str, wait: float = 15.0) -> bool:
         """Stop every run in progress; True once all have ended (within ``wait`` s)."""
@@ -429,18 +449,3 @@ def _facts(result: Any) -> dict[str, Any]:
         "program": clip(program.text)[0] if program is not None else None,
         "attempts": [clean(f.summary()) for f in result.attempts],
     }
-
-
-def _ended(outcome: Any, stop: Stop) -> str:
-    if outcome is None:
-        return "not run"
-    if outcome.crashed:
-        return clean(outcome.crashed)
-    reason = outcome.stop_reason
-    if reason == "stop requested":
-        return stop.why or "stopped"
-    if reason == "duration":
-        return "stopped after the asked duration"
-    if reason is None:
-        return "the program ended by itself"
-    return clean(reason)
