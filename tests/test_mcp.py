@@ -74,10 +74,20 @@ def test_ready_line_goes_last_in_begin_or_in_a_begin_of_its_own() -> None:
     ('tracepoint:syscalls:sys_enter_openat { printf("%s\\n", str(args->filename)); ', "missing"),
     ('tracepoint:syscalls:sys_enter_kill { signal("SIGKILL"); }', "changes the system"),
     ('#define S sys##tem\ntracepoint:syscalls:sys_enter_openat { S("id"); }', "changes the system"),
+    ('BEGIN { cat("/etc/shadow"); exit(); }', "reads any file"),
+    ('#include "/etc/shadow"\nBEGIN { exit(); }', "includes a file"),
+    ('#include </etc/shadow>\nBEGIN { exit(); }', "includes a file"),
+    ('#include <../../../etc/shadow.h>\nBEGIN { exit(); }', "includes a file"),
 ])
 def test_client_programs_that_are_refused(program: str, why: str) -> None:
     with pytest.raises(GpttraceError, match=why):
         prepare(program, allow_unsafe=False)
+
+
+def test_client_program_may_include_system_headers() -> None:
+    planned = prepare("#include <linux/sched.h>\ntracepoint:sched:sched_switch { @[comm] = count(); }", False)
+    assert planned.program.text.startswith("#include <linux/sched.h>")
+    assert prepare('BEGIN { cat("/etc/hostname"); exit(); }', allow_unsafe=True).program.layout.ready
 
 
 def test_http_serves_only_loopback() -> None:

@@ -5,6 +5,11 @@ comment closed), the unsafe-call check (safety.check, refused unless the server 
 --unsafe), and then the load itself (the verifier) when it runs. BCC programs are refused: a BCC program
 is a Python program, and running a client's Python as root is running anything at all.
 
+A client is not the person at the terminal, so two things a root user may do in their own program are
+refused from a client unless the server was started with --unsafe: ``cat()``, which prints any file, and
+including anything but a system header (``#include <linux/sched.h>``): clang quotes an included file's
+lines in its errors, and those come back to the client.
+
 To know when every probe is attached (when its events start to count), the program prints a line no
 traced data can forge as the last thing BEGIN does: appended to its BEGIN block, or a BEGIN block of its
 own (bpftrace runs BEGIN once the other probes are attached).
@@ -13,6 +18,7 @@ own (bpftrace runs BEGIN once the other probes are attached).
 from __future__ import annotations
 
 import os
+import re
 
 from .. import safety
 from ..errors import UsageError
@@ -22,6 +28,8 @@ from ..render.program import ProgramLayout, RenderedProgram
 MAX_PROGRAM_BYTES = 64 * 1024
 READY_PREFIX = "gpttrace-ready-"
 OVERLOAD_HINT = "count in the kernel instead of printing each event, e.g. @[comm] = count()"
+READS_FILES = {"cat": "reads any file on this machine, as root, for the client"}
+_SYSTEM_HEADER = re.compile(r"#\s*include\s*<(?!/)(?![^>]*\.\.)[A-Za-z0-9_][A-Za-z0-9_./+-]*\.h>\s*$")
 
 
 def prepare(text: str, allow_unsafe: bool) -> PlannedProgram:
@@ -40,11 +48,25 @@ def prepare(text: str, allow_unsafe: bool) -> PlannedProgram:
     if not outline.blocks:
         raise UsageError("the program has no probe block")
     safety.check(text, "bpftrace", allow_unsafe)
+    reads = file_reads(outline)
+    if reads and not allow_unsafe:
+        raise UsageError(f"refusing a client's program that {safety.describe(reads)}",
+                         "only the person who starts this server can allow it (gpttrace mcp --unsafe)")
     ready = READY_PREFIX + os.urandom(8).hex()
     marked = with_ready_line(text, ready)
     program = RenderedProgram("bpftrace", marked, ProgramLayout(ready=ready))
     return PlannedProgram(program=program, spec={"title": "the client's program"}, source="the client",
                           overload_hint=OVERLOAD_HINT)
+
+
+def file_reads(outline: safety.Outline) -> list[tuple[str, str]]:
+    """(what, why) for each way the program reads files of this machine other than system headers."""
+    found = [(name, why) for name, why in READS_FILES.items() if name in outline.calls]
+    for directive in outline.directives:
+        if re.match(r"#\s*include\b", directive) and not _SYSTEM_HEADER.match(directive):
+            found.append((directive.strip()[:80], "includes a file other than a system header (its lines come back "
+                                                  "in error messages)"))
+    return found
 
 
 def with_ready_line(text: str, line: str) -> str:
