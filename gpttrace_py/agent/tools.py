@@ -15,7 +15,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -23,6 +23,10 @@ from ..errors import ExitCode, GpttraceError, UnmappableIntent
 from ..ui import UI
 from .bounds import MESSAGES, Aggregate, Collector, Event, clean, clip
 from .client_program import MAX_PROGRAM_BYTES, READY_PREFIX, prepare
+
+if TYPE_CHECKING:
+    from ..execute import TraceResult
+    from ..run import RunOutcome
 
 Backend = Literal["auto", "bpftrace", "bcc"]
 MAX_REQUEST_CHARS = 2000
@@ -178,7 +182,6 @@ class AgentTools:
     max_seconds: float = 60.0
     max_runs: int = 4
     _slots: threading.BoundedSemaphore = field(init=False)
-    _active: set[int] = field(default_factory=set, init=False)
     _stops: dict[int, Stop] = field(default_factory=dict, init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
 
@@ -266,7 +269,8 @@ class AgentTools:
             raise GpttraceError(f"{self.max_runs} programs are already loaded by this server's calls",
                                 "wait for a run to end", ExitCode.USAGE)
 
-    def _run_request(self, request: str, seconds: float | None, backend: Backend, stop: Stop, ui: AgentUI) -> Any:
+    def _run_request(self, request: str, seconds: float | None, backend: Backend, stop: Stop,
+                     ui: AgentUI) -> TraceResult:
         from ..execute import TraceOptions
         from ..pipeline import trace
         from ..planning.select import get_planner
@@ -275,7 +279,7 @@ class AgentTools:
                                unsafe=self.unsafe, max_seconds=self.default_seconds, stop_event=stop.event)
         return trace(request, get_planner(offline=True), options, ui)
 
-    def _run_program(self, text: str, seconds: float | None, stop: Stop, ui: AgentUI) -> Any:
+    def _run_program(self, text: str, seconds: float | None, stop: Stop, ui: AgentUI) -> TraceResult:
         from .. import safety
         from ..execute import TraceOptions, check_settings, finish, show_and_run
 
@@ -288,7 +292,7 @@ class AgentTools:
         assert outcome is not None  # -y: never asked
         return finish(outcome, planned, options, ui)
 
-    def _ended(self, outcome: Any, stop: Stop, seconds: float | None, result: Any) -> str:
+    def _ended(self, outcome: RunOutcome | None, stop: Stop, seconds: float | None, result: TraceResult) -> str:
         """How a run ended, in words."""
         if outcome is None:
             return "not run"
@@ -435,7 +439,7 @@ def _refused(exc: GpttraceError) -> dict[str, Any]:
             "suggestions": [clean(s) for s in suggestions]}
 
 
-def _facts(result: Any) -> dict[str, Any]:
+def _facts(result: TraceResult) -> dict[str, Any]:
     """What a TraceResult says about the program: the plan record, the text, the failed attempts."""
     planned = result.planned
     record = (planned.plan if planned is not None else None) or {}
