@@ -303,22 +303,30 @@ def _bpftrace_programs(timeout: float = 60) -> tuple[int, set[int]]:
     raise AssertionError("no bpftrace with programs attached appeared")
 
 
-def _gone(pid: int, progs: set[int], timeout: float = 20) -> None:
-    """The tracer has exited and every program it held is gone from the kernel."""
+def _unowned() -> set[int]:
+    from test_endings import unowned_programs
+
+    return unowned_programs()
+
+
+def _gone(pid: int, progs: set[int], unowned_before: set[int], timeout: float = 20) -> None:
+    """The tracer has exited, every program it held is gone from the kernel, and no program is left that no
+    process holds (what a leak would look like) beyond those there before the run."""
     from test_endings import loaded_programs
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not Path(f"/proc/{pid}").exists() and not progs & loaded_programs():
+        if not Path(f"/proc/{pid}").exists() and not progs & loaded_programs() and not _unowned() - unowned_before:
             return
         time.sleep(0.2)
     raise AssertionError(f"bpftrace {pid} alive: {Path(f'/proc/{pid}').exists()}; "
-                         f"programs still loaded: {progs & loaded_programs()}")
+                         f"programs still loaded: {progs & loaded_programs()}; "
+                         f"new programs without an owner: {_unowned() - unowned_before}")
 
 
 async def _cancel_long_run(session: ClientSession) -> tuple[float, set[int]]:
     """Start a 50 s run, cancel the call once its programs are attached; seconds from cancel to detached."""
-    found: dict[str, Any] = {}
+    found: dict[str, Any] = {"unowned": await anyio.to_thread.run_sync(_unowned)}
     async with anyio.create_task_group() as tg:
         async def long_run() -> None:
             await session.call_tool("run", {"request": "count syscalls by process", "seconds": 50})
@@ -328,7 +336,7 @@ async def _cancel_long_run(session: ClientSession) -> tuple[float, set[int]]:
         found["pid"], found["progs"] = await anyio.to_thread.run_sync(_bpftrace_programs)
         tg.cancel_scope.cancel()
     started = time.monotonic()
-    await anyio.to_thread.run_sync(_gone, found["pid"], found["progs"])
+    await anyio.to_thread.run_sync(_gone, found["pid"], found["progs"], found["unowned"])
     assert "finished" not in found
     # the session still works after a cancelled call
     doc = await session.call_tool("doctor", {})
@@ -387,6 +395,7 @@ def test_client_that_goes_away_leaves_nothing_attached(transport: str) -> None:
             where, proc = GPTTRACE, None
         else:
             proc, where = stack.enter_context(http_server())
+        before = _unowned()
         client = subprocess.Popen([sys.executable, "-c", KILLED_CLIENT, transport, where, OPENS_BY_CAT],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
@@ -394,7 +403,7 @@ def test_client_that_goes_away_leaves_nothing_attached(transport: str) -> None:
         finally:
             client.kill()
             client.wait()
-        _gone(pid, progs)
+        _gone(pid, progs, before)
         if proc is not None:
             assert proc.poll() is None  # the server itself goes on serving
 
@@ -411,6 +420,7 @@ def test_server_stopped_mid_run_leaves_nothing_attached(transport: str) -> None:
             where, proc = GPTTRACE, None
         else:
             proc, where = stack.enter_context(http_server())
+        before = _unowned()
         client = subprocess.Popen([sys.executable, "-c", KILLED_CLIENT, transport, where, OPENS_BY_CAT],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
@@ -420,7 +430,7 @@ def test_server_stopped_mid_run_leaves_nothing_attached(transport: str) -> None:
             else:
                 (server,) = [p for p, comm in descendants(client.pid).items() if comm == "gpttrace"]
             os.kill(server, signal.SIGTERM)
-            _gone(pid, progs)
+            _gone(pid, progs, before)
             deadline = time.monotonic() + 20
             while Path(f"/proc/{server}").exists() and time.monotonic() < deadline:
                 if proc is not None and proc.poll() is not None:
