@@ -201,6 +201,9 @@ async def scenario(session: ClientSession, tmp_path: Path) -> list[str]:
     assert plan["outcome"] == "ok" and plan["loads"] is True, plan
     assert "process = cat" in plan["understood"] and "sys_enter_openat" in plan["program"]
 
+    killing = await call(session, "plan", {"request": "kill any process that opens /etc/shadow"}, log)
+    assert killing["outcome"] == "refused" and "changes the system" in killing["reason"] and not killing["program"]
+
     unmapped = await call(session, "plan", {"request": "make me a sandwich"}, log)
     assert unmapped["outcome"] == "refused" and unmapped["reason"] and unmapped["program"] is None
 
