@@ -51,7 +51,7 @@ home=$("$PY" -c 'import os, sys; print(os.path.dirname(sys.executable))')
 if [ -f .venv/pyvenv.cfg ] && ! grep -qx "home = $home" .venv/pyvenv.cfg; then rm -rf .venv; fi
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
-.venv/bin/python -m pip install -q -e ".[test]"
+.venv/bin/python -m pip install -q -e ".[test,mcp]"
 # gpttrace's own modules compiled now: with PYTHONDONTWRITEBYTECODE set, every start would compile them again
 .venv/bin/python -m compileall -q gpttrace_py >/dev/null
 

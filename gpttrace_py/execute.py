@@ -72,6 +72,7 @@ class TraceResult:
     attempts: list[LoadFailure] = field(default_factory=list)
     events: int = 0
     planned: PlannedProgram | None = None  # the program that ran (loaded and attached)
+    outcome: RunOutcome | None = None  # how the run went: lost events, why it stopped (None: not run)
 
 
 def parse_command(text: str | None) -> list[str] | None:
@@ -202,15 +203,16 @@ def finish(outcome: RunOutcome, planned: PlannedProgram, options: TraceOptions, 
     spec = None if isinstance(planned.spec, dict) else planned.spec
     if options.dry_run:
         ui.talk(f"The program loads and attaches on this kernel ({planned.program.backend}).")
-        return TraceResult(ExitCode.OK, spec, planned.program, planned=planned)
+        return TraceResult(ExitCode.OK, spec, planned.program, planned=planned, outcome=outcome)
     if outcome.output_error:
         raise GpttraceError(f"cannot write the output: {outcome.output_error}",
                             "free some space, or send the output somewhere else", ExitCode.TRACE_FAILED)
     if outcome.interrupted:
-        return TraceResult(ExitCode.INTERRUPTED, spec, planned.program, events=outcome.events, planned=planned)
+        return TraceResult(ExitCode.INTERRUPTED, spec, planned.program, events=outcome.events, planned=planned,
+                           outcome=outcome)
     if outcome.crashed:
         raise GpttraceError(outcome.crashed, "see the messages above; nothing is left attached", ExitCode.TRACE_FAILED)
-    return TraceResult(ExitCode.OK, spec, planned.program, events=outcome.events, planned=planned)
+    return TraceResult(ExitCode.OK, spec, planned.program, events=outcome.events, planned=planned, outcome=outcome)
 
 
 def max_seconds(options: TraceOptions, ui: UI) -> float | None:

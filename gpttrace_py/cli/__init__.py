@@ -21,6 +21,7 @@ SUBCOMMANDS = {
     "explain": ("gpttrace_py.cli.explain", "explain"),
     "config": ("gpttrace_py.cli.config", "config"),
     "log": ("gpttrace_py.cli.log", "log"),
+    "mcp": ("gpttrace_py.cli.mcp", "mcp"),
 }
 
 

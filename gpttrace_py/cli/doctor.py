@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
+
+if TYPE_CHECKING:
+    from ..kernel.features import Features
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -30,7 +35,25 @@ def doctor(json_out: bool, probe: bool) -> None:
     if json_out:
         click.echo(json.dumps({**as_dict(f), "tracepoints": n_tp, "kernel_headers": headers}, indent=2))
         return
-    rows = [
+    rows = checks(f, n_tp, headers)
+    problems = 0
+    for name, value, fix in rows:
+        ok = bool(value) and value != "not probed"
+        mark = "ok " if ok else "-- "
+        shown = "yes" if value is True else ("no" if value in (False, None) else str(value))
+        click.echo(f"{mark} {name:<15} {shown}")
+        if not ok:
+            problems += 1
+            click.echo(f"    fix: {fix}")
+    essential = f.root and f.tracefs and (f.bpftrace or f.bcc_python)
+    click.echo("\nReady to trace." if essential else "\nNot ready: fix the items above.")
+    if not essential:
+        raise SystemExit(2)
+
+
+def checks(f: Features, n_tp: int, headers: bool) -> list[tuple[str, object, str]]:
+    """(what, what this machine has, how to fix it) for each thing tracing needs; a falsy value is missing."""
+    return [
         ("root", f.root, "run gpttrace as root (sudo gpttrace ...): loading BPF programs needs CAP_BPF/CAP_SYS_ADMIN"),
         ("bpftrace", f.bpftrace and f"{f.bpftrace} (v{f.bpftrace_version})", "apt-get install -y bpftrace"),
         (
@@ -60,16 +83,3 @@ def doctor(json_out: bool, probe: bool) -> None:
             f.notes.get("lsm", "boot with lsm=...,bpf; gpttrace can only observe (not deny) without it"),
         ),
     ]
-    problems = 0
-    for name, value, fix in rows:
-        ok = bool(value) and value != "not probed"
-        mark = "ok " if ok else "-- "
-        shown = "yes" if value is True else ("no" if value in (False, None) else str(value))
-        click.echo(f"{mark} {name:<15} {shown}")
-        if not ok:
-            problems += 1
-            click.echo(f"    fix: {fix}")
-    essential = f.root and f.tracefs and (f.bpftrace or f.bcc_python)
-    click.echo("\nReady to trace." if essential else "\nNot ready: fix the items above.")
-    if not essential:
-        raise SystemExit(2)
