@@ -36,3 +36,12 @@ class UnmappableIntent(GpttraceError):
             hint = "try one of:\n" + "\n".join(f"  gpttrace \"{s}\"" for s in suggestions)
         super().__init__(message, hint, ExitCode.USAGE)
         self.suggestions = suggestions or []
+
+
+class MissingFeature(UnmappableIntent):
+    """The request needs what this machine lacks (kprobes, hardware counters...). ``program`` is, when one can
+    be written, the spec of a program for a machine that has it: shown and saved (--dry-run -o), never loaded."""
+
+    def __init__(self, message: str, program: object | None = None) -> None:
+        super().__init__(message, [])
+        self.program = program

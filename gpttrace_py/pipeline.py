@@ -6,7 +6,7 @@ the error goes back to the planner, which revises the spec; each attempt is show
 
 from __future__ import annotations
 
-from .errors import ExitCode, GpttraceError, UsageError
+from .errors import ExitCode, GpttraceError, MissingFeature, UsageError
 from .execute import (
     DEFAULT_MAX_EVENT_RATE,
     DEFAULT_NONINTERACTIVE_SECONDS,
@@ -124,7 +124,11 @@ def _trace(intent: str, planner: Planner, options: TraceOptions, ui: UI, catalog
         from .planning.plan import make_plan
 
         starting = (os.path.basename(options.command[0]),) if options.command else ()
-        plan = make_plan(planner, intent, ctx, options.unsafe, starting)
+        try:
+            plan = make_plan(planner, intent, ctx, options.unsafe, starting)
+        except MissingFeature as exc:
+            _show_unloadable(exc, options, ui, catalog)
+            raise
         spec, plan_record = plan.spec, plan.record()
     timings.mark("plan")
     check_pid(spec.filter.pid)
@@ -193,6 +197,19 @@ def _trace(intent: str, planner: Planner, options: TraceOptions, ui: UI, catalog
     listing = "\n".join(f"  {i}. {f.summary()}" for i, f in enumerate(failures, 1))
     raise GpttraceError(f"no program loaded after {len(failures)} attempt(s):\n{listing}", _failure_hint(failures),
                         ExitCode.TRACE_FAILED)
+
+
+def _show_unloadable(exc: MissingFeature, options: TraceOptions, ui: UI, catalog: Catalog) -> None:
+    """A program for a machine that has what this one lacks: shown, and saved with --dry-run -o; never loaded."""
+    from .execute import _save
+
+    if not isinstance(exc.program, ProgramSpec):
+        return
+    program = render(exc.program, "bpftrace", catalog)
+    ui.talk("(the program a kernel with this feature would run; it is not loaded here)")
+    ui.show_program(program, exc.program)
+    if options.output and options.dry_run:
+        _save(program, options.output, ui)
 
 
 def planned(spec: ProgramSpec, program: RenderedProgram, source: str,

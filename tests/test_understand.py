@@ -181,3 +181,12 @@ def test_number_words_and_time_bounds_are_slots():
     assert it.top == 10
     it = parse("what are the slowest fsyncs, over 10 ms")
     assert it.latency_bound == (">", 10_000_000) and "latency" in it.actions
+
+
+def test_a_program_for_a_missing_feature_is_shown_and_saved_not_loaded(cli, catalog, tmp_path):
+    if catalog.features.kprobes:
+        pytest.skip("this kernel has kprobes")
+    out = tmp_path / "kfunc.bt"
+    r = cli("--offline", "--dry-run", "-o", str(out), "count calls to the kernel function do_sys_openat2")
+    assert r.returncode == 2 and "kprobes" in r.stderr and "not loaded here" in r.stderr
+    assert "kprobe:do_sys_openat2" in out.read_text() and "count()" in out.read_text()

@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from ..errors import UnmappableIntent
+from ..errors import MissingFeature, UnmappableIntent
 from . import lexicon as lexicon_mod
 from .intent import Intent, _has_phrase
 
@@ -86,7 +86,34 @@ def check_request(text: str, catalog: Catalog, unsafe: bool, lang: str = "en", c
         # --unsafe and a planner that writes such programs (a model): safety.py still checks what it wrote
     missing = missing_need(text, catalog, lang)
     if missing is not None:
-        raise UnmappableIntent(missing, [])
+        raise MissingFeature(missing, kprobe_program(text) if not catalog.features.kprobes else None)
+
+
+def kprobe_program(text: str) -> ProgramSpec | None:
+    """For "the kernel function X" on a kernel without kprobes: the program a kernel with them would run (a count
+    by process, the time each call takes, or each call), to show and save; None when no function is named."""
+    from ..spec import ProgramSpec
+    from .intent import parse
+
+    m = (re.search(r"\b(?:function|functions|kprobe|kretprobe|symbol|routine)\s+(?:named\s+|called\s+)?"
+                   r"([a-z_][a-z0-9_]{2,63})\b", text, re.IGNORECASE)
+         or re.search(r"\b([a-z_][a-z0-9_]{2,63})\s*\(\)", text))
+    if m is None:
+        return None
+    fn = m.group(1)
+    it = parse(text)
+    base = {"rationale": f"a kprobe fires on every call of the kernel function {fn}() (needs CONFIG_KPROBES)"}
+    if "latency" in it.actions:
+        return ProgramSpec.model_validate({**base, "title": f"{fn}() latency (us)",
+                                           "start": {"probes": [f"kprobe:{fn}"], "key": ["tid"]},
+                                           "probes": [f"kretprobe:{fn}"],
+                                           "aggregates": [{"func": "hist", "value": "delta / 1000", "unit": "us"}]})
+    if "count" in it.actions or it.group_by:
+        return ProgramSpec.model_validate({**base, "title": f"{fn}() calls by process", "probes": [f"kprobe:{fn}"],
+                                           "aggregates": [{"func": "count",
+                                                           "keys": [{"expr": "comm", "label": "COMM"}]}]})
+    return ProgramSpec.model_validate({**base, "title": f"{fn}() calls", "probes": [f"kprobe:{fn}"],
+                                       "print": [{"expr": "pid", "label": "PID"}, {"expr": "comm", "label": "COMM"}]})
 
 
 def missing_need(text: str, catalog: Catalog, lang: str = "en") -> str | None:
