@@ -463,7 +463,7 @@ def parse(raw: str) -> Intent:
     if m:
         it.port = int(m.group(1))
     it.signal = _signal_number(low)
-    m = re.search(r"(/[\w./+-]+)", text)
+    m = re.search(r"(?:^|(?<=[\s\"'`(=:]))(/[\w./+-]+)", text)  # a path, not the "/O" of "I/O"
     if m and not re.match(r"/\d", m.group(1)):
         it.path = m.group(1)
     it.errors_only = it.has("failed", "failing", "failures", "fail", "fails", "errors", "error", "unsuccessful",

@@ -600,6 +600,11 @@ def adapt(spec: ProgramSpec, it: Intent, catalog: Catalog) -> ProgramSpec:
             spec = edits.set_keys(spec, keys)
     elif not wants_hist and _counts_events(spec, it, keys):
         spec = edits.to_aggregate(spec, "count", keys or GROUP_KEYS["comm"])
+    elif _counts_instead(spec, it):  # "count softirqs by vector": an example of their time, asked as a count
+        now = keys or [k.model_dump(exclude_none=True) for k in spec.aggregates[0].keys]
+        spec = edits.to_aggregate(spec, "count", now)
+        title = re.sub(r"\s*\((?:us|ms|ns|s|bytes)\)", "", spec.title)
+        spec = edits.retitle(spec, re.sub(r"\s+(?:time|latency|bytes|sizes?|duration)\b", "", title) + " (count)")
     elif keys and spec.aggregates and not is_profile and not wants_hist:
         current = [k.expr for k in spec.aggregates[0].keys]
         if current != [k["expr"] for k in keys]:
@@ -682,6 +687,14 @@ def _counts_events(spec: ProgramSpec, it: Intent, keys: list[dict[str, Any]] | N
         keys = [{}] if it.group_by or _groups_by_field(it) else []
     return (bool(spec.print) and not spec.aggregates and ("count" in it.actions or bool(keys))
             and not it.has("trace", "show", "print", "watch", "snoop", "log", "list"))
+
+
+def _counts_instead(spec: ProgramSpec, it: Intent) -> bool:
+    """An example that sums or histograms a value, asked for how many times ("count softirqs by vector")?"""
+    return (intent_shape(it) == "count" and bool(spec.aggregates) and not spec.print
+            and all(a.func not in ("count", "stats") for a in spec.aggregates)
+            and not it.has("time", "bytes", "how long", "total", "sum", "amount", "latency", "size", "sizes")
+            and not any(p.kind == "profile" for p in spec.probes))
 
 
 # a question that asks for the largest entries only: an example's "top N" stays
