@@ -109,8 +109,6 @@ def show_and_run(planned: PlannedProgram, options: TraceOptions, ui: UI, confirm
     if options.show_spec:
         ui.show_spec(planned.spec)
     ui.show_program(program, planned.spec, planned.source)
-    if options.output:
-        _save(program, options.output, ui)
     if explain is not None:
         explain(program)
     if not options.dry_run and not options.yes and confirmed != program.text:
@@ -125,6 +123,8 @@ def show_and_run(planned: PlannedProgram, options: TraceOptions, ui: UI, confirm
             return None
     elif uses and not options.dry_run:
         ui.warn(f"gpttrace: --unsafe: this program CHANGES THE SYSTEM: {safety.describe(uses)}")
+    if options.output:  # only once the run is accepted (or only checked, with --dry-run)
+        _save(program, options.output, ui)
     log(options, "spec", planned.spec)
     log(options, "program", program)
     run_options = RunOptions(command=options.command, duration=options.duration, json=options.json_out,
@@ -241,8 +241,13 @@ def _isatty(stream: Any) -> bool:
 
 
 def _save(program: RenderedProgram, path: str, ui: UI) -> None:
-    try:
-        Path(path).write_text(program.text)
+    from . import safefs
+
+    try:  # a new file renamed over the name: a symlink planted there is replaced, never followed
+        safefs.write_output(path, program.text)
+    except safefs.UnsafePath as exc:
+        raise GpttraceError(f"not writing {path}: {exc}", "write it in a folder that only root can write",
+                            ExitCode.USAGE) from None
     except OSError as exc:
         raise GpttraceError(f"cannot write {path}: {exc.strerror}", "choose another -o path", ExitCode.USAGE) from None
     ui.talk(f"(program saved to {path})")

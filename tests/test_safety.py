@@ -458,8 +458,9 @@ def test_real_session_log_on_a_full_disk(tmp_path: Path) -> None:
     log = SessionLog(mode="trace", directory=tmp_path)
     log.event("x")  # creates the file
     assert log.path is not None
-    log.path.unlink()
-    log.path.symlink_to("/dev/full")  # every append now fails with ENOSPC
+    full = os.open("/dev/full", os.O_WRONLY)  # the log is held by descriptor: make that descriptor /dev/full
+    os.dup2(full, log._fd)
+    os.close(full)  # every append now fails with ENOSPC
     warnings: list[str] = []
     sink = _SessionLogSink(log, warnings.append)
     sink.call("event", "aggregate", name="c", data={})
