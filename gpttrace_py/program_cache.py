@@ -155,6 +155,7 @@ def _program_data(program: RenderedProgram) -> dict[str, Any]:
         "header": layout.header,
         "columns": layout.columns,
         "titles": sorted(layout.titles),
+        "widths": layout.widths, "named_at": layout.named_at,
         "aggregates": {
             name: {"name": a.name, "func": a.func, "title": a.title, "key_labels": a.key_labels,
                    "value_label": a.value_label,
@@ -174,7 +175,8 @@ def _planned(entry: dict[str, Any]) -> PlannedProgram:
         for name, a in data["aggregates"].items()
     }
     layout = ProgramLayout(ready=str(data["ready"]), header=data["header"], columns=list(data["columns"]),
-                           titles=set(data["titles"]), aggregates=aggregates)
+                           titles=set(data["titles"]), aggregates=aggregates,
+                           widths=[int(w) for w in data["widths"]], named_at=[int(i) for i in data["named_at"]])
     program = RenderedProgram(backend=str(data["backend"]), text=str(data["text"]), layout=layout)
     if program.backend not in ("bpftrace", "bcc") or not isinstance(entry["spec"], dict):
         raise ValueError("not an entry of this format")

@@ -29,7 +29,7 @@ from . import lower
 from .bpftrace import _default_title, _probe_comment, _ready_title, _value_label
 from .escape import Code, comment, environment, ident, integer, slug, string_literal
 from .lower import Context
-from .program import AggregateLayout, ProgramLayout, RenderedProgram
+from .program import COLUMN_SEP, AggregateLayout, ProgramLayout, RenderedProgram
 
 STRLEN = 128  # bytes kept of a text value (gpttrace runs bpftrace with BPFTRACE_STRLEN=128 too)
 COMM_LEN = 16
@@ -993,7 +993,8 @@ class _Builder:
             last = i == len(fields) - 1 or slot.kind == "join"
             conv = "%d" if slot.kind == "int" else "0x%x" if slot.kind == "hex" else "%s"
             w = _width(label, conv)
-            convs.append(conv if last or w == 0 else conv.replace("%", f"%-{w}", 1))
+            convs.append(conv)  # not padded: separated by COLUMN_SEP, padded by the runner (or Output.event)
+            self.layout.widths.append(0 if last else w)
             heads.append("%s" if last or w == 0 else f"%-{w}s")
             labels.append(label)
             values.append(slot.py("e"))
@@ -1001,7 +1002,7 @@ class _Builder:
                 break  # like bpftrace's join(), the joined arguments end the line
         self.layout.header = " ".join(heads) % tuple(labels)
         self.layout.columns = labels
-        return slots, values, " ".join(convs), self.layout.header
+        return slots, values, COLUMN_SEP.join(convs), self.layout.header
 
     def emit_lines(self, gen: CGen, slots: list[Slot]) -> list[str]:
         fill: list[str] = []
@@ -1466,7 +1467,8 @@ def render(spec: ProgramSpec, catalog: Catalog) -> RenderedProgram:
         "ready": string_literal(b.layout.ready),
         "header": string_literal(header, 400) if header else None,
         "event_fields": [(string_literal(n), Code(t)) for n, t in event_fields],
-        "event_format": string_literal(ev_format, 400) if ev_format else None,
+        "event_format": string_literal(ev_format, 400, marks=True) if ev_format else None,
+        "event_widths": [integer(w) for w in b.layout.widths],
         "event_values": Code("".join(f"{v}, " for v in ev_values)),
         "ringbuf": b.ringbuf,
         "ringbuf_pages": integer(RINGBUF_PAGES),

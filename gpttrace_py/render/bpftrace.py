@@ -11,7 +11,7 @@ from ..spec.model import Filter
 from . import lower
 from .escape import Code, comment, environment, ident, integer, string_literal
 from .lower import Context
-from .program import NAME_MARK, AggregateLayout, ProgramLayout, RenderedProgram
+from .program import COLUMN_SEP, NAME_MARK, AggregateLayout, ProgramLayout, RenderedProgram
 
 _BUILTIN_TEXT = {"delta": "$delta"}
 MAX_INLINE_NAMES = 64
@@ -167,26 +167,29 @@ class _Builder:
         stmts: list[str] = []
         for i, (c, w) in enumerate(zip(cols, widths)):
             last = i == len(cols) - 1
+            # Columns are separated by COLUMN_SEP and not padded: the runner splits on it (a value with a space
+            # stays one field) and pads each column to its width in text output.
             if c.join:
                 # join() prints the whole argv array itself, ending the line
-                fmt = " ".join(fmt_parts)
-                stmts.append(f"printf({string_literal(fmt + ' ' if fmt else '', marks=True)}"
+                fmt = COLUMN_SEP.join(fmt_parts)
+                stmts.append(f"printf({string_literal(fmt + COLUMN_SEP if fmt else '', marks=True)}"
                              f"{''.join(', ' + a for a in args)});")
                 stmts.append(f"join({c.value});")
                 head_parts.append("%s")
                 labels.append(c.label)
+                self.layout.widths.append(0)
                 break
-            if c.names is not None:  # padded by the runner, once it has put the name in
-                self.layout.column_names.append((c.names, 0 if last else w))
-                conv = c.fmt
-            else:
-                conv = c.fmt if last or w == 0 else c.fmt.replace("%", f"%-{w}", 1)
-            fmt_parts.append(conv)
+            if c.names is not None:  # named by the runner
+                self.layout.column_names.append((c.names, 0))
+                self.layout.named_at.append(i)
+            fmt_parts.append(c.fmt)
             head_parts.append("%s" if last or w == 0 else f"%-{w}s")
             args.append(c.value)
             labels.append(c.label)
+            self.layout.widths.append(0 if last else w)
         else:
-            stmts.append(f"printf({string_literal(' '.join(fmt_parts) + chr(10), marks=True)}, {', '.join(args)});")
+            stmts.append(f"printf({string_literal(COLUMN_SEP.join(fmt_parts) + chr(10), marks=True)}, "
+                         f"{', '.join(args)});")
         header_args = ", ".join(string_literal(lab, 40) for lab in labels)
         header = f"printf({string_literal(' '.join(head_parts) + chr(10))}, {header_args});"
         self.layout.header = " ".join(head_parts) % tuple(labels)

@@ -13,7 +13,7 @@ from functools import lru_cache
 from typing import Any
 
 from ..spec.expr import IDENT_RE
-from .program import NAME_MARK
+from .program import COLUMN_SEP, NAME_MARK
 
 
 class Code(str):
@@ -48,10 +48,10 @@ _LITERAL_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t"}
 
 def string_literal(value: str, limit: int = 200, marks: bool = False) -> Code:
     """A double-quoted literal valid in bpftrace, C and Python: printable ASCII; backslash, quote, newline
-    and tab escaped; any other character becomes '?' (NAME_MARK too, unless ``marks``: the renderer's own
-    format strings)."""
+    and tab escaped; any other character becomes '?' (NAME_MARK and COLUMN_SEP too, unless ``marks``: the
+    renderer's own format strings)."""
     text = value.encode("utf-8", "replace").decode("utf-8")[:limit]
-    escapes = {**_LITERAL_ESCAPES, NAME_MARK: "\\x1e"} if marks else _LITERAL_ESCAPES
+    escapes = {**_LITERAL_ESCAPES, NAME_MARK: "\\x1e", COLUMN_SEP: "\\x1f"} if marks else _LITERAL_ESCAPES
     out = "".join(escapes.get(c, c if " " <= c <= "~" else "?") for c in text)
     return Code(f'"{out}"')
 
