@@ -185,7 +185,8 @@ def finish(outcome: RunOutcome, planned: PlannedProgram, options: TraceOptions, 
     if outcome.interrupted:
         return TraceResult(ExitCode.INTERRUPTED, spec, planned.program, events=outcome.events, planned=planned)
     if outcome.crashed:
-        raise GpttraceError(outcome.crashed, "see the messages above; nothing is left attached", ExitCode.TRACE_FAILED)
+        raise GpttraceError(outcome.crashed, "see the messages above" + _nothing_left(planned.program),
+                            ExitCode.TRACE_FAILED)
     return TraceResult(ExitCode.OK, spec, planned.program, events=outcome.events, planned=planned)
 
 
@@ -231,6 +232,13 @@ def spec_json(spec: ProgramSpec | dict[str, Any]) -> str:
     if isinstance(spec, dict):
         return json.dumps(spec, indent=2, ensure_ascii=False)
     return spec.model_dump_json(indent=2, exclude_none=True)
+
+
+def _nothing_left(program: RenderedProgram) -> str:
+    """'nothing is left attached' when that is sure: probes and bpf links (XDP, tcx) go when the tracer's
+    descriptors close, however it ended; a tc program on a kernel without tcx is a clsact filter, which would
+    stay (the program says so when it falls back to one), so nothing is claimed for tc programs."""
+    return "" if "attach_tc(" in program.text else "; nothing is left attached"
 
 
 def _isatty(stream: Any) -> bool:

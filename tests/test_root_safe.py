@@ -371,3 +371,70 @@ def test_escape_shows_controls_c1_and_bidi():
     assert escape("a\x1b[31mb\nc\x9b\u202ed\u2066") == "a\\x1b[31mb\\nc\\x9b\\u202ed\\u2066"
     assert escape("line1\nline2\x1b", keep_newlines=True) == "line1\nline2\\x1b"
     assert escape("plain text, é and 日本") == "plain text, é and 日本"
+
+
+# -- 3. XDP and tc detach even when the tracer is SIGKILLed ------------------------------------------------
+@pytest.fixture
+def veth_netns():
+    if os.geteuid() != 0 or not shutil.which("ip") or not shutil.which("bpftool"):
+        pytest.skip("needs root, ip and bpftool")
+    ns = f"gptns{uuid.uuid4().hex[:6]}"
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    try:
+        ip = ["ip", "-n", ns]
+        subprocess.run([*ip, "link", "add", "gv0", "type", "veth", "peer", "name", "gv1"], check=True)
+        subprocess.run([*ip, "link", "set", "gv0", "up"], check=True)
+        subprocess.run([*ip, "link", "set", "gv1", "up"], check=True)
+        yield ns
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
+def _bpf_links() -> dict[int, object]:
+    out = subprocess.run(["bpftool", "-j", "link", "show"], capture_output=True, text=True).stdout
+    return {link["id"]: link.get("type") for link in json.loads(out or "[]")}
+
+
+def _attached_in(ns: str) -> list[dict]:
+    out = subprocess.run(["ip", "netns", "exec", ns, "bpftool", "-j", "net", "show"], capture_output=True,
+                         text=True, check=True).stdout
+    return [entry for section in json.loads(out) for kind in ("xdp", "tc") for entry in section.get(kind, [])]
+
+
+@kernel
+@pytest.mark.bcc
+@pytest.mark.parametrize("probe", ["xdp:gv0", "tc:gv0:ingress", "tc:gv0:egress"])
+def test_packet_programs_detach_when_the_tracer_is_killed(veth_netns, tmp_path, probe):
+    from gpttrace_py.kernel.catalog import Catalog
+    from gpttrace_py.kernel.features import find_bcc_python
+    from gpttrace_py.render import bcc
+    from gpttrace_py.spec import ProgramSpec
+
+    python = find_bcc_python()
+    if python is None:
+        pytest.skip("no BCC")
+    spec = ProgramSpec.model_validate({"title": "packets", "probes": [probe], "backend": "bcc",
+                                       "aggregates": [{"func": "count"}]})
+    program = tmp_path / "prog.py"
+    program.write_text(bcc.render(spec, Catalog()).text)
+    links_before = _bpf_links()
+    tracer = subprocess.Popen(["ip", "netns", "exec", veth_netns, python, "-I", str(program), "--records"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert tracer.stdout is not None
+        for line in tracer.stdout:
+            if "Tracing" in line:
+                break
+        else:
+            pytest.fail(f"the program did not attach: {tracer.stderr.read() if tracer.stderr else ''}")
+        attached = _attached_in(veth_netns)
+        ours = {i: t for i, t in _bpf_links().items() if i not in links_before}
+        assert attached or ours, "nothing was attached"
+    finally:
+        tracer.send_signal(signal.SIGKILL)  # ip netns exec execs the program: this is the tracer itself
+        tracer.wait(timeout=30)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and (_attached_in(veth_netns) or set(ours) & set(_bpf_links())):
+        time.sleep(0.2)  # a link is released when the killed process's descriptors are closed
+    assert _attached_in(veth_netns) == [], "a program stayed attached to the interface (bpftool net)"
+    assert not set(ours) & set(_bpf_links()), "a bpf link stayed (bpftool link)"

@@ -80,7 +80,7 @@ class ProbeFn:
     name: str  # the C function
     head: str  # the line that opens it
     ctx: str  # the variable holding the probe's context
-    ret: str  # what it returns (XDP_PASS, TC_ACT_OK, 0)
+    ret: str  # what it returns (XDP_PASS, TC_ACT_UNSPEC, 0)
     prog_type: str | None  # BPF.<TYPE> for load_func; None when BCC loads it itself (kfunc, lsm, usdt)
     user: bool  # pointers seen here point to user memory
     attach: list[str] = field(default_factory=list)  # Python lines that attach it
@@ -197,10 +197,10 @@ def make_probe_fn(probe: ProbeRef, index: int, name: str, catalog: Catalog, expr
     if k == "tc":
         dev = string_literal(probe.target or "", 15)
         direction = string_literal(probe.name or "ingress")
-        return ProbeFn(probe, index, name, f"int {name}(struct __sk_buff *skb)", "skb", "TC_ACT_OK",
+        return ProbeFn(probe, index, name, f"int {name}(struct __sk_buff *skb)", "skb", "TC_ACT_UNSPEC",
                        "BPF.SCHED_CLS", False, [f"attach_tc(b, {fname}, {dev}, {direction}, cleanups)"],
-                       f"tc classifier on {probe.target} {probe.name} (clsact, direct action); "
-                       "TC_ACT_OK lets the packet through")
+                       f"tc program on {probe.target} {probe.name} (a tcx link); "
+                       "TC_ACT_UNSPEC lets the packet go on to the next program")
     raise RenderError(f"{probe.text}: BEGIN/END probes are bpftrace-only; use --backend bpftrace, or print from "
                       "an interval probe")
 
@@ -1422,7 +1422,7 @@ def render(spec: ProgramSpec, catalog: Catalog) -> RenderedProgram:
     if b.packet:
         includes += _PACKET_HEADERS
     if "tc" in kinds:
-        includes += ["#define TC_ACT_OK 0  // from linux/pkt_cls.h: let the packet continue"]
+        includes += ["#define TC_ACT_UNSPEC (-1)  // from linux/pkt_cls.h (TCX_NEXT): let the packet continue"]
     helpers: list[str] = []
     for lines in b.helpers.values():
         helpers += ["", *lines]
