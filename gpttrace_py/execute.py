@@ -8,6 +8,7 @@ the spec models or the templates, so that second way starts in a fraction of the
 from __future__ import annotations
 
 import json
+import math
 import os
 import shlex
 import threading
@@ -211,6 +212,8 @@ def _env_limit(name: str, unit: str, zero: str) -> float | None:
     try:
         value = float(text)
     except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
         raise UsageError(f"{name}={text} is not a number of {unit}", f"set it to a number (0 for {zero})") from None
     return value if value > 0 else None
 

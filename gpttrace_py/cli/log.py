@@ -44,12 +44,14 @@ def show(ident: str, as_json: bool, programs: bool) -> None:
     found = find(ident)
     if found is None:
         raise UsageError(f"no session {ident!r}", "run `gpttrace log` to list them")
+    from ..terminal import escape
+
     if as_json:
         for rec in found.records:
-            click.echo(json.dumps(rec, ensure_ascii=False))
+            click.echo(json.dumps(rec, ensure_ascii=False))  # escapes control characters itself
         return
     for line in render(found.records, programs=programs):
-        click.echo(line)
+        click.echo(escape(line))  # traced data and model text are data: no escape sequence reaches the terminal
 
 
 @log.command("path")
