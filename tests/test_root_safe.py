@@ -438,3 +438,65 @@ def test_packet_programs_detach_when_the_tracer_is_killed(veth_netns, tmp_path, 
         time.sleep(0.2)  # a link is released when the killed process's descriptors are closed
     assert _attached_in(veth_netns) == [], "a program stayed attached to the interface (bpftool net)"
     assert not set(ours) & set(_bpf_links()), "a bpf link stayed (bpftool link)"
+
+
+# -- 6. a hostile model server -------------------------------------------------------------------------------
+@pytest.fixture
+def model_server():
+    from fake_openai import FakeOpenAI
+
+    with FakeOpenAI() as s:
+        yield s
+
+
+def _llm_env(server, key: str, home: Path) -> dict[str, str]:
+    return {"OPENAI_BASE_URL": server.base_url, "OPENAI_API_KEY": key, "GPTTRACE_MODEL": "test-model",
+            "GPTTRACE_LLM_BACKOFF": "0.01", "GPTTRACE_HOME": str(home)}
+
+
+def _everything_under(home: Path) -> str:
+    return "".join(p.read_text(errors="replace") for p in home.rglob("*") if p.is_file())
+
+
+@kernel
+@pytest.mark.parametrize("kind", ["refusal", "error body", "spec title"])
+def test_hostile_server_text_is_escaped_and_the_key_never_shown(model_server, tmp_path, kind):
+    from fake_openai import refusal, spec_reply, status
+
+    key = f"sk-test-{uuid.uuid4().hex}"
+    hostile = f"no\x1b]0;owned\x07 \x9b31m \u202eevil\u202c {key}"
+    if kind == "refusal":
+        model_server.add(refusal(hostile))
+    elif kind == "error body":
+        model_server.add(status(400, hostile))
+    else:
+        model_server.add(spec_reply({"title": hostile, "probes": ["tracepoint:syscalls:sys_enter_openat"],
+                                     "filter": {"comm": "cat"}, "print": [{"expr": "pid"}]}))
+    home = tmp_path / "home"
+    r = run_cli("-y", "--dry-run", "trace files opened by cat", env=_llm_env(model_server, key, home))
+    shown = r.stdout + r.stderr
+    assert key not in shown and key not in _everything_under(home), "the API key was printed or logged"
+    for raw in ("\x1b", "\x07", "\x9b", "\u202e"):
+        assert raw not in shown
+    if kind != "spec title":  # a title only reaches program text as printable ASCII
+        assert "\\x1b]0;owned\\x07" in shown and "\\u202eevil" in shown
+
+
+def test_model_reply_is_capped_in_bytes(model_server):
+    import io
+
+    from fake_openai import reply
+
+    from gpttrace_py.errors import GpttraceError
+    from gpttrace_py.kernel.catalog import Catalog
+    from gpttrace_py.planning.base import PlanContext
+    from gpttrace_py.planning import llm
+    from gpttrace_py.ui import UI
+
+    model_server.add(reply("x" * (getattr(llm, "MAX_REPLY_BYTES", 1 << 20) + 10)))
+    settings = {"api_key": "test", "base_url": model_server.base_url, "model": "test-model", "timeout": 10,
+                "max_retries": 2}
+    planner = llm.LLMPlanner(settings=settings, ui=UI(stdout=io.StringIO(), stderr=io.StringIO()), retries=1)
+    with pytest.raises(GpttraceError, match="MiB: not read further"):
+        planner.plan("trace files opened by cat", PlanContext(catalog=Catalog()))
+    assert len(model_server.requests) == 1  # not retried
