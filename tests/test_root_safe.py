@@ -489,8 +489,8 @@ def test_model_reply_is_capped_in_bytes(model_server):
 
     from gpttrace_py.errors import GpttraceError
     from gpttrace_py.kernel.catalog import Catalog
-    from gpttrace_py.planning.base import PlanContext
     from gpttrace_py.planning import llm
+    from gpttrace_py.planning.base import PlanContext
     from gpttrace_py.ui import UI
 
     model_server.add(reply("x" * (getattr(llm, "MAX_REPLY_BYTES", 1 << 20) + 10)))
