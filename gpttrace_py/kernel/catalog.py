@@ -10,7 +10,7 @@ from ..spec import expr as E
 from . import syscalls
 from .features import Features, detect
 from .tracefs import TpField, Tracepoint, TracepointIndex, tracefs_root
-from .uprobes import function_symbols, resolve_target
+from .uprobes import TARGET_ERROR, function_symbols, resolve_target
 
 
 @dataclass
@@ -87,8 +87,8 @@ class Catalog:
             if not f.uprobes:
                 return "this kernel has no uprobes"
             path = resolve_target(probe.target or "")
-            if path is None:
-                return f"cannot find a library or program called {probe.target!r}"
+            if path is None:  # one answer for every reason (missing, root-only, not ELF, too large, a FIFO)
+                return TARGET_ERROR.format(target=probe.target or "")
             syms = function_symbols(path)
             if syms and probe.name not in syms:
                 return f"{path} has no function {probe.name!r}"

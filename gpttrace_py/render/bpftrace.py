@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from ..kernel.catalog import Catalog
@@ -295,13 +296,24 @@ def _default_title(agg: Aggregate) -> str:
     return f"{what.capitalize()}{value}{unit}{by}"
 
 
+_ATTACH_PATH = re.compile(r"[A-Za-z0-9_./+@-]{1,4096}\Z")
+
+
+def attach_path(path: str) -> str:
+    """A library or program path as it goes into an attach point: only characters that cannot end or extend
+    the probe (no space, comma, colon, brace, quote or newline); a file found with any other name is refused."""
+    if not _ATTACH_PATH.match(path):
+        raise ValueError(f"cannot use the file {path!r} in a probe: its name has characters a probe cannot hold")
+    return path
+
+
 def probe_text(probe: ProbeRef, catalog: Catalog) -> str:
     """The bpftrace attach point; library short names become paths."""
     if probe.kind in ("uprobe", "uretprobe"):
-        path = catalog.uprobe_path(probe.target or "") or probe.target
+        path = attach_path(catalog.uprobe_path(probe.target or "") or probe.target or "")
         return f"{probe.kind}:{path}:{probe.name}"
     if probe.kind == "usdt":
-        path = catalog.uprobe_path(probe.target or "") or probe.target
+        path = attach_path(catalog.uprobe_path(probe.target or "") or probe.target or "")
         return f"usdt:{path}:{probe.category}:{probe.name}"
     if probe.kind in ("xdp", "tc"):
         raise ValueError(f"bpftrace cannot attach {probe.kind} programs; use --backend bcc")
