@@ -500,3 +500,170 @@ def test_model_reply_is_capped_in_bytes(model_server):
     with pytest.raises(GpttraceError, match="MiB: not read further"):
         planner.plan("trace files opened by cat", PlanContext(catalog=Catalog()))
     assert len(model_server.requests) == 1  # not retried
+
+
+# -- 6. the BCC check is an allowlist ---------------------------------------------------------------------
+def _a_bcc_program() -> str:
+    from gpttrace_py.kernel.catalog import Catalog
+    from gpttrace_py.render import bcc
+    from gpttrace_py.spec import ProgramSpec
+
+    spec = ProgramSpec.model_validate({"title": "t", "probes": ["tracepoint:syscalls:sys_enter_openat"],
+                                       "backend": "bcc", "print": [{"expr": "pid"}, {"expr": "comm"}]})
+    return bcc.render(spec, Catalog()).text
+
+
+@pytest.mark.parametrize("python", [
+    '__import__("os").system("id")',
+    'ct.CDLL("libc.so.6").system(b"id")',
+    "x = os\nx.system('id')",
+    "getattr(os, 'sys' + 'tem')('id')",
+    "import shutil\nshutil.rmtree('/tmp/x')",
+    "print(().__class__.__bases__[0].__subclasses__())",
+    "os.unlink('/etc/passwd')",
+])
+def test_bcc_python_outside_the_allowlist_is_refused(python):
+    from gpttrace_py import safety
+
+    text = _a_bcc_program().replace("\nif __name__", f"\n{python}\nif __name__")
+    assert safety.unsafe_uses(text, "bcc"), python
+    with pytest.raises(Exception, match="refusing to run a program"):
+        safety.check(text, "bcc", allow_unsafe=False)
+
+
+@pytest.mark.parametrize("c", [
+    "static long (*sig)(int) = (void *) 109;",  # bpf_send_signal by number
+    "int f(void *c) { return ((long (*)(int))109)(9); }",
+    "int f(void *c) { return bpf_sys_bpf(0, 0, 0); }",
+    "BPF_PROG_ARRAY(jump, 4);",
+])
+def test_bcc_c_outside_the_allowlist_is_refused(c):
+    from gpttrace_py import safety
+
+    text = _a_bcc_program().replace('BPF_TEXT = r"""', f'BPF_TEXT = r"""\n{c}\n')
+    assert safety.unsafe_uses(text, "bcc"), c
+
+
+def test_every_bcc_program_of_the_corpus_is_inside_the_allowlist():
+    from gpttrace_py import corpus, safety
+    from gpttrace_py.kernel.catalog import Catalog
+    from gpttrace_py.render import bcc
+    from gpttrace_py.spec import ProgramSpec
+
+    catalog, rendered = Catalog(), 0
+    extra = [{"title": "x", "probes": ["xdp:lo"], "aggregates": [{"func": "count"}]},
+             {"title": "x", "probes": ["tc:lo:egress"], "aggregates": [{"func": "count"}]}]
+    for data in [d for e in corpus.load() for d in [e.spec_data, *e.alternatives_data]] + extra:
+        try:
+            program = bcc.render(ProgramSpec.model_validate({**data, "backend": "bcc"}), catalog)
+        except Exception:
+            continue
+        rendered += 1
+        assert safety.outside_bcc_allowlist(program.text) == [], data.get("title")
+    assert rendered > 50
+
+
+# -- 6. inputs bounded ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("value", ["inf", "nan", "-inf", "1e400"])
+def test_duration_must_be_finite(value):
+    r = run_cli("-y", "--offline", "-d", value, "count syscalls by process", timeout=30)
+    assert r.returncode == 2 and "not a number of seconds" in r.stderr
+
+
+def test_explain_refuses_fifos_and_deep_nesting(tmp_path):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    r = run_cli("explain", str(fifo), timeout=30)
+    assert r.returncode == 2 and "not a regular file" in r.stderr
+    deep = tmp_path / "deep.bt"
+    deep.write_text("BEGIN { $x = " + "(" * 3000 + "1" + ")" * 3000 + "; }\n")
+    started = time.monotonic()
+    r = run_cli("explain", str(deep), timeout=30)
+    assert r.returncode == 2 and "nests brackets 3001 deep" in r.stderr and time.monotonic() - started < 10
+
+
+def test_explain_refuses_dev_zero_and_huge_files(tmp_path):
+    r = run_cli("explain", "/dev/zero", timeout=30)
+    assert r.returncode == 2 and "not a regular file" in r.stderr
+    big = tmp_path / "big.bt"
+    with open(big, "w") as fh:
+        fh.truncate(3 << 20)
+    r = run_cli("explain", str(big), timeout=30)
+    assert r.returncode == 2 and "larger than" in r.stderr
+
+
+def test_explain_and_log_show_escape(tmp_path):
+    script = tmp_path / "x.bt"
+    script.write_text('BEGIN { printf("hi\\n"); } // \x1b]0;owned\x07 \u202eevil\n')
+    r = run_cli("explain", "--no-color", str(script), timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert "\x1b" not in r.stdout and "\u202e" not in r.stdout and "\\x1b]0;owned" in r.stdout
+    from gpttrace_py.sessionlog import SessionLog
+
+    home = tmp_path / "home"
+    log = SessionLog(mode="trace", directory=home / "state" / "sessions")
+    log.output("1234  cat  /tmp/a\x1b[2J\u202eb")
+    log.close()
+    r = run_cli("log", "show", "last", env={"GPTTRACE_HOME": str(home)})
+    assert r.returncode == 0, r.stderr
+    assert "\x1b" not in r.stdout and "\u202e" not in r.stdout and "/tmp/a\\x1b[2J\\u202eb" in r.stdout
+
+
+def test_uprobe_targets_one_error_whatever_the_reason(tmp_path):
+    """A missing file, a root-only ELF file, a FIFO, a device and a text file get the same answer (a model
+    cannot learn whether a root-only file exists)."""
+    from gpttrace_py.kernel.catalog import Catalog
+    from gpttrace_py.spec.model import parse_probe
+
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    elf = private / "secret.so"
+    shutil.copy("/bin/true", elf)
+    elf.chmod(0o700)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    text = tmp_path / "notes.txt"
+    text.write_text("hello")
+    catalog = Catalog()
+    answers = set()
+    for target in (str(private / "missing.so"), str(elf), str(fifo), "/dev/zero", str(text)):
+        reason = catalog.check_probe(parse_probe(f"uprobe:{target}:main"))
+        assert reason is not None
+        answers.add(reason.replace(target, "T"))
+    assert len(answers) == 1, answers
+
+
+def test_uprobe_symbols_are_read_through_section_headers(tmp_path):
+    """A large target is not read whole: only its headers and symbol tables."""
+    import tracemalloc
+
+    from gpttrace_py.kernel import uprobes
+
+    big = tmp_path / "big"
+    with open("/bin/true", "rb") as src, open(big, "wb") as dst:
+        data = src.read()
+        dst.write(data)
+        dst.truncate(300 << 20)  # sparse: 300 MiB
+    big.chmod(0o755)
+    uprobes.function_symbols.cache_clear()
+    tracemalloc.start()
+    try:
+        uprobes.function_symbols(str(big))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 32 << 20, f"{peak >> 20} MiB read"
+
+
+def test_a_library_path_that_could_change_the_program_is_refused(monkeypatch):
+    from gpttrace_py.kernel.catalog import Catalog
+    from gpttrace_py.render.bpftrace import render
+    from gpttrace_py.spec import ProgramSpec
+
+    catalog = Catalog()
+    monkeypatch.setattr(catalog, "uprobe_path", lambda target: '/tmp/x:f { system("id"); }\nuprobe:/bin/true')
+    monkeypatch.setattr(catalog, "check_probe", lambda probe: None)
+    spec = ProgramSpec.model_validate({"title": "t", "probes": ["uprobe:libfoo:f"], "backend": "bpftrace",
+                                       "aggregates": [{"func": "count"}]})
+    with pytest.raises(ValueError, match="cannot use the file"):
+        render(spec, catalog)
