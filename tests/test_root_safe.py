@@ -667,3 +667,16 @@ def test_a_library_path_that_could_change_the_program_is_refused(monkeypatch):
                                        "aggregates": [{"func": "count"}]})
     with pytest.raises(ValueError, match="cannot use the file"):
         render(spec, catalog)
+
+
+# -- 7 (of the list of what to build): non-root messages --------------------------------------------
+@needs_root
+@pytest.mark.parametrize("argv", [["examples", "run", "bashreadline", "-y"], ["-y", "--offline", "count syscalls"],
+                                  ["examples", "show", "bashreadline"]])
+def test_non_root_is_told_it_needs_root(attacker, shared_tmp, argv):
+    from conftest import GPTTRACE
+
+    r = attacker.run("env", f"GPTTRACE_HOME={shared_tmp / 'h'}", GPTTRACE, *argv, check=False)
+    out = r.stdout + r.stderr
+    assert "not mounted" not in out and "has no uprobes" not in out, out
+    assert "root" in out, out

@@ -197,7 +197,9 @@ def _tracepoint(f: ProbeFacts, catalog: Catalog, g: Glossary, fields_used: list[
     idx = catalog.tracepoints
     if not idx.available:
         f.available = False
-        f.reason = "tracefs is not mounted (mount -t tracefs nodev /sys/kernel/tracing)"
+        from ..kernel.tracefs import tracefs_missing
+
+        f.reason = tracefs_missing()
         return
     if p.wildcard:
         pattern = f"{p.category}:{p.name}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -68,9 +69,15 @@ class Catalog:
         """None when the probe exists here, else the reason it cannot be used."""
         f = self.features
         k = probe.kind
+        if not self.tracepoints.available and os.geteuid() != 0:  # not "no uprobes": tracefs is root's
+            from .tracefs import tracefs_missing
+
+            return tracefs_missing()
         if k == "tracepoint":
             if not self.tracepoints.available:
-                return "tracefs is not mounted (mount -t tracefs nodev /sys/kernel/tracing)"
+                from .tracefs import tracefs_missing
+
+                return tracefs_missing()
             if not self.tracepoints.exists(probe.category or "", probe.name or ""):
                 near = self.near_tracepoints(probe.name or "")
                 return "no such tracepoint on this kernel" + (f"; nearby: {', '.join(near)}" if near else "")
@@ -94,8 +101,6 @@ class Catalog:
                 return f"{path} has no function {probe.name!r}"
             return None
         if k in ("xdp", "tc"):
-            import os
-
             if not os.path.exists(f"/sys/class/net/{probe.target}"):
                 return f"no network interface {probe.target!r}"
             return None
