@@ -195,6 +195,24 @@ class TrustedDir:
     def write_text(self, name: str, text: str, mode: int = 0o600) -> None:
         self.write_bytes(name, text.encode("utf-8"), mode)
 
+    def open_append(self, name: str, mode: int = 0o600) -> int:
+        """``name`` opened (created if missing) for reading and appending, by descriptor, never through a
+        symlink; it must be a regular file of root's or this user's that others cannot write."""
+        _plain(name)
+        try:
+            fd = os.open(name, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | _NONBLOCK, mode,
+                         dir_fd=self.fd)
+        except OSError as exc:
+            if exc.errno == 40:
+                raise UnsafePath(f"{self.path / name}: a symlink is not followed") from None
+            raise
+        st = os.fstat(fd)
+        why = "not a regular file" if not stat.S_ISREG(st.st_mode) else why_untrusted(st)
+        if why:
+            os.close(fd)
+            raise UnsafePath(f"{self.path / name}: {why}")
+        return fd
+
     def create_new(self, name: str, mode: int = 0o600) -> int:
         """A new file ``name`` (O_CREAT|O_EXCL|O_NOFOLLOW), open for appending; raises FileExistsError."""
         _plain(name)
