@@ -341,7 +341,9 @@ def _user(f: ProbeFacts, catalog: Catalog) -> None:
     f.resolved = path
     if path is None:
         f.available = False
-        f.reason = f"there is no library or program called {p.target!r} on this machine"
+        from ..kernel.uprobes import TARGET_ERROR
+
+        f.reason = TARGET_ERROR.format(target=p.target)  # one answer whatever the reason
         f.alternatives = []
         f.alternative_note = "install it, or give its full path (find it with `which NAME` or `ldd $(which PROGRAM)`)"
         return
