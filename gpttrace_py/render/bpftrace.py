@@ -348,6 +348,7 @@ def render(spec: ProgramSpec, catalog: Catalog) -> RenderedProgram:
         "end": [Code(s) for s in b.end_statements()],
         "interval": integer(spec.interval_s) if spec.interval_s else None,
         "lesson": comment(spec.lesson) if spec.lesson else None,
+        "separated": len(b.layout.columns) > 1,
     }
     if spec.start:
         sctx = lower.start_context(spec, catalog)
