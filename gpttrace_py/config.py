@@ -10,7 +10,9 @@ environment, the config file, the default::
     timeout      GPTTRACE_LLM_TIMEOUT      seconds for one request (default 120)
     max_retries  GPTTRACE_LLM_MAX_RETRIES  the SDK's own retries of 429/5xx/timeouts (default 2)
 
-A file that holds a key is created readable by its owner only (0600). Keys are never printed in full.
+A file that holds a key is created readable by its owner only (0600). Keys are never printed in full. The file is
+read only through safefs: it and every folder above it must belong to root (or the user running gpttrace) and be
+writable by nobody else; a file that fails this is ignored with a warning (another user could have planted it).
 """
 
 from __future__ import annotations
@@ -18,17 +20,18 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import safefs
 from .errors import UsageError
 from .paths import config_dir
 
 DEFAULT_MODEL = "gpt-4o-mini"
 DEFAULT_TIMEOUT = 120.0
 DEFAULT_MAX_RETRIES = 2
+MAX_CONFIG_BYTES = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -98,9 +101,15 @@ def load_config(path: Path | None = None) -> dict[str, Any]:
     """The settings stored in the config file ({} when there is none). Unknown keys are kept, bad values dropped."""
     path = path or config_path()
     try:
-        text = path.read_text()
+        with safefs.TrustedDir(path.parent) as d:
+            text = d.read_text(path.name, MAX_CONFIG_BYTES)
     except (FileNotFoundError, NotADirectoryError):
         return {}
+    except safefs.UnsafePath as exc:
+        _ignored(path, str(exc))
+        return {}
+    except UnicodeDecodeError:
+        raise UsageError(f"{path} is not UTF-8 text", "fix it, or remove it and use `gpttrace config set`") from None
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror}") from None
     try:
@@ -123,23 +132,30 @@ def load_config(path: Path | None = None) -> dict[str, Any]:
 def save_config(data: dict[str, Any], path: Path | None = None) -> Path:
     """Write the settings atomically; the file is 0600 (it may hold a key) and its folder 0700 when created."""
     path = path or config_path()
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     lines = ["# gpttrace settings: edit with `gpttrace config set KEY VALUE` / `gpttrace config unset KEY`"]
     for key in sorted(data):
         lines.append(f"{key} = {_toml_value(data[key])}")
-    fd, tmp = tempfile.mkstemp(prefix=".config.", suffix=".toml", dir=path.parent)
     try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write("\n".join(lines) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+        with safefs.TrustedDir(path.parent, create=True) as d:
+            d.write_text(path.name, "\n".join(lines) + "\n", 0o600)
+    except safefs.UnsafePath as exc:
+        raise UsageError(f"not writing {path}: {exc}",
+                         "the config folder and every folder above it must belong to root (or you) and be "
+                         "writable by nobody else") from None
     return path
+
+
+_warned: set[str] = set()
+
+
+def _ignored(path: Path, why: str) -> None:
+    """Say once that a config file another user could have written is not used."""
+    import sys
+
+    if str(path) not in _warned:
+        _warned.add(str(path))
+        sys.stderr.write(f"gpttrace: ignoring the config file {path}: {why} "
+                         "(it must belong to root or you and be writable by nobody else)\n")
 
 
 def set_value(key: str, value: str) -> Path:

@@ -23,7 +23,6 @@ Each entry is one YAML file in ``examples_corpus/``:
 
 from __future__ import annotations
 
-import os
 from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
@@ -149,36 +148,28 @@ def _fingerprint(root: Path, paths: list[Path]) -> tuple[Any, ...] | None:
 def _cached_parse(key: tuple[Any, ...]) -> list[Any] | None:
     import marshal
 
-    path = _parse_cache_file()
+    from . import safefs
+
+    blob = safefs.read_file(_parse_cache_file())
+    if blob is None:
+        return None
     try:
-        with open(path, "rb") as fh:
-            st = os.fstat(fh.fileno())
-            if st.st_uid != os.geteuid() or st.st_mode & 0o022:
-                return None
-            stored_key, parsed = marshal.loads(fh.read())
-    except (OSError, ValueError, EOFError, TypeError):
+        stored_key, parsed = marshal.loads(blob)
+    except (ValueError, EOFError, TypeError):
         return None
     return parsed if stored_key == key and isinstance(parsed, list) and len(parsed) == len(key[2]) else None
 
 
 def _save_parse(key: tuple[Any, ...], parsed: list[Any]) -> None:
     import marshal
-    import tempfile
 
-    path = _parse_cache_file()
+    from . import safefs
+
     try:
         blob = marshal.dumps((key, parsed))
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".corpus-")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(blob)
-            os.replace(tmp, path)
-        except BaseException:
-            os.unlink(tmp)
-            raise
-    except (OSError, ValueError):  # no cache dir, or data marshal cannot hold: just parse next time too
-        pass
+    except ValueError:  # data marshal cannot hold: just parse next time too
+        return
+    safefs.write_file(_parse_cache_file(), blob)
 
 
 def by_id(entry_id: str) -> Example | None:

@@ -8,6 +8,7 @@ the spec models or the templates, so that second way starts in a fraction of the
 from __future__ import annotations
 
 import json
+import math
 import os
 import shlex
 import threading
@@ -113,8 +114,6 @@ def show_and_run(planned: PlannedProgram, options: TraceOptions, ui: UI, confirm
     if options.show_spec:
         ui.show_spec(planned.spec)
     ui.show_program(program, planned.spec, planned.source)
-    if options.output:
-        _save(program, options.output, ui)
     if explain is not None:
         explain(program)
     if not options.dry_run and not options.yes and confirmed != program.text:
@@ -129,6 +128,8 @@ def show_and_run(planned: PlannedProgram, options: TraceOptions, ui: UI, confirm
             return None
     elif uses and not options.dry_run:
         ui.warn(f"gpttrace: --unsafe: this program CHANGES THE SYSTEM: {safety.describe(uses)}")
+    if options.output:  # only once the run is accepted (or only checked, with --dry-run)
+        _save(program, options.output, ui)
     log(options, "spec", planned.spec)
     log(options, "program", program)
     duration = options.duration
@@ -211,7 +212,8 @@ def finish(outcome: RunOutcome, planned: PlannedProgram, options: TraceOptions, 
         return TraceResult(ExitCode.INTERRUPTED, spec, planned.program, events=outcome.events, planned=planned,
                            outcome=outcome)
     if outcome.crashed:
-        raise GpttraceError(outcome.crashed, "see the messages above; nothing is left attached", ExitCode.TRACE_FAILED)
+        raise GpttraceError(outcome.crashed, "see the messages above" + _nothing_left(planned.program),
+                            ExitCode.TRACE_FAILED)
     return TraceResult(ExitCode.OK, spec, planned.program, events=outcome.events, planned=planned, outcome=outcome)
 
 
@@ -236,6 +238,8 @@ def _env_limit(name: str, unit: str, zero: str) -> float | None:
     try:
         value = float(text)
     except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
         raise UsageError(f"{name}={text} is not a number of {unit}", f"set it to a number (0 for {zero})") from None
     return value if value > 0 else None
 
@@ -259,6 +263,13 @@ def spec_json(spec: ProgramSpec | dict[str, Any]) -> str:
     return spec.model_dump_json(indent=2, exclude_none=True)
 
 
+def _nothing_left(program: RenderedProgram) -> str:
+    """'nothing is left attached' when that is sure: probes and bpf links (XDP, tcx) go when the tracer's
+    descriptors close, however it ended; a tc program on a kernel without tcx is a clsact filter, which would
+    stay (the program says so when it falls back to one), so nothing is claimed for tc programs."""
+    return "" if "attach_tc(" in program.text else "; nothing is left attached"
+
+
 def _isatty(stream: Any) -> bool:
     try:
         return bool(stream.isatty())
@@ -267,8 +278,13 @@ def _isatty(stream: Any) -> bool:
 
 
 def _save(program: RenderedProgram, path: str, ui: UI) -> None:
-    try:
-        Path(path).write_text(program.text)
+    from . import safefs
+
+    try:  # a new file renamed over the name: a symlink planted there is replaced, never followed
+        safefs.write_output(path, program.text)
+    except safefs.UnsafePath as exc:
+        raise GpttraceError(f"not writing {path}: {exc}", "write it in a folder that only root can write",
+                            ExitCode.USAGE) from None
     except OSError as exc:
         raise GpttraceError(f"cannot write {path}: {exc.strerror}", "choose another -o path", ExitCode.USAGE) from None
     ui.talk(f"(program saved to {path})")

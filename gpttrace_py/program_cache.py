@@ -21,11 +21,11 @@ import hashlib
 import json
 import os
 import platform
-import tempfile
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from . import safefs
 from .execute import PlannedProgram
 from .paths import cache_dir, data_dir
 from .render.layout_data import from_data, to_data
@@ -53,15 +53,18 @@ class ProgramCache:
         digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:40]
         return self.directory / f"{digest}.json"
 
-    # -- reading and writing ---------------------------------------------------------------------------------
+    # -- reading and writing (through safefs: entries are programs that run as root) -------------------------
     def get(self, key: dict[str, Any]) -> PlannedProgram | None:
-        path = self._path(key)
+        d = safefs.trusted(self.directory)
+        if d is None:
+            return None
+        with d:
+            data = d.get_bytes(self._path(key).name)
+        if data is None:
+            return None
         try:
-            with open(path, encoding="utf-8") as fh:
-                if not _trusted(os.fstat(fh.fileno())) or not _trusted(os.stat(self.directory)):
-                    return None
-                entry = json.load(fh)
-        except (OSError, ValueError):
+            entry = json.loads(data)
+        except ValueError:
             return None
         if not isinstance(entry, dict) or entry.get("key") != key:
             return None
@@ -76,31 +79,29 @@ class ProgramCache:
                  "source": planned.source, "overload_hint": planned.overload_hint, "pid": planned.pid,
                  "plan": planned.plan}
         try:
-            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-            if not _trusted(os.stat(self.directory)):
-                return
-            fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".entry-", suffix=".json")
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(entry, fh, ensure_ascii=False)
-            os.replace(tmp, self._path(key))
-            self._prune()
+            with safefs.TrustedDir(self.directory, create=True) as d:
+                d.write_text(self._path(key).name, json.dumps(entry, ensure_ascii=False))
+                _prune(d)
         except OSError:
             return
 
     def forget(self, key: dict[str, Any]) -> None:
-        try:
-            self._path(key).unlink()
-        except OSError:
-            pass
-
-    def _prune(self) -> None:
-        entries = sorted(self.directory.glob("*.json"), key=lambda p: p.stat().st_mtime)
-        for old in entries[:-MAX_ENTRIES]:
-            old.unlink(missing_ok=True)
+        d = safefs.trusted(self.directory)
+        if d is not None:
+            with d:
+                d.unlink(self._path(key).name)
 
 
-def _trusted(st: os.stat_result) -> bool:
-    return st.st_uid == os.geteuid() and not st.st_mode & 0o022
+def _prune(d: safefs.TrustedDir) -> None:
+    entries = []
+    for name in d.names():
+        if name.endswith(".json") and not name.startswith("."):
+            try:
+                entries.append((d.lstat(name).st_mtime, name))
+            except OSError:
+                continue
+    for _, old in sorted(entries)[:-MAX_ENTRIES]:
+        d.unlink(old)
 
 
 # -- what a plan depends on --------------------------------------------------------------------------------

@@ -271,6 +271,117 @@ def unsafe_uses(text: str, backend: str) -> list[tuple[str, str]]:
     for pattern, name, why in _BCC_PATTERNS:
         if pattern.search(joined):
             add(name, why)
+    for name, why in outside_bcc_allowlist(text):
+        add(name, why)
+    return found
+
+
+# -- the BCC allowlist: what gpttrace's own BCC programs contain, and nothing else ---------------------------
+# A rendered BCC program is ours (templates/bcc): these are the modules it imports, the attributes of them it
+# uses, and the BPF helpers and map macros its C text calls. Anything else is refused (unless --unsafe): a
+# program that imports another module, reaches a module through a variable, uses ctypes to load a library,
+# touches dunder attributes, calls a helper by number or through a function pointer, or a tail call.
+BCC_IMPORTS = {"argparse", "ctypes", "errno", "json", "os", "signal", "socket", "sys", "time"}
+BCC_FROM_IMPORTS = {
+    "bcc": {"BPF", "PerfHWConfig", "PerfSWConfig", "PerfType", "USDT"},
+    "bcc.libbcc": {"lib"},
+    "pyroute2": {"IPRoute"},
+    "pyroute2.netlink.exceptions": {"NetlinkError"},
+}
+BCC_MODULE_ATTRS = {
+    "argparse": {"ArgumentParser"},
+    "ctypes": {"POINTER", "Structure", "cast", "sizeof"},  # and the c_* types
+    "errno": {"EEXIST", "EFAULT", "EINVAL", "errorcode"},
+    "json": {"dumps"},
+    "os": {"close", "geteuid", "getpid", "strerror"},
+    "signal": {"SIGINT", "SIGTERM", "signal"},
+    "socket": {"AF_INET", "AF_INET6", "if_nametoindex", "inet_ntop"},
+    "sys": {"exit", "stderr", "stdout"},
+    "time": {"monotonic", "sleep", "strftime"},
+    "bcc.libbcc.lib": {"bpf_link_create"},
+}
+BCC_FORBIDDEN_NAMES = {"__import__", "eval", "exec", "compile", "open", "getattr", "setattr", "delattr", "globals",
+                       "locals", "vars", "breakpoint", "input", "__builtins__", "__loader__", "__spec__"}
+BCC_HELPERS = {
+    "bpf_get_current_cgroup_id", "bpf_get_current_comm", "bpf_get_current_pid_tgid", "bpf_get_current_uid_gid",
+    "bpf_get_current_task", "bpf_get_current_task_btf", "bpf_get_smp_processor_id", "bpf_get_prandom_u32",
+    "bpf_ktime_get_ns", "bpf_ktime_get_boot_ns", "bpf_log2l", "bpf_log2", "bpf_get_stackid",
+    "bpf_probe_read", "bpf_probe_read_str", "bpf_probe_read_kernel", "bpf_probe_read_kernel_str",
+    "bpf_probe_read_user", "bpf_probe_read_user_str", "bpf_ntohs", "bpf_htons", "bpf_ntohl", "bpf_htonl",
+    "bpf_perf_event_output", "bpf_ringbuf_output", "bpf_ringbuf_reserve", "bpf_ringbuf_submit",
+    "bpf_ringbuf_discard", "bpf_map_lookup_elem", "bpf_map_update_elem", "bpf_map_delete_elem",
+    "bpf_get_ns_current_pid_tgid", "bpf_skb_load_bytes", "bpf_usdt_readarg", "bpf_usdt_readarg_p",
+}
+BCC_MACROS = {"BPF_ARRAY", "BPF_HASH", "BPF_HISTOGRAM", "BPF_PERCPU_ARRAY", "BPF_PERCPU_HASH", "BPF_RINGBUF_OUTPUT",
+              "BPF_STACK_TRACE", "BPF_PERF_OUTPUT"}
+_C_CALL = re.compile(r"\b((?:bpf|BPF)_\w+)\s*\(")
+_C_FORBIDDEN = [
+    (re.compile(r"\bBPF_FUNC_\w+"), "BPF_FUNC_*", "calls a BPF helper by number"),
+    (re.compile(r"\(\s*\*\s*\w*\s*\)\s*\("), "(*)(...)", "calls through a function pointer (a helper by number)"),
+    (re.compile(r"\b(?:asm|__asm__|__asm)\b"), "asm", "inline assembly"),
+    (re.compile(r"\.\s*call\s*\("), ".call()", "a tail call into another program"),
+]
+
+
+def outside_bcc_allowlist(text: str) -> list[tuple[str, str]]:
+    """(what, why) for everything in a BCC program outside what gpttrace's BCC programs contain."""
+    import ast
+
+    found: list[tuple[str, str]] = []
+
+    def add(name: str, why: str) -> None:
+        if (name, why) not in found:
+            found.append((name, why))
+
+    def check_c(c_text: str) -> None:
+        for name in _C_CALL.findall(c_text):
+            if name.startswith("bpf_") and name not in BCC_HELPERS:
+                add(name, "a BPF helper outside those gpttrace's programs use")
+            elif name.startswith("BPF_") and name not in BCC_MACROS and not name.startswith("BPF_FUNC_"):
+                add(name, "a BCC macro outside those gpttrace's programs use")
+        for pattern, name, why in _C_FORBIDDEN:
+            if pattern.search(c_text):
+                add(name, why)
+
+    try:
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError):
+        check_c(text)
+        add("(not Python)", "not a BCC program gpttrace renders (it does not parse as Python)")
+        return found
+    # C text can only be in a string: every string of the program is checked as C (BPF_TEXT and any other)
+    check_c("\n".join(n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)))
+    modules: dict[str, str] = {}  # a name bound by an import -> the module (or object) it stands for
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                if a.name not in BCC_IMPORTS:
+                    add(f"import {a.name}", "a module gpttrace's programs do not import")
+                modules[a.asname or a.name] = a.name
+        elif isinstance(node, ast.ImportFrom):
+            allowed = BCC_FROM_IMPORTS.get(node.module or "", set()) if not node.level else set()
+            for a in node.names:
+                if a.name not in allowed:
+                    add(f"from {node.module} import {a.name}", "a module gpttrace's programs do not import")
+                modules[a.asname or a.name] = f"{node.module}.{a.name}"
+    module_names = {k: v for k, v in modules.items() if v in BCC_MODULE_ATTRS}
+    bases: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute):
+            if node.attr.startswith("__") and node.attr != "__init__":
+                add(f".{node.attr}", "a dunder attribute (reaches Python's internals)")
+            if isinstance(node.value, ast.Name) and node.value.id in module_names:
+                bases.add(id(node.value))
+                module = module_names[node.value.id]
+                ok = node.attr in BCC_MODULE_ATTRS[module] or (module == "ctypes" and node.attr.startswith("c_"))
+                if not ok:
+                    add(f"{module}.{node.attr}", "a function gpttrace's programs do not use")
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name):
+            if node.id in BCC_FORBIDDEN_NAMES or (node.id.startswith("__") and node.id != "__name__"):
+                add(node.id, "runs or reaches code outside the program")
+            elif node.id in module_names and id(node) not in bases and isinstance(node.ctx, ast.Load):
+                add(node.id, "a module used other than through its allowed functions")
     return found
 
 

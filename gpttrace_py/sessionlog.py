@@ -9,7 +9,9 @@ one-shot CLI can keep one per run:
     log.output("a line the user saw")     # capped per run, the rest only counted
     log.event("run_end", events=12)
 
-Each ``event`` opens, appends and closes the file, so a crash or a kill loses nothing already written.
+The file is created with O_EXCL in a directory checked by safefs and then held open by descriptor: each
+``event`` is one ``write`` to it (nothing is buffered, so a crash or a kill loses nothing already written), and
+the path is never opened again, so a symlink swapped in later changes nothing.
 ``sessions()`` and ``read()`` are what ``gpttrace log`` shows.
 """
 
@@ -25,11 +27,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from . import safefs
 from .paths import state_dir
 from .ui import UI
 
 OUTPUT_LINES_PER_RUN = 200  # output lines logged one by one per run; the rest are counted, and the tail is kept
 TAIL_LINES = 40
+MAX_LOG_BYTES = 256 << 20  # a log larger than this is not read back
 
 
 def sessions_dir() -> Path:
@@ -50,6 +54,7 @@ class SessionLog:
         self._run_lines = 0
         self._tail: deque[str] = deque(maxlen=TAIL_LINES)
         self._broken = False
+        self._fd = -1
 
     @property
     def id(self) -> str | None:
@@ -112,22 +117,35 @@ class SessionLog:
 
     # -- internals ---------------------------------------------------------------------------------------
     def _create(self) -> Path:
-        self.directory.mkdir(parents=True, exist_ok=True)
         stamp = datetime.now().strftime("%Y%m%dT%H%M%S")
-        for n in range(1, 1000):
-            path = self.directory / (f"{stamp}.jsonl" if n == 1 else f"{stamp}-{n}.jsonl")
-            try:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            except FileExistsError:
-                continue
-            os.close(fd)
-            return path
+        with safefs.TrustedDir(self.directory, create=True) as d:
+            for n in range(1, 1000):
+                name = f"{stamp}.jsonl" if n == 1 else f"{stamp}-{n}.jsonl"
+                try:
+                    self._fd = d.create_new(name)
+                except FileExistsError:
+                    continue
+                return self.directory / name
         raise OSError("no free session log name")
 
     def _append(self, line: str) -> None:
-        assert self.path is not None
-        with open(self.path, "a", encoding="utf-8") as fh:
-            fh.write(line + "\n")
+        data = (line + "\n").encode("utf-8", "replace")
+        while data:
+            data = data[os.write(self._fd, data):]
+
+    def close(self) -> None:
+        with self._lock:
+            if self._fd >= 0:
+                os.close(self._fd)
+                self._fd = -1
+            self._broken = True
+
+    def __del__(self) -> None:
+        try:
+            if self._fd >= 0:
+                os.close(self._fd)
+        except Exception:
+            pass
 
 
 @dataclass
@@ -190,10 +208,10 @@ class SessionSummary:
 def read(path: Path) -> list[dict[str, Any]]:
     """Every record of a log; a torn last line (a crash mid-write) is skipped."""
     out: list[dict[str, Any]] = []
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
+    blob = safefs.read_file(path, MAX_LOG_BYTES)
+    if blob is None:
         return out
+    text = blob.decode("utf-8", "replace")
     for line in text.splitlines():
         line = line.strip()
         if not line:

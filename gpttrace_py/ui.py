@@ -10,6 +10,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TextIO
 
+from .terminal import escape
+
 if TYPE_CHECKING:
     from .render.program import RenderedProgram
     from .run.failure import LoadFailure
@@ -46,15 +48,17 @@ class UI:
             self.stdout.flush()
 
     def talk(self, message: str) -> None:
+        """A message on stderr. Messages can carry text from outside (a model server's words, a tracer's
+        warnings about traced data): control, C1 and bidi characters are shown escaped (terminal.escape)."""
         if self.quiet:
             return
         with self._lock:
-            self.stderr.write(message + "\n")
+            self.stderr.write(escape(message, keep_newlines=True) + "\n")
             self.stderr.flush()
 
     def warn(self, message: str) -> None:
         with self._lock:
-            self.stderr.write(message + "\n")
+            self.stderr.write(escape(message, keep_newlines=True) + "\n")
             self.stderr.flush()
 
     # -- programs ------------------------------------------------------------------------------------

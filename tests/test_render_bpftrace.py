@@ -119,11 +119,13 @@ def test_integers_print_as_64_bit_and_big_name_tables_are_named_by_the_runner():
         "print": [{"expr": "pid"}, {"expr": "args.id", "label": "SYSCALL"}, {"expr": "args.ret", "label": "RET"}],
     })
     program = render(spec, Catalog())
-    assert 'printf("%-7ld \\x1e%ld\\x1e %ld\\n", pid, args->id, args->ret);' in program.text
-    table, width = program.layout.column_names[0]
-    assert table[0] == "read" and width == 16
-    assert program.layout.named("42      \x1e0\x1e 5") == "42      read             5"
-    assert program.layout.named("42      \x1e99999\x1e 5") == "42      99999            5"  # no name: the number
+    # columns separated by \x1f (the runner splits on it and pads each column to its width)
+    assert 'printf("%ld\\x1f\\x1e%ld\\x1e\\x1f%ld\\n", pid, args->id, args->ret);' in program.text
+    table, _ = program.layout.column_names[0]
+    assert table[0] == "read" and program.layout.widths == [7, 16, 0] and program.layout.named_at == [1]
+    assert program.layout.text("42\x1f\x1e0\x1e\x1f5") == "42      read             5"
+    assert program.layout.text("42\x1f\x1e99999\x1e\x1f5") == "42      99999            5"  # no name: the number
+    assert program.layout.parse_event("42\x1f\x1e0\x1e\x1f5")["fields"] == {"PID": 42, "SYSCALL": "read", "RET": 5}
 
 
 def test_no_program_keeps_a_start_value_it_never_reads(catalog):

@@ -63,9 +63,10 @@ def test_bcc_unsafe_helpers_found(text: str, found: str) -> None:
 
 
 def test_bcc_safe_names_are_not_flagged() -> None:
-    text = ("XDP_FLAGS_UPDATE_IF_NOEXIST = 1\nint f(struct xdp_md *ctx) { return XDP_PASS; }\n"
+    text = ('XDP_FLAGS_UPDATE_IF_NOEXIST = 1\nBPF_TEXT = r"""\nint f(struct xdp_md *ctx) { return XDP_PASS; }\n'
+            '// and ## here\n#define NET16(x) __builtin_bswap16(x)\n"""\n'
             "b.attach_xdp(dev, fn, 0)\n"
-            "# a title with ## in it\n// and ## here\n#define NET16(x) __builtin_bswap16(x)")
+            "# a title with ## in it\n")
     assert safety.unsafe_uses(text, "bcc") == []
 
 
@@ -421,7 +422,8 @@ def test_session_log_receives_events_aggregates_and_losses() -> None:
         "c": AggregateLayout("c", "count", "Syscalls", ["COMM"], "COUNT")})
     p = Printer(layout, lambda s: None, log_line=lambda line: logged.append(("line", line)),
                 log_record=lambda kind, **d: logged.append((kind, d)))
-    p.handle({"type": "printf", "data": "ready\nevent one\n"})
+    p.handle({"type": "printf", "data": "ready\n"})
+    p.handle({"type": "printf", "data": "event one\n"})  # one printf record is one line
     p.handle({"type": "lost_events", "data": {"events": 3}})
     p.handle({"type": "map", "data": {"@c": {"bash": 3}}})
     assert ("line", "event one") in logged and ("lost_events", {"events": 3}) in logged
@@ -458,8 +460,9 @@ def test_real_session_log_on_a_full_disk(tmp_path: Path) -> None:
     log = SessionLog(mode="trace", directory=tmp_path)
     log.event("x")  # creates the file
     assert log.path is not None
-    log.path.unlink()
-    log.path.symlink_to("/dev/full")  # every append now fails with ENOSPC
+    full = os.open("/dev/full", os.O_WRONLY)  # the log is held by descriptor: make that descriptor /dev/full
+    os.dup2(full, log._fd)
+    os.close(full)  # every append now fails with ENOSPC
     warnings: list[str] = []
     sink = _SessionLogSink(log, warnings.append)
     sink.call("event", "aggregate", name="c", data={})

@@ -106,13 +106,53 @@ def _lessons() -> list[str]:
 
 
 def history() -> History:
+    """The chat history file, opened once through safefs and then held by descriptor (prompt_toolkit's
+    FileHistory opens it by path for each line: a symlink swapped in would make root append to any file)."""
+    from .. import safefs
+
     path = data_home() / "chat_history"
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.touch(exist_ok=True)
-        return FileHistory(str(path))
+        with safefs.TrustedDir(path.parent, create=True) as d:
+            return HeldHistory(d.open_append(path.name), str(path))
     except OSError:
         return InMemoryHistory()
+
+
+class HeldHistory(FileHistory):
+    """FileHistory's format, read and appended through one descriptor."""
+
+    MAX_BYTES = 16 << 20
+
+    def __init__(self, fd: int, filename: str) -> None:
+        self.fd = fd
+        super().__init__(filename)
+
+    def load_history_strings(self) -> Iterable[str]:
+        import os
+
+        data = os.pread(self.fd, self.MAX_BYTES, 0).decode("utf-8", errors="replace")
+        strings: list[str] = []
+        lines: list[str] = []
+        for line in data.splitlines(keepends=True):
+            if line.startswith("+"):
+                lines.append(line[1:])
+            else:
+                if lines:
+                    strings.append("".join(lines)[:-1])
+                lines = []
+        if lines:
+            strings.append("".join(lines)[:-1])
+        return reversed(strings)
+
+    def store_string(self, string: str) -> None:
+        import datetime
+        import os
+
+        text = f"\n# {datetime.datetime.now()}\n" + "".join(f"+{line}\n" for line in string.split("\n"))
+        try:
+            os.write(self.fd, text.encode("utf-8", errors="replace"))
+        except OSError:
+            pass
 
 
 def key_bindings(session: ChatSession, say: Callable[[str], None]) -> KeyBindings:

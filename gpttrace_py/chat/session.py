@@ -395,10 +395,12 @@ class ChatSession:
             text = self.spec.model_dump_json(indent=2, exclude_none=True) + "\n"
         else:
             text = self.program.text
-        try:
-            path.write_text(text)
-            if path.suffix != ".json" and text.startswith("#!"):
-                path.chmod(path.stat().st_mode | 0o111)
+        from .. import safefs
+
+        try:  # a new file renamed over the name: a symlink planted there is replaced, not followed
+            safefs.write_output(path, text, 0o755 if path.suffix != ".json" and text.startswith("#!") else 0o644)
+        except safefs.UnsafePath as exc:
+            raise UsageError(f"not writing {path}: {exc}", "save it in a folder only you (root) can write") from None
         except OSError as exc:
             raise UsageError(f"cannot write {path}: {exc.strerror}", "choose another file") from None
         what = "spec" if path.suffix == ".json" else f"{self.program.backend} program"

@@ -160,6 +160,8 @@ def _exit_now(code: int) -> None:
 
 
 def _fail(message: str, hint: str | None) -> None:
-    click.echo(f"gpttrace: {message}", err=True)
+    from ..terminal import escape  # a message may quote a model server or traced data
+
+    click.echo(f"gpttrace: {escape(message, keep_newlines=True)}", err=True)
     if hint:
-        click.echo(f"  {hint}".replace("\n", "\n  "), err=True)
+        click.echo(escape(f"  {hint}".replace("\n", "\n  "), keep_newlines=True), err=True)

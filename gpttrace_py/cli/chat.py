@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import click
 
-from .options import planner_options
+from .options import Seconds, planner_options
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @planner_options
-@click.option("-d", "--duration", type=click.FloatRange(min=0.1), metavar="SECONDS",
+@click.option("-d", "--duration", type=Seconds(0.1), metavar="SECONDS",
               help="Stop each run after SECONDS (default: run until /stop or Ctrl-C).")
 @click.option("--no-log", is_flag=True, help="Do not keep a session log.")
 def chat(offline: bool, model: str | None, backend: str, yes: bool, duration: float | None, no_log: bool) -> None:

@@ -208,7 +208,9 @@ def _render_text(spec: ProgramSpec, backend: str, catalog: Catalog) -> str:
 def run(entry_id: str, yes: bool, backend: str, original: bool, command: str | None, duration: float | None,
         json_out: bool, dry_run: bool) -> None:
     """Run one entry like a one-shot trace (its first spec that fits this kernel)."""
-    from .. import pipeline
+    from .. import pipeline, safety
+
+    safety.check_privileges()  # first: without root, what "fits" cannot be known (tracefs is root's)
     from ..errors import ExitCode, UsageError
     from ..kernel.catalog import Catalog
 

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import stat
 import sys
 
 import click
+
+MAX_PROGRAM_BYTES = 1 << 20  # a program to explain is at most 1 MiB
+MAX_NESTING = 64  # brackets nested deeper than this are refused
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -49,16 +54,15 @@ def explain(
     elif file is None:
         raise UsageError("nothing to explain", "gpttrace explain FILE (or - for stdin, or -e 'PROGRAM')")
     elif file == "-":
-        text, path = sys.stdin.read(), "-"
+        text, path = _bounded(sys.stdin.buffer.read(MAX_PROGRAM_BYTES + 1), "stdin"), "-"
     else:
-        try:
-            with open(file, encoding="utf-8", errors="replace") as fh:
-                text = fh.read()
-        except OSError as exc:
-            raise UsageError(f"cannot read {file}: {exc.strerror}") from None
-        path = file
+        text, path = _read_program(file), file
     if not text.strip():
         raise UsageError("the program is empty")
+    _check_nesting(text)
+    from ..terminal import escape
+
+    text = escape(text, keep_newlines=True)  # an escape sequence in the file is shown, not sent to the terminal
     if color is None:
         try:
             color = sys.stdout.isatty()
@@ -70,3 +74,40 @@ def explain(
     out = explain_program(text, backend, Catalog(), color=color, path=path, listing=not no_listing, width=width)
     sys.stdout.write(out)
     sys.stdout.flush()
+
+
+def _read_program(file: str) -> str:
+    """A regular file's text, at most MAX_PROGRAM_BYTES (no device, FIFO or directory: they could be endless)."""
+    from ..errors import UsageError
+
+    try:
+        fd = os.open(file, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        raise UsageError(f"cannot read {file}: {exc.strerror}") from None
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise UsageError(f"{file} is not a regular file", "explain a program file, or - for stdin")
+        return _bounded(fh.read(MAX_PROGRAM_BYTES + 1), file)
+
+
+def _bounded(data: bytes, where: str) -> str:
+    from ..errors import UsageError
+
+    if len(data) > MAX_PROGRAM_BYTES:
+        raise UsageError(f"{where} is larger than {MAX_PROGRAM_BYTES // 1024} KiB: not a program to explain")
+    return data.decode("utf-8", "replace")
+
+
+def _check_nesting(text: str) -> None:
+    """Refuse brackets nested deeper than MAX_NESTING (one linear pass; the explainer is not built for it)."""
+    from ..errors import UsageError
+
+    depth = deepest = 0
+    for c in text:
+        if c in "([{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif c in ")]}":
+            depth = max(0, depth - 1)
+    if deepest > MAX_NESTING:
+        raise UsageError(f"the program nests brackets {deepest} deep; at most {MAX_NESTING} are explained")

@@ -14,6 +14,7 @@ def log(ctx: click.Context, limit: int) -> None:
     if ctx.invoked_subcommand is not None:
         return
     from ..sessionlog import sessions, sessions_dir
+    from ..terminal import escape
 
     found = sessions()
     if not found:
@@ -25,7 +26,7 @@ def log(ctx: click.Context, limit: int) -> None:
         first = (s.first_intent or "-").replace("\n", " ")
         if len(first) > 60:
             first = first[:57] + "..."
-        click.echo(f"{i:>3}  {s.id:<19} {started:<19} {s.mode:<5} {s.turns:>5} {s.runs:>4}  {first}")
+        click.echo(escape(f"{i:>3}  {s.id:<19} {started:<19} {s.mode:<5} {s.turns:>5} {s.runs:>4}  {first}"))
     if len(found) > limit:
         click.echo(f"({len(found) - limit} older sessions not shown; -n to see more)", err=True)
 
@@ -44,12 +45,14 @@ def show(ident: str, as_json: bool, programs: bool) -> None:
     found = find(ident)
     if found is None:
         raise UsageError(f"no session {ident!r}", "run `gpttrace log` to list them")
+    from ..terminal import escape
+
     if as_json:
         for rec in found.records:
-            click.echo(json.dumps(rec, ensure_ascii=False))
+            click.echo(json.dumps(rec, ensure_ascii=False))  # escapes control characters itself
         return
     for line in render(found.records, programs=programs):
-        click.echo(line)
+        click.echo(escape(line))  # traced data and model text are data: no escape sequence reaches the terminal
 
 
 @log.command("path")

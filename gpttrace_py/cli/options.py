@@ -2,10 +2,31 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
 import click
+
+MAX_SECONDS = 7 * 24 * 3600.0  # the longest -d / --max-seconds accepted: a week
+
+
+class Seconds(click.ParamType):
+    """A finite number of seconds from ``minimum`` to MAX_SECONDS (``inf`` and ``nan`` are usage errors)."""
+
+    name = "seconds"
+
+    def __init__(self, minimum: float) -> None:
+        self.minimum = minimum
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        try:
+            seconds = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number of seconds", param, ctx)
+        if not math.isfinite(seconds) or not self.minimum <= seconds <= MAX_SECONDS:
+            self.fail(f"{value} is not a number of seconds from {self.minimum:g} to {MAX_SECONDS:g}", param, ctx)
+        return seconds
 
 
 def planner_options(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -20,7 +41,7 @@ def planner_options(f: Callable[..., Any]) -> Callable[..., Any]:
 def run_options(f: Callable[..., Any]) -> Callable[..., Any]:
     f = click.option("-c", "--command", "command", metavar="CMD",
                      help="Start CMD once the probes are attached; stop shortly after it exits.")(f)
-    f = click.option("-d", "--duration", type=click.FloatRange(min=0.1), metavar="SECONDS",
+    f = click.option("-d", "--duration", type=Seconds(0.1), metavar="SECONDS",
                      help="Stop after SECONDS.")(f)
     f = click.option("--json", "json_out", is_flag=True, help="One JSON object per event and per aggregate.")(f)
     f = click.option("--dry-run", is_flag=True, help="Load and attach the program, then detach and exit.")(f)

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from .options import planner_options, run_options
+from .options import Seconds, planner_options, run_options
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -20,7 +20,7 @@ from .options import planner_options, run_options
 @click.option("--explain", is_flag=True, help="Explain the program line by line before running it.")
 @click.option("--unsafe", is_flag=True,
               help="Allow programs that change the system (signals, system(), ...). -y never implies it.")
-@click.option("--max-seconds", type=click.FloatRange(min=0), metavar="SECONDS",
+@click.option("--max-seconds", type=Seconds(0), metavar="SECONDS",
               help="Without -d/-c, stop after SECONDS (0: never). Default: GPTTRACE_MAX_SECONDS, else 600 when "
                    "no terminal is attached.")
 @click.option("--no-log", is_flag=True, help="Do not keep a session log of this run.")

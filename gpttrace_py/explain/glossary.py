@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -124,21 +123,22 @@ def _data() -> dict[str, Any]:
     cached = None
     if not hasattr(yaml, "CSafeLoader"):
         try:
-            from .. import paths
+            from .. import paths, safefs
 
             cached = paths.cache_dir() / f"glossary-{stat.st_mtime_ns}-{stat.st_size}.json"
-            return json.loads(cached.read_text())
-        except (OSError, ValueError):
+            blob = safefs.read_file(cached)
+            if blob is not None:
+                return json.loads(blob)
+        except ValueError:
             pass
     data = yaml.load(GLOSSARY_FILE.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
     if cached is not None:
         try:
-            cached.parent.mkdir(parents=True, exist_ok=True)
-            for old in cached.parent.glob("glossary-*.json"):
-                old.unlink()
-            tmp = cached.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(data))
-            tmp.replace(cached)
+            with safefs.TrustedDir(cached.parent, create=True) as d:
+                for old in d.names():
+                    if old.startswith("glossary-") and old.endswith(".json"):
+                        d.unlink(old)
+                d.write_text(cached.name, json.dumps(data))
         except OSError:
             pass
     return data

@@ -197,7 +197,9 @@ def _tracepoint(f: ProbeFacts, catalog: Catalog, g: Glossary, fields_used: list[
     idx = catalog.tracepoints
     if not idx.available:
         f.available = False
-        f.reason = "tracefs is not mounted (mount -t tracefs nodev /sys/kernel/tracing)"
+        from ..kernel.tracefs import tracefs_missing
+
+        f.reason = tracefs_missing()
         return
     if p.wildcard:
         pattern = f"{p.category}:{p.name}"
@@ -339,7 +341,9 @@ def _user(f: ProbeFacts, catalog: Catalog) -> None:
     f.resolved = path
     if path is None:
         f.available = False
-        f.reason = f"there is no library or program called {p.target!r} on this machine"
+        from ..kernel.uprobes import TARGET_ERROR
+
+        f.reason = TARGET_ERROR.format(target=p.target)  # one answer whatever the reason
         f.alternatives = []
         f.alternative_note = "install it, or give its full path (find it with `which NAME` or `ldd $(which PROGRAM)`)"
         return

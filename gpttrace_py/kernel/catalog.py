@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -10,7 +11,7 @@ from ..spec import expr as E
 from . import syscalls
 from .features import Features, detect
 from .tracefs import TpField, Tracepoint, TracepointIndex, tracefs_root
-from .uprobes import function_symbols, resolve_target
+from .uprobes import TARGET_ERROR, function_symbols, resolve_target
 
 
 @dataclass
@@ -68,9 +69,15 @@ class Catalog:
         """None when the probe exists here, else the reason it cannot be used."""
         f = self.features
         k = probe.kind
+        if not self.tracepoints.available and os.geteuid() != 0:  # not "no uprobes": tracefs is root's
+            from .tracefs import tracefs_missing
+
+            return tracefs_missing()
         if k == "tracepoint":
             if not self.tracepoints.available:
-                return "tracefs is not mounted (mount -t tracefs nodev /sys/kernel/tracing)"
+                from .tracefs import tracefs_missing
+
+                return tracefs_missing()
             if not self.tracepoints.exists(probe.category or "", probe.name or ""):
                 near = self.near_tracepoints(probe.name or "")
                 return "no such tracepoint on this kernel" + (f"; nearby: {', '.join(near)}" if near else "")
@@ -87,15 +94,13 @@ class Catalog:
             if not f.uprobes:
                 return "this kernel has no uprobes"
             path = resolve_target(probe.target or "")
-            if path is None:
-                return f"cannot find a library or program called {probe.target!r}"
+            if path is None:  # one answer for every reason (missing, root-only, not ELF, too large, a FIFO)
+                return TARGET_ERROR.format(target=probe.target or "")
             syms = function_symbols(path)
             if syms and probe.name not in syms:
                 return f"{path} has no function {probe.name!r}"
             return None
         if k in ("xdp", "tc"):
-            import os
-
             if not os.path.exists(f"/sys/class/net/{probe.target}"):
                 return f"no network interface {probe.target!r}"
             return None

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from .. import paths
+from .. import paths, safefs
 from .tracefs import tracefs_root
 
 BCC_INTERPRETERS = ("/usr/bin/python3", "/usr/local/bin/python3", "/usr/bin/python3.11", "/usr/bin/python3.12")
@@ -78,7 +78,7 @@ def bpftrace_version(path: str) -> str | None:
         key = None
     if key is not None:
         try:
-            data = json.loads(cache.read_text())
+            data = json.loads(safefs.read_file(cache, 1 << 16) or b"null")
             if data.get("key") == key and isinstance(data.get("version"), str):
                 return str(data["version"])
         except (OSError, ValueError, AttributeError):
@@ -90,11 +90,7 @@ def bpftrace_version(path: str) -> str | None:
     m = re.search(r"v?(\d+\.\d+(?:\.\d+)?)", out)
     version = m.group(1) if m else None
     if key is not None and version is not None:
-        try:
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            cache.write_text(json.dumps({"key": key, "version": version}))
-        except OSError:
-            pass
+        safefs.write_file(cache, json.dumps({"key": key, "version": version}).encode())
     return version
 
 
@@ -168,8 +164,10 @@ def _probe_cache() -> Path:
 
 def _load_probed() -> dict[str, bool]:
     try:
-        data = json.loads(_probe_cache().read_text())
-    except (OSError, ValueError):
+        data = json.loads(safefs.read_file(_probe_cache(), 1 << 16) or b"{}")
+    except ValueError:
+        return {}
+    if not isinstance(data, dict):
         return {}
     if data.get("boot_id") != _boot_id() or data.get("kernel") != os.uname().release:
         return {}
@@ -188,12 +186,8 @@ def probe_loadable(features: Features) -> Features:
         if not lsm_enabled:
             features.notes["lsm"] = "BPF LSM is not in /sys/kernel/security/lsm (boot with lsm=...,bpf)"
     features.kfunc, features.lsm = kfunc, lsm
-    try:
-        _probe_cache().parent.mkdir(parents=True, exist_ok=True)
-        _probe_cache().write_text(json.dumps({"boot_id": _boot_id(), "kernel": features.kernel, "kfunc": kfunc,
-                                              "lsm": lsm}))
-    except OSError:
-        pass
+    safefs.write_file(_probe_cache(), json.dumps({"boot_id": _boot_id(), "kernel": features.kernel,
+                                                  "kfunc": kfunc, "lsm": lsm}).encode())
     return features
 
 

@@ -21,6 +21,15 @@ def tracefs_root() -> Path | None:
     return None
 
 
+def tracefs_missing() -> str:
+    """Why no tracefs can be read: not mounted, or (not root) mounted where only root may read it."""
+    if os.geteuid() != 0 and not os.environ.get("GPTTRACE_TRACEFS"):
+        for c in TRACEFS_CANDIDATES:
+            if os.path.isdir(c) and not os.access(c, os.R_OK | os.X_OK):
+                return f"tracefs ({c}) can only be read by root: run gpttrace as root (sudo gpttrace ...)"
+    return "tracefs is not mounted (mount -t tracefs nodev /sys/kernel/tracing)"
+
+
 @dataclass(frozen=True)
 class TpField:
     name: str

@@ -19,6 +19,7 @@ with a one-line warning. A refusal is an error (exit 2).
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -39,6 +40,16 @@ MODES = ("json_schema", "json_object", "text")
 MAX_REPLY_ECHO = 3000  # characters of an invalid reply sent back to the model
 MAX_LOG_ECHO = 2500  # characters of a load error log sent back
 MAX_PROGRAM_ECHO = 2500
+MAX_REPLY_BYTES = 1 << 20  # a reply (or error body) larger than this is not read further
+
+
+@functools.lru_cache(maxsize=1)
+def _reply_too_large() -> type[Exception]:
+    """The error of a response body over MAX_REPLY_BYTES: an openai.OpenAIError, which the SDK passes on without
+    retrying (made on first use: importing openai takes a while)."""
+    import openai
+
+    return type("ReplyTooLarge", (openai.OpenAIError,), {})
 
 
 class ReplyError(Exception):
@@ -283,6 +294,23 @@ class LLMPlanner:
         return self.base_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"
 
     def _complete(self, messages: list[dict[str, str]]) -> str:
+        """The text of one reply, with the API key taken out wherever the server echoed it (in the reply and in
+        the messages of errors), so that it is never printed or logged."""
+        try:
+            return self._redact(self._complete_raw(messages))
+        except GpttraceError as exc:
+            exc.message, exc.hint = self._redact(exc.message), self._redact(exc.hint) if exc.hint else exc.hint
+            exc.args = (exc.message,)
+            raise
+        except (ReplyError, ServiceDown) as exc:
+            exc.args = tuple(self._redact(str(a)) for a in exc.args)
+            raise
+
+    def _redact(self, text: str) -> str:
+        key = self.api_key or ""
+        return text.replace(key, "[the API key]") if len(key) >= 8 and key in text else text
+
+    def _complete_raw(self, messages: list[dict[str, str]]) -> str:
         """The text of one reply. Raises ReplyError, ServiceDown, or GpttraceError for what retrying cannot fix."""
         try:
             import openai
@@ -295,6 +323,10 @@ class LLMPlanner:
                                                      P.response_format() if self.mode == "json_schema" else None))
             try:
                 completion = self._send(messages)
+            except _reply_too_large():
+                raise GpttraceError(f"the model service at {self.where} sent more than "
+                                    f"{MAX_REPLY_BYTES >> 20} MiB: not read further",
+                                    "check base_url and -m/--model, or use --offline") from None
             except openai.LengthFinishReasonError:
                 raise ReplyError("the reply was cut off at the model's output limit; return a smaller spec") from None
             except openai.ContentFilterFinishReasonError:
@@ -384,7 +416,26 @@ def make_client(api_key: str | None, base_url: str | None, timeout: float, max_r
         def _calculate_retry_timeout(self, *args: Any, **kwargs: Any) -> float:  # SDK internal; unused if renamed
             return min(float(super()._calculate_retry_timeout(*args, **kwargs)), cap)
 
-    kwargs: dict[str, Any] = {"api_key": api_key or "not-needed", "timeout": timeout, "max_retries": max_retries}
+    class _Capped(openai.DefaultHttpxClient):  # type: ignore[misc,valid-type]
+        """Reads a response body up to MAX_REPLY_BYTES (after decompression), then gives up."""
+
+        def send(self, request: Any, *, stream: bool = False, **kw: Any) -> Any:
+            response = super().send(request, stream=True, **kw)
+            if stream:
+                return response
+            body = bytearray()
+            try:
+                for chunk in response.iter_bytes():
+                    body += chunk
+                    if len(body) > MAX_REPLY_BYTES:
+                        raise _reply_too_large()(f"the reply is larger than {MAX_REPLY_BYTES} bytes")
+            finally:
+                response.close()
+            response._content = bytes(body)  # what Response.read() returns
+            return response
+
+    kwargs: dict[str, Any] = {"api_key": api_key or "not-needed", "timeout": timeout, "max_retries": max_retries,
+                              "http_client": _Capped()}
     if base_url:
         kwargs["base_url"] = base_url
     try:

@@ -29,7 +29,7 @@ from . import lower
 from .bpftrace import _default_title, _probe_comment, _ready_title, _value_label
 from .escape import Code, comment, environment, ident, integer, slug, string_literal
 from .lower import Context
-from .program import AggregateLayout, ProgramLayout, RenderedProgram
+from .program import COLUMN_SEP, AggregateLayout, ProgramLayout, RenderedProgram
 
 STRLEN = 128  # bytes kept of a text value (gpttrace runs bpftrace with BPFTRACE_STRLEN=128 too)
 COMM_LEN = 16
@@ -80,7 +80,7 @@ class ProbeFn:
     name: str  # the C function
     head: str  # the line that opens it
     ctx: str  # the variable holding the probe's context
-    ret: str  # what it returns (XDP_PASS, TC_ACT_OK, 0)
+    ret: str  # what it returns (XDP_PASS, TC_ACT_UNSPEC, 0)
     prog_type: str | None  # BPF.<TYPE> for load_func; None when BCC loads it itself (kfunc, lsm, usdt)
     user: bool  # pointers seen here point to user memory
     attach: list[str] = field(default_factory=list)  # Python lines that attach it
@@ -197,10 +197,10 @@ def make_probe_fn(probe: ProbeRef, index: int, name: str, catalog: Catalog, expr
     if k == "tc":
         dev = string_literal(probe.target or "", 15)
         direction = string_literal(probe.name or "ingress")
-        return ProbeFn(probe, index, name, f"int {name}(struct __sk_buff *skb)", "skb", "TC_ACT_OK",
+        return ProbeFn(probe, index, name, f"int {name}(struct __sk_buff *skb)", "skb", "TC_ACT_UNSPEC",
                        "BPF.SCHED_CLS", False, [f"attach_tc(b, {fname}, {dev}, {direction}, cleanups)"],
-                       f"tc classifier on {probe.target} {probe.name} (clsact, direct action); "
-                       "TC_ACT_OK lets the packet through")
+                       f"tc program on {probe.target} {probe.name} (a tcx link); "
+                       "TC_ACT_UNSPEC lets the packet go on to the next program")
     raise RenderError(f"{probe.text}: BEGIN/END probes are bpftrace-only; use --backend bpftrace, or print from "
                       "an interval probe")
 
@@ -993,8 +993,8 @@ class _Builder:
             last = i == len(fields) - 1 or slot.kind == "join"
             conv = {"int": "%d", "hex": "0x%x", "oct": "%04o"}.get(slot.kind, "%s")
             w = _width(label, conv)
-            convs.append(conv if last or w == 0 else conv + " " * max(1, w - 4) if slot.kind == "oct"
-                         else conv.replace("%", f"%-{w}", 1))
+            convs.append(conv)  # not padded: separated by COLUMN_SEP, padded by the runner (or Output.event)
+            self.layout.widths.append(0 if last else w)
             heads.append("%s" if last or w == 0 else f"%-{w}s")
             labels.append(label)
             values.append(slot.py("e"))
@@ -1002,7 +1002,7 @@ class _Builder:
                 break  # like bpftrace's join(), the joined arguments end the line
         self.layout.header = " ".join(heads) % tuple(labels)
         self.layout.columns = labels
-        return slots, values, " ".join(convs), self.layout.header
+        return slots, values, COLUMN_SEP.join(convs), self.layout.header
 
     def emit_lines(self, gen: CGen, slots: list[Slot]) -> list[str]:
         fill: list[str] = []
@@ -1423,7 +1423,7 @@ def render(spec: ProgramSpec, catalog: Catalog) -> RenderedProgram:
     if b.packet:
         includes += _PACKET_HEADERS
     if "tc" in kinds:
-        includes += ["#define TC_ACT_OK 0  // from linux/pkt_cls.h: let the packet continue"]
+        includes += ["#define TC_ACT_UNSPEC (-1)  // from linux/pkt_cls.h (TCX_NEXT): let the packet continue"]
     helpers: list[str] = []
     for lines in b.helpers.values():
         helpers += ["", *lines]
@@ -1468,7 +1468,8 @@ def render(spec: ProgramSpec, catalog: Catalog) -> RenderedProgram:
         "ready": string_literal(b.layout.ready),
         "header": string_literal(header, 400) if header else None,
         "event_fields": [(string_literal(n), Code(t)) for n, t in event_fields],
-        "event_format": string_literal(ev_format, 400) if ev_format else None,
+        "event_format": string_literal(ev_format, 400, marks=True) if ev_format else None,
+        "event_widths": [integer(w) for w in b.layout.widths],
         "event_values": Code("".join(f"{v}, " for v in ev_values)),
         "ringbuf": b.ringbuf,
         "ringbuf_pages": integer(RINGBUF_PAGES),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from ..kernel.catalog import Catalog
@@ -11,7 +12,7 @@ from ..spec.model import Filter
 from . import lower
 from .escape import Code, comment, environment, ident, integer, string_literal
 from .lower import Context
-from .program import NAME_MARK, AggregateLayout, ProgramLayout, RenderedProgram
+from .program import COLUMN_SEP, NAME_MARK, AggregateLayout, ProgramLayout, RenderedProgram
 
 _BUILTIN_TEXT = {"delta": "$delta"}
 MAX_INLINE_NAMES = 64
@@ -169,28 +170,29 @@ class _Builder:
         stmts: list[str] = []
         for i, (c, w) in enumerate(zip(cols, widths)):
             last = i == len(cols) - 1
+            # Columns are separated by COLUMN_SEP and not padded: the runner splits on it (a value with a space
+            # stays one field) and pads each column to its width in text output.
             if c.join:
                 # join() prints the whole argv array itself, ending the line
-                fmt = " ".join(fmt_parts)
-                stmts.append(f"printf({string_literal(fmt + ' ' if fmt else '', marks=True)}"
+                fmt = COLUMN_SEP.join(fmt_parts)
+                stmts.append(f"printf({string_literal(fmt + COLUMN_SEP if fmt else '', marks=True)}"
                              f"{''.join(', ' + a for a in args)});")
                 stmts.append(f"join({c.value});")
                 head_parts.append("%s")
                 labels.append(c.label)
+                self.layout.widths.append(0)
                 break
-            if c.names is not None:  # padded by the runner, once it has put the name in
-                self.layout.column_names.append((c.names, 0 if last else w))
-                conv = c.fmt
-            else:
-                conv = c.fmt if last or w == 0 else c.fmt.replace("%", f"%-{w}", 1)
-                if c.fmt.startswith("%0") and not last:  # zero-padded: pad after it instead
-                    conv = c.fmt + " " * max(1, w - 4)
-            fmt_parts.append(conv)
+            if c.names is not None:  # named by the runner
+                self.layout.column_names.append((c.names, 0))
+                self.layout.named_at.append(i)
+            fmt_parts.append(c.fmt)
             head_parts.append("%s" if last or w == 0 else f"%-{w}s")
             args.append(c.value)
             labels.append(c.label)
+            self.layout.widths.append(0 if last else w)
         else:
-            stmts.append(f"printf({string_literal(' '.join(fmt_parts) + chr(10), marks=True)}, {', '.join(args)});")
+            stmts.append(f"printf({string_literal(COLUMN_SEP.join(fmt_parts) + chr(10), marks=True)}, "
+                         f"{', '.join(args)});")
         header_args = ", ".join(string_literal(lab, 40) for lab in labels)
         header = f"printf({string_literal(' '.join(head_parts) + chr(10))}, {header_args});"
         self.layout.header = " ".join(head_parts) % tuple(labels)
@@ -296,13 +298,24 @@ def _default_title(agg: Aggregate) -> str:
     return f"{what.capitalize()}{value}{unit}{by}"
 
 
+_ATTACH_PATH = re.compile(r"[A-Za-z0-9_./+@-]{1,4096}\Z")
+
+
+def attach_path(path: str) -> str:
+    """A library or program path as it goes into an attach point: only characters that cannot end or extend
+    the probe (no space, comma, colon, brace, quote or newline); a file found with any other name is refused."""
+    if not _ATTACH_PATH.match(path):
+        raise ValueError(f"cannot use the file {path!r} in a probe: its name has characters a probe cannot hold")
+    return path
+
+
 def probe_text(probe: ProbeRef, catalog: Catalog) -> str:
     """The bpftrace attach point; library short names become paths."""
     if probe.kind in ("uprobe", "uretprobe"):
-        path = catalog.uprobe_path(probe.target or "") or probe.target
+        path = attach_path(catalog.uprobe_path(probe.target or "") or probe.target or "")
         return f"{probe.kind}:{path}:{probe.name}"
     if probe.kind == "usdt":
-        path = catalog.uprobe_path(probe.target or "") or probe.target
+        path = attach_path(catalog.uprobe_path(probe.target or "") or probe.target or "")
         return f"usdt:{path}:{probe.category}:{probe.name}"
     if probe.kind in ("xdp", "tc"):
         raise ValueError(f"bpftrace cannot attach {probe.kind} programs; use --backend bcc")
@@ -338,6 +351,7 @@ def render(spec: ProgramSpec, catalog: Catalog) -> RenderedProgram:
         "end": [Code(s) for s in b.end_statements()],
         "interval": integer(spec.interval_s) if spec.interval_s else None,
         "lesson": comment(spec.lesson) if spec.lesson else None,
+        "separated": len(b.layout.columns) > 1,
     }
     if spec.start:
         end_terms, body_terms = [], []

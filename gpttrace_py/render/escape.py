@@ -13,7 +13,7 @@ from functools import lru_cache
 from typing import Any
 
 from ..spec.expr import IDENT_RE
-from .program import NAME_MARK
+from .program import COLUMN_SEP, NAME_MARK
 
 
 class Code(str):
@@ -48,10 +48,10 @@ _LITERAL_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t"}
 
 def string_literal(value: str, limit: int = 200, marks: bool = False) -> Code:
     """A double-quoted literal valid in bpftrace, C and Python: printable ASCII; backslash, quote, newline
-    and tab escaped; any other character becomes '?' (NAME_MARK too, unless ``marks``: the renderer's own
-    format strings)."""
+    and tab escaped; any other character becomes '?' (NAME_MARK and COLUMN_SEP too, unless ``marks``: the
+    renderer's own format strings)."""
     text = value.encode("utf-8", "replace").decode("utf-8")[:limit]
-    escapes = {**_LITERAL_ESCAPES, NAME_MARK: "\\x1e"} if marks else _LITERAL_ESCAPES
+    escapes = {**_LITERAL_ESCAPES, NAME_MARK: "\\x1e", COLUMN_SEP: "\\x1f"} if marks else _LITERAL_ESCAPES
     out = "".join(escapes.get(c, c if " " <= c <= "~" else "?") for c in text)
     return Code(f'"{out}"')
 
@@ -94,19 +94,42 @@ def environment(backend: str):
 
 def _bytecode_cache(jinja2: Any) -> Any:
     """The compiled templates, kept in gpttrace's cache directory (compiling them was a third of the time to
-    render a program in a fresh process). Only a directory of this user's that nobody else can write is
-    used: its files are code."""
+    render a program in a fresh process). Their files are code that Jinja unpickles, so they are read and
+    written only through safefs: a directory whose whole path is root's (or this user's) and writable by
+    nobody else, held open by descriptor, and files in it that are not symlinks and belong to root or this
+    user. ``GPTTRACE_TEMPLATE_CACHE=0`` turns it off."""
+    if os.environ.get("GPTTRACE_TEMPLATE_CACHE", "1").lower() in ("0", "no", "off", "false"):
+        return None
+    from .. import safefs
     from ..paths import cache_dir
 
-    path = cache_dir() / "templates"
-    try:
-        path.mkdir(mode=0o700, parents=True, exist_ok=True)
-        st = path.stat()
-    except OSError:
-        return None
-    if st.st_uid != os.geteuid() or st.st_mode & 0o022:
-        return None
-    return jinja2.FileSystemBytecodeCache(str(path))
+    class TrustedBytecodeCache(jinja2.BytecodeCache):  # type: ignore[misc]
+        def __init__(self, path: Any) -> None:
+            self.path = path
+            self.dir: safefs.TrustedDir | None = None
+            self.tried = False
+
+        def _dir(self) -> safefs.TrustedDir | None:
+            if not self.tried:
+                self.tried = True
+                self.dir = safefs.trusted(self.path, create=True)
+            return self.dir
+
+        def load_bytecode(self, bucket: Any) -> None:
+            d = self._dir()
+            data = d.get_bytes(f"__jinja2_{bucket.key}.cache") if d is not None else None
+            if data:
+                bucket.bytecode_from_string(data)
+
+        def dump_bytecode(self, bucket: Any) -> None:
+            d = self._dir()
+            if d is not None:
+                try:
+                    d.write_bytes(f"__jinja2_{bucket.key}.cache", bucket.bytecode_to_string())
+                except OSError:
+                    pass
+
+    return TrustedBytecodeCache(cache_dir() / "templates")
 
 
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9_]+")

@@ -59,54 +59,51 @@ def cache_key(text: bytes, bcc_version: str) -> str:
     return h.hexdigest()
 
 
-def _safe_dir(path: str) -> bool:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return False
-    return st.st_uid == os.geteuid() and not st.st_mode & 0o022
+def _safefs():
+    """gpttrace's safefs module, loaded by path (this runs in BCC's interpreter, without gpttrace's package)."""
+    import importlib.util
+
+    mod = sys.modules.get("gpttrace_safefs")
+    if mod is None:
+        path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "safefs.py")
+        spec = importlib.util.spec_from_file_location("gpttrace_safefs", path)
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules["gpttrace_safefs"] = mod
+        spec.loader.exec_module(mod)
+    return mod
 
 
 def _read_entry(cache_dir: str, key: str) -> dict | None:
-    path = os.path.join(cache_dir, key + ".json")
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-    except OSError:
+    """The entry for ``key``, read through safefs (the directory's whole path and the file are root's or this
+    user's, writable by nobody else, opened by descriptor without following symlinks)."""
+    d = _safefs().trusted(cache_dir)
+    if d is None:
         return None
-    with os.fdopen(fd) as fh:
-        st = os.fstat(fh.fileno())
-        if st.st_uid != os.geteuid() or st.st_mode & 0o022 or not _safe_dir(cache_dir):
+    with d:
+        blob = d.get_bytes(key + ".json")
+        if blob is None:
             return None
         try:
-            entry = json.load(fh)
+            entry = json.loads(blob)
         except ValueError:
             return None
-    if entry.get("format") != FORMAT or entry.get("key") != key:
-        return None
-    try:
-        os.utime(path)  # most recently used
-    except OSError:
-        pass
+        if not isinstance(entry, dict) or entry.get("format") != FORMAT or entry.get("key") != key:
+            return None
+        d.touch(key + ".json")  # most recently used
     return entry
 
 
 def _write_entry(cache_dir: str, key: str, entry: dict) -> None:
-    os.makedirs(cache_dir, mode=0o700, exist_ok=True)
-    if not _safe_dir(cache_dir):
-        return
-    tmp = os.path.join(cache_dir, f".{key}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(entry, fh)
-    os.replace(tmp, os.path.join(cache_dir, key + ".json"))
-    try:
-        files = [os.path.join(cache_dir, f) for f in os.listdir(cache_dir) if f.endswith(".json")]
-        if len(files) > MAX_ENTRIES:
-            files.sort(key=lambda f: os.stat(f).st_mtime)
-            for f in files[: len(files) - MAX_ENTRIES]:
-                os.unlink(f)
-    except OSError:
-        pass
+    with _safefs().TrustedDir(cache_dir, create=True) as d:
+        d.write_text(key + ".json", json.dumps(entry))
+        try:
+            files = [f for f in d.names() if f.endswith(".json") and not f.startswith(".")]
+            if len(files) > MAX_ENTRIES:
+                files.sort(key=lambda f: d.lstat(f).st_mtime)
+                for f in files[: len(files) - MAX_ENTRIES]:
+                    d.unlink(f)
+        except OSError:
+            pass
 
 
 def install(cache_dir: str) -> None:

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..render.program import ProgramLayout
+from ..terminal import escape
 
 LOST_WARN_EVERY = 5.0  # seconds between "events lost" warnings after the first
 BURST = 10  # on a terminal, a second may show BURST * max_rate lines before a flood is declared
@@ -116,17 +117,20 @@ class Printer:
             for name, value in data.items():
                 self._aggregate(kind, str(name), value)
         elif kind == "value":
-            self._emit_text(str(data), {"type": "value", "value": data})
+            self._emit_text(escape(data), {"type": "value", "value": data})
 
     # -- events --------------------------------------------------------------------------------------
     def _printf(self, text: str) -> None:
+        """One printf record is one line: only its final newline ends it, so a newline inside a value (a file
+        name) stays in that value instead of starting a forged event. A record without a final newline (the
+        columns before a join()) waits for the next one."""
         self._pending += text
-        if len(self._pending) > 1 << 20 and "\n" not in self._pending:  # no newline in 1 MiB: cut it
+        if self._pending.endswith("\n"):
+            line, self._pending = self._pending[:-1], ""
+            self._line(line)
+        elif len(self._pending) > 1 << 20:  # no end in 1 MiB: cut it
             self._line(self._pending)
             self._pending = ""
-        while "\n" in self._pending:
-            line, self._pending = self._pending.split("\n", 1)
-            self._line(line)
 
     def _line(self, line: str) -> None:
         if not self.ready and line == self.layout.ready:
@@ -145,16 +149,15 @@ class Printer:
                 self.write(line)
             return
         self.events += 1
-        line = self.layout.named(line)
         if self.log_line is not None:
-            self.log_line(line)
+            self.log_line(self.layout.text(line))  # the log keeps the value; `log show` escapes it
         if self.max_rate and not self._rate_allows():
             self.dropped += 1
             return
         if self.json_mode:
             self.write(json.dumps({"type": "event", **self.layout.parse_event(line)}))
         else:
-            self.write(line)
+            self.write(escape(self.layout.text(line)))
 
     def _rate_allows(self) -> bool:
         """Count the event in its one-second window; False when it is over the cap in a flood on a terminal."""
@@ -238,7 +241,7 @@ class Printer:
                 self.write("\n".join(format_histogram(value, linear)))
             elif isinstance(value, dict):
                 for key, buckets in value.items():
-                    self.write(self._key_text(key, key_labels) + ":")
+                    self.write(escape(self._key_text(key, key_labels)) + ":")
                     self.write("\n".join(format_histogram(buckets, linear)))
             return
         if not isinstance(value, dict):
@@ -247,11 +250,12 @@ class Printer:
         rows = sorted(value.items(), key=lambda kv: _sort_value(kv[1]))
         if any("\n" in k for k, _ in rows):  # stacks: print each, then its count
             for key, v in rows:
-                self.write(key.rstrip("\n") if key.startswith("\n") else key)
+                self.write(escape(key.rstrip("\n") if key.startswith("\n") else key, keep_newlines=True))
                 self.write(f"    {value_label.lower()}: {_fmt_value(v)}\n")
             return
         names = agg.key_names if agg else []
-        cells = [(_named(_key_parts(k, max(1, len(key_labels))), names), _fmt_value(v)) for k, v in rows]
+        cells = [([escape(p) for p in _named(_key_parts(k, max(1, len(key_labels))), names)], _fmt_value(v))
+                 for k, v in rows]
         labels = key_labels or ["KEY"]
         widths = [max([len(lab)] + [len(c[0][i]) for c in cells]) for i, lab in enumerate(labels)]
         vwidth = max([len(value_label)] + [len(c[1]) for c in cells])
