@@ -144,6 +144,9 @@ def match(words: list[str], it: Intent, catalog: Catalog, limit: int = 3) -> lis
             continue
         fields, matched = _asked_fields(tp, words, lex)
         keys = [f for g in groups if (f := _field_grouped_by(tp, g, lex)) is not None]
+        said_category = bool(cat_close.get(cat))
+        if not said_category and len(hit | matched) < 2:
+            continue  # one word of a name in a category the request does not name ("queries": xfs btree queries)
         out.append(Match(tp, score + 0.9 * len(matched - hit), hit | matched, fields, keys))
     out.sort(key=lambda m: (-m.score, m.tracepoint.name))
     return out[:limit]

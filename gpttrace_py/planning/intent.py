@@ -467,7 +467,8 @@ def parse(raw: str) -> Intent:
     if m and not re.match(r"/\d", m.group(1)):
         it.path = m.group(1)
     it.errors_only = it.has("failed", "failing", "failures", "fail", "fails", "errors", "error", "unsuccessful",
-                            "enoent", "non-zero", "nonzero", "non zero")
+                            "enoent", "non-zero", "nonzero", "non zero", "errno", "errnos", "error code",
+                            "error codes")
 
     # Grouping: "by X", "per X", "for each X"
     for m in re.finditer(

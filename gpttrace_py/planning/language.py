@@ -83,6 +83,8 @@ def _through_lexicon(request: str, lex: lexicon_mod.Lexicon) -> Reading:
                 out.insert(len(out) - 1, "except")  # "sshd 以外的进程": processes other than sshd
             elif english:
                 out.append(english)
+            elif found == "被" and _ASCII_RUN.match(request, _skip_spaces(request, i + 1)):
+                out.append("by")  # "被 nginx 打开的文件": opened by nginx (before a verb it only marks the passive)
             after_name = False
             i += len(found)
             continue
@@ -106,6 +108,12 @@ def _through_lexicon(request: str, lex: lexicon_mod.Lexicon) -> Reading:
     text = " ".join(out)
     text = re.sub(r"\s+([,.?!:;)])", r"\1", text)
     return Reading(text, lex.language, unknown)
+
+
+def _skip_spaces(text: str, i: int) -> int:
+    while i < len(text) and text[i].isspace():
+        i += 1
+    return i
 
 
 def _foreign_language(text: str) -> str | None:

@@ -289,6 +289,8 @@ def _slots_not_honoured(it: Intent, spec: ProgramSpec) -> list[str]:
         missed.append(f"only times {it.latency_bound[0]} {it.latency_bound[1] / 1e6:g} ms")
     if it.signal is not None and not re.search(rf"\b{it.signal}\b", exprs):
         missed.append(f"only signal {it.signal}")
+    if it.errors_only and not _keeps_failures(spec):
+        missed.append("only failures")
     if it.interval_s and spec.interval_s != it.interval_s:
         missed.append(f"every {it.interval_s} s")
     if it.top and not any(a.top == it.top for a in spec.aggregates):
@@ -306,6 +308,18 @@ def _slots_not_honoured(it: Intent, spec: ProgramSpec) -> list[str]:
     if wanted in ("hist", "latency") and wanted not in shapes and not (wanted == "hist" and "latency" in shapes):
         missed.append("as a histogram" if wanted == "hist" else "the time each one takes")
     return missed
+
+
+def _keeps_failures(spec: ProgramSpec) -> bool:
+    """Does the program keep only failed calls (a negative result, a non-zero error), or show the result so that
+    failures can be told apart (an errno column or key)?"""
+    conds = " ".join(filter(None, [spec.filter.expr, spec.start.filter.expr if spec.start else None,
+                                   *[a.filter for a in spec.aggregates]]))
+    if re.search(r"\b(?:ret|retval|res|error_code|error|err|errno)\b\s*(?:<\s*0|!=\s*0|<=\s*-)", conds):
+        return True
+    shown = [f.format for f in spec.print] + [k.format for a in spec.aggregates for k in a.keys]
+    return "errno" in shown or any(e in ("args.ret", "retval") for e in
+                                   [f.expr for f in spec.print] + [k.expr for a in spec.aggregates for k in a.keys])
 
 
 def _running(name: str) -> bool:
