@@ -21,6 +21,8 @@ SUBCOMMANDS = {
     "explain": ("gpttrace_py.cli.explain", "explain"),
     "config": ("gpttrace_py.cli.config", "config"),
     "log": ("gpttrace_py.cli.log", "log"),
+    "export": ("gpttrace_py.cli.export", "export"),
+    "merge": ("gpttrace_py.cli.merge", "merge"),
 }
 
 
