@@ -95,8 +95,14 @@ def default_name(program_text: str) -> str:
 
 
 def command(program_text: str, unsafe: bool) -> list[str]:
-    """The container's command: bpftrace, JSON lines on stdout, the program given whole."""
+    """The container's command as bpftrace gets it: JSON lines on stdout, the program given whole."""
     return ["bpftrace", "-f", "json", *(["--unsafe"] if unsafe else []), "-e", program_text]
+
+
+def unexpanded(arg: str) -> str:
+    """``arg`` as a container's command or args hold it: Kubernetes replaces ``$(NAME)`` there with the
+    variable NAME and ``$$`` with ``$``, so each ``$`` (bpftrace's $1 and $var) is written ``$$``."""
+    return arg.replace("$", "$$")
 
 
 def manifests(program_text: str, seconds: int, target: Target, request: str | None = None) -> list[dict[str, Any]]:
@@ -138,7 +144,7 @@ def _volume(path: str) -> str:
 
 
 def _trace_container(program_text: str, image_ref: str, unsafe: bool) -> dict[str, Any]:
-    argv = command(program_text, unsafe)
+    argv = [unexpanded(arg) for arg in command(program_text, unsafe)]
     return {
         "name": CONTAINER,
         "image": image_ref,
@@ -152,7 +158,8 @@ def _trace_container(program_text: str, image_ref: str, unsafe: bool) -> dict[st
 
 
 def trace_container(objects: list[dict[str, Any]]) -> dict[str, Any]:
-    """The container that runs the program, in the objects ``manifests`` made."""
+    """The container that runs the program, in the objects ``manifests`` made (its command and args
+    as written: see ``unexpanded``)."""
     pod = objects[0]["spec"]["template"]["spec"]
     return next(c for c in pod.get("initContainers", []) + pod["containers"] if c["name"] == CONTAINER)
 

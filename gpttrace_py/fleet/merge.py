@@ -176,7 +176,7 @@ def program_from(text: str) -> str:
     try:
         objects = [o for o in yaml.safe_load_all(text) if isinstance(o, dict)]
         args = trace_container(objects)["args"]
-        return str(args[args.index("-e") + 1])
+        return str(args[args.index("-e") + 1]).replace("$$", "$")  # as the kubelet passes it to bpftrace
     except (yaml.YAMLError, KeyError, StopIteration, ValueError, IndexError, TypeError):
         raise UsageError("--program: no gpttrace trace container with a program (-e) in these manifests",
                          "give the manifests `gpttrace export k8s` printed, or the .bt program") from None
