@@ -123,8 +123,9 @@ def node_name(path: str) -> str:
 
 
 def split_prefixed(default: str, lines: list[str]) -> dict[str, list[str]]:
-    """A stream's lines by node: ``kubectl logs --prefix`` lines by pod, the others under ``default``."""
-    nodes: dict[str, list[str]] = {}
+    """A stream's lines by node: ``kubectl logs --prefix`` lines by pod, the others under ``default``
+    (an empty stream is ``default``'s: a node that printed nothing)."""
+    nodes: dict[str, list[str]] = {} if lines else {default: []}
     for line in lines:
         m = _PREFIX.match(line.rstrip("\n"))
         name, text = (m.group(1), m.group(2)) if m else (default, line.rstrip("\n"))
