@@ -149,3 +149,13 @@ def test_the_program_is_loaded_here_first(cli):
     r = cli("export", "k8s", "--offline", "--seconds", "2", "histogram of read sizes")
     assert r.returncode == 0, r.stderr
     assert "loads and attaches on this machine" in r.stderr
+
+
+def test_a_saved_program_that_does_not_load_here_is_refused(cli, tmp_path):
+    path = tmp_path / "bad.bt"
+    path.write_text("tracepoint:syscalls:sys_enter_openat { @[args->no_such_field] = count(); }\n")
+    r = cli("export", "k8s", "--program", str(path))
+    assert r.returncode == 1 and r.stdout == "" and "does not load on this machine" in r.stderr
+    path.write_text("tracepoint:syscalls:sys_enter_openat { @[comm] = count(); }\n")  # no BEGIN of its own
+    r = cli("export", "k8s", "--program", str(path), "--seconds", "600")
+    assert r.returncode == 0 and "loads and attaches on this machine" in r.stderr

@@ -182,3 +182,68 @@ def test_plain_maps_need_the_program(fleet):
     _, files = fleet["counts"]
     r = gpttrace("merge", *map(str, files), check=False)
     assert r.returncode == 2 and "--program" in r.stderr and r.stdout == ""
+
+
+EVERY_KIND = """\
+BEGIN
+{
+	printf("every kind of aggregate\\n");
+}
+
+tracepoint:syscalls:sys_enter_write
+/comm == "dd"/
+{
+	@c[comm] = count();
+	@s = sum(args->count);
+	@mi[comm] = min(args->count);
+	@ma = max(args->count);
+	@a = avg(args->count);
+	@st[comm] = stats(args->count);
+	@l = lhist(args->count, 0, 5000, 1000);
+	@k[comm, pid] = count();
+	@i++;
+}
+
+interval:s:1
+{
+	print(@i);
+	clear(@i);
+}
+"""
+
+
+def prints(path: Path, name: str) -> list[object]:
+    return [r["data"][name] for line in path.read_text().splitlines() if line.startswith("{")
+            for r in [json.loads(line)] if r["type"] in ("map", "hist", "stats") and r["data"].get(name)]
+
+
+@pytest.mark.kernel
+@pytest.mark.slow
+def test_every_kind_of_aggregate_combines_by_its_own_rule(tmp_path):
+    program = tmp_path / "every.bt"
+    program.write_text(EVERY_KIND)
+    manifest = gpttrace("export", "k8s", "--program", str(program), "--seconds", "4").stdout
+    (tmp_path / "fleet.yaml").write_text(manifest)
+    files = run_as_nodes(manifest, tmp_path)
+    nodes = [aggregates(f) for f in files]
+    result = merged("--program", str(tmp_path / "fleet.yaml"), *map(str, files))
+    keys = lambda name: set().union(*(n[name] for n in nodes))  # noqa: E731
+    assert result["@c"] == {"dd": sum(n["@c"]["dd"] for n in nodes)} and result["@c"]["dd"] >= NODES * NODES * READS
+    assert result["@s"] == sum(n["@s"] for n in nodes)
+    assert result["@mi"] == {"dd": min(n["@mi"]["dd"] for n in nodes)}
+    assert result["@ma"] == max(n["@ma"] for n in nodes) >= block_size(NODES - 1)
+    assert result["@k"] == {k: sum(n["@k"].get(k, 0) for n in nodes) for k in keys("@k")}
+    count = sum(n["@st"]["dd"]["count"] for n in nodes)
+    total = sum(n["@st"]["dd"]["total"] for n in nodes)
+    assert result["@st"] == {"dd": {"count": count, "average": total // count, "total": total}}
+    assert hist_counts(result["@l"]) == {b: sum(hist_counts(n["@l"]).get(b, 0) for n in nodes)
+                                         for b in set().union(*(hist_counts(n["@l"]) for n in nodes))}
+    # printed and cleared every second: each print is an interval, and a node's prints add up
+    assert result["@i"] == sum(sum(prints(f, "@i")) for f in files) == sum(n["@c"]["dd"] for n in nodes)
+    # an average without its count is not combined: each node's is shown, and why
+    assert "@a" not in result
+    r = gpttrace("merge", "--json", "--program", str(program), *map(str, files))
+    assert "@a: avg() prints no count" in r.stderr
+    shown = {rec["node"]: rec["data"]["@a"] for line in r.stdout.splitlines() for rec in [json.loads(line)]
+             if "@a" in rec.get("data", {})}
+    assert shown == {f"node-{i}": n["@a"] for i, n in enumerate(nodes)}

@@ -105,10 +105,28 @@ def check_loads(program: FleetProgram, unsafe: bool) -> None:
     from ..run import LoadFailed, RunOptions, run_program
 
     safety.preflight("bpftrace")
+    text, marker = with_ready_line(program.text)
     try:
-        run_program(RenderedProgram("bpftrace", program.text, ProgramLayout()),
+        run_program(RenderedProgram("bpftrace", text, ProgramLayout(ready=marker)),
                     RunOptions(dry_run=True, unsafe=unsafe, tracer_name="bpftrace"), lambda line: None,
                     lambda line: None)
     except LoadFailed as exc:
         raise GpttraceError(f"the program does not load on this machine: {exc.failure.summary()}",
                             "fix it, or pass --no-check when this machine is unlike the nodes") from None
+
+
+def with_ready_line(text: str) -> tuple[str, str]:
+    """The program printing a line of its own first thing in BEGIN, which runs once every probe is attached
+    (the runner's sign that the program loaded); the line. Only the check runs this text."""
+    import os
+
+    from ..explain.bt import analyze
+
+    marker = "gpttrace-ready-" + os.urandom(8).hex()
+    statement = f'printf("{marker}\\n");'
+    begin = next((b for b in analyze(text).blocks if b.label == "BEGIN"), None)
+    if begin is None:
+        return text.rstrip("\n") + f"\n\nBEGIN\n{{\n\t{statement}\n}}\n", marker
+    start = sum(len(line) for line in text.splitlines(keepends=True)[: begin.start_line - 1])
+    brace = text.index("{", start) + 1
+    return text[:brace] + f" {statement}" + text[brace:], marker
