@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from .options import planner_choice
+
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def export() -> None:
@@ -24,8 +26,7 @@ def export() -> None:
 @click.option("--image", default=None, metavar="IMAGE", help="The bpftrace image [quay.io/iovisor/bpftrace:latest].")
 @click.option("--name", metavar="NAME", help="The objects' name (default: gpttrace-<hash of the program>).")
 @click.option("-n", "--namespace", metavar="NAMESPACE", help="The namespace (default: kubectl's current one).")
-@click.option("--offline", is_flag=True, help="Use the offline planner (no network, no API key).")
-@click.option("-m", "--model", metavar="MODEL", help="LLM to plan with (default: GPTTRACE_MODEL or config).")
+@planner_choice
 @click.option("--unsafe", is_flag=True, help="Allow a program that changes the system (bpftrace --unsafe).")
 @click.option("--no-check", is_flag=True, help="Do not load the program on this machine first.")
 def k8s(request: tuple[str, ...], program_file: str | None, kind: str, node: str | None, selectors: tuple[str, ...],
