@@ -72,3 +72,16 @@ def test_node_names_come_from_files_or_kubectl_prefixes():
     assert fleet.split_prefixed("stdin", lines) == {
         "gpttrace-a": ['{"type": "attached_probes", "data": {"probes": 1}}'], "stdin": ["plain line"]}
     assert fleet.split_prefixed("empty", []) == {"empty": []}
+
+
+def test_events_keep_their_node_and_a_stream_keeps_its_order():
+    def printf(pod: str, text: str) -> str:
+        return f"[pod/{pod}/trace] " + json.dumps({"type": "printf", "data": text})
+
+    attached = json.dumps({"type": "attached_probes", "data": {"probes": 1}})
+    stream = [f"[pod/p1/trace] {attached}", f"[pod/p2/trace] {attached}", printf("p1", "one "),
+              printf("p2", "two\n"), printf("p1", "1\n"), printf("p2", "three\n")]
+    result = fleet.merge(fleet.read_nodes([("stdin", stream)]), None)
+    assert result.events == [("p2", "two"), ("p1", "one 1"), ("p2", "three")]
+    files = [node("b", {"type": "printf", "data": "b1\n"}), node("a", {"type": "printf", "data": "a1\n"})]
+    assert fleet.merge(fleet.read_nodes(files), None).events == [("b", "b1"), ("a", "a1")]

@@ -44,11 +44,13 @@ class Node:
 
     name: str
     lines: list[str] = field(default_factory=list)
+    order: list[int] = field(default_factory=list)  # each line's place among all the lines read
     records: list[dict[str, Any]] = field(default_factory=list)
+    placed: list[int] = field(default_factory=list)  # each record's place among all the lines read
     other: list[str] = field(default_factory=list)  # lines that are not bpftrace JSON (errors, warnings)
 
     def __post_init__(self) -> None:
-        for line in self.lines:
+        for place, line in zip(self.order or range(len(self.lines)), self.lines):
             text = line.strip()
             if not text:
                 continue
@@ -58,6 +60,7 @@ class Node:
                 record = None
             if isinstance(record, dict) and isinstance(record.get("type"), str):
                 self.records.append(record)
+                self.placed.append(place)
             else:
                 self.other.append(text)
 
@@ -125,23 +128,30 @@ def node_name(path: str) -> str:
 def split_prefixed(default: str, lines: list[str]) -> dict[str, list[str]]:
     """A stream's lines by node: ``kubectl logs --prefix`` lines by pod, the others under ``default``
     (an empty stream is ``default``'s: a node that printed nothing)."""
-    nodes: dict[str, list[str]] = {} if lines else {default: []}
-    for line in lines:
+    return {name: [text for _, text in numbered] for name, numbered in _split(default, lines, 0).items()}
+
+
+def _split(default: str, lines: list[str], first: int) -> dict[str, list[tuple[int, str]]]:
+    """``split_prefixed``, each line with its place (from ``first``) in the order read."""
+    nodes: dict[str, list[tuple[int, str]]] = {} if lines else {default: []}
+    for place, line in enumerate(lines, first):
         m = _PREFIX.match(line.rstrip("\n"))
         name, text = (m.group(1), m.group(2)) if m else (default, line.rstrip("\n"))
-        nodes.setdefault(name, []).append(text)
+        nodes.setdefault(name, []).append((place, text))
     return nodes
 
 
 def read_nodes(sources: list[tuple[str, list[str]]]) -> list[Node]:
     """Nodes from (default node name, lines) sources; a name that two sources give is a usage error."""
     nodes: dict[str, Node] = {}
+    first = 0
     for default, lines in sources:
-        for name, node_lines in split_prefixed(default, lines).items():
+        for name, numbered in _split(default, lines, first).items():
             if name in nodes:
                 raise UsageError(f"two outputs are both named {name!r}",
                                  "name each node's file after its node (node-a.json, node-b.json, ...)")
-            nodes[name] = Node(name, node_lines)
+            nodes[name] = Node(name, [text for _, text in numbered], [place for place, _ in numbered])
+        first += len(lines)
     return list(nodes.values())
 
 
@@ -189,7 +199,8 @@ def merge(nodes: list[Node], uses: dict[str, MapUse] | None) -> FleetResult:
     expected = any(n.has_aggregates for n in nodes)
     left_out = {n.name: why for n in nodes if (why := n.problem(expected)) is not None}
     good = [n for n in nodes if n.name not in left_out]
-    events = [(n.name, line) for n in nodes if n.records for line in _events(n)]
+    events = [(n.name, line) for _, n, line in sorted(((place, n, line) for n in nodes for place, line in _events(n)),
+                                                      key=lambda e: e[0])]
     result = FleetResult([n.name for n in good], left_out, [], events, sum(n.lost for n in nodes),
                          said={n.name: n.other for n in good if n.other})
     names: dict[str, str] = {}  # map name -> record type, in the order first seen
@@ -270,17 +281,24 @@ def _prints(node: Node, name: str) -> list[Any]:
             and r["data"][name] not in ({}, [], None)]
 
 
-def _events(node: Node) -> list[str]:
-    """The node's printf output that is not an aggregate's title, as lines."""
+def _events(node: Node) -> list[tuple[int, str]]:
+    """The node's printf output that is not an aggregate's title, as lines, each with the place read of the
+    record that ended it (a stream of several pods keeps its order)."""
+    out: list[tuple[int, str]] = []
     text = ""
     for i, record in enumerate(node.records):
         nxt = node.records[i + 1] if i + 1 < len(node.records) else None
-        if record["type"] == "printf" and isinstance(record.get("data"), str):
+        data = record.get("data")
+        if record["type"] == "printf" and isinstance(data, str):
             if nxt is None or nxt["type"] not in AGGREGATE_KINDS:
-                text += record["data"]
-        elif record["type"] in ("time", "join") and isinstance(record.get("data"), str):
-            text += record["data"] if record["type"] == "time" else record["data"] + "\n"
-    return [line for line in text.split("\n") if line.strip()]
+                text += data
+        elif record["type"] in ("time", "join") and isinstance(data, str):
+            text += data if record["type"] == "time" else data + "\n"
+        *done, text = text.split("\n")
+        out += [(node.placed[i], line) for line in done if line.strip()]
+    if text.strip():
+        out.append((node.placed[-1], text))
+    return out
 
 
 # -- the combining rules ---------------------------------------------------------------------------------
