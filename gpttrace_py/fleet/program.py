@@ -58,7 +58,7 @@ def combinable(spec: ProgramSpec) -> tuple[ProgramSpec, tuple[str, ...]]:
 def from_request(request: str, planner: Planner, seconds: int | None, unsafe: bool) -> FleetProgram:
     """Plan ``request`` and render it for bpftrace, as the pods will run it."""
     from ..kernel.catalog import Catalog
-    from ..pipeline import choose_backend, render
+    from ..pipeline import BCC_ONLY_KINDS, render
     from ..planning import edits
     from ..planning.base import PlanContext
     from ..planning.plan import make_plan
@@ -66,7 +66,10 @@ def from_request(request: str, planner: Planner, seconds: int | None, unsafe: bo
     catalog = Catalog()
     plan = make_plan(planner, request, PlanContext(catalog=catalog, backend="bpftrace"), unsafe)
     spec, notes = combinable(edits.fit_to_kernel(plan.spec, catalog))
-    choose_backend(spec, "bpftrace", catalog)  # XDP and tc programs need BCC: refused here
+    bcc_only = sorted({p.kind for p in spec.all_probes} & BCC_ONLY_KINDS)
+    if bcc_only:
+        raise UsageError(f"the planned program attaches {', '.join(bcc_only)}, which needs BCC; a fleet runs bpftrace",
+                         "ask for something bpftrace can trace (tracepoints, uprobes, ...)")
     problems = catalog.check_spec(spec)
     if problems:
         raise GpttraceError("the planned program does not fit this kernel: " + "; ".join(map(str, problems)),
