@@ -211,32 +211,37 @@ def merge(nodes: list[Node], uses: dict[str, MapUse] | None) -> FleetResult:
             if title and name not in titles:
                 titles[name] = title
     for name, kind in names.items():
-        use = (uses or {}).get(name)
-        if uses is not None and use is None:
-            raise UsageError(f"the nodes printed {name}, which the program given does not fill",
-                             "give the program these nodes ran")
-        func = use.func if use else _self_described(kind, [v for n in good for v in _prints(n, name)])
-        agg = Aggregate(name, kind, func, titles.get(name), use.keys if use else [])
-        unknown = uses is None and func is None
-        for n in good:
-            prints = _prints(n, name)
-            if not prints:
-                continue
-            if len(prints) > 1 and use is None:
-                raise UsageError(f"{n.name} printed {name} {len(prints)} times: are they running totals or "
-                                 "intervals?", "give the program with --program FILE to say")
-            agg.per_node[n.name] = _fold(func, prints) if use and use.cleared and func else prints[-1]
-        if unknown:
-            raise UsageError(f"{name}: count(), sum(), min() and max() all print as plain numbers; cannot tell "
-                             "how to combine it", "give the program with --program FILE (the .bt file, or the "
-                             "manifests gpttrace export k8s printed)")
-        if func in COMBINE:
-            agg.value = _fold(func, list(agg.per_node.values()))
-        else:
-            agg.why_not = _why_not(func)
+        agg = _combined(name, kind, titles.get(name), good, uses)
+        if agg.why_not:
             result.notes.append(f"{name}: {agg.why_not}; shown per node")
         result.aggregates.append(agg)
     return result
+
+
+def _combined(name: str, kind: str, title: str | None, good: list[Node], uses: dict[str, MapUse] | None) -> Aggregate:
+    """One map over the nodes: each node's value (its prints folded), and the fleet's when they combine."""
+    use = (uses or {}).get(name)
+    if uses is not None and use is None:
+        raise UsageError(f"the nodes printed {name}, which the program given does not fill",
+                         "give the program these nodes ran")
+    func = use.func if use else _self_described(kind, [v for n in good for v in _prints(n, name)])
+    if uses is None and func is None:
+        raise UsageError(f"{name}: count(), sum(), min() and max() all print as plain numbers; cannot tell "
+                         "how to combine it", "give the program with --program FILE (the .bt file, or the "
+                         "manifests gpttrace export k8s printed)")
+    agg = Aggregate(name, kind, func, title, use.keys if use else [])
+    for n in good:
+        prints = _prints(n, name)
+        if len(prints) > 1 and use is None:
+            raise UsageError(f"{n.name} printed {name} {len(prints)} times: are they running totals or "
+                             "intervals?", "give the program with --program FILE to say")
+        if prints:  # printed and cleared on an interval: each print is an interval; else the last is the total
+            agg.per_node[n.name] = _fold(func, prints) if use and use.cleared and func else prints[-1]
+    if func in COMBINE:
+        agg.value = _fold(func, list(agg.per_node.values()))
+    else:
+        agg.why_not = _why_not(func)
+    return agg
 
 
 def _why_not(func: str | None) -> str:
