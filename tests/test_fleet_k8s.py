@@ -117,6 +117,7 @@ def test_a_saved_program_goes_into_yaml_exactly_as_written(cli, tmp_path):
     (["--node-selector", "k=v\nkind: Secret", REQUEST], "--node-selector"),
     (["--kind", "job", "--node", "Worker 1", REQUEST], "--node"),
     (["--node", "worker-1", REQUEST], "--node pins a job"),
+    (["--kind", "job", REQUEST], "a job runs on one node"),
     (["--image", "img:1 --privileged", REQUEST], "--image"),
     ([], "give a REQUEST or --program"),
 ])

@@ -50,6 +50,9 @@ def k8s(request: tuple[str, ...], program_file: str | None, kind: str, node: str
         raise UsageError("give a REQUEST or --program FILE (one of them)")
     if kind == "daemonset" and node:
         raise UsageError("--node pins a job; a daemonset runs on every node", "use --kind job, or --node-selector")
+    if kind == "job" and not (node or selectors):
+        raise UsageError("a job runs on one node: say which", "--node NAME (as `kubectl get nodes` lists it), "
+                         "or --node-selector KEY=VALUE to let the scheduler pick one of those")
     target = manifests.Target(
         kind="job" if kind == "job" else "daemonset",
         name=manifests.name_of(name, "--name") if name else "",
