@@ -85,8 +85,9 @@ def merged(*args: str, stdin: str | None = None) -> dict[str, object]:
             for name, value in record["data"].items()}
 
 
-def hist_counts(buckets: list[dict[str, int]]) -> dict[tuple[int, int], int]:
-    return {(b["min"], b["max"]): b["count"] for b in buckets if b["count"]}
+def hist_counts(buckets: list[dict[str, int]]) -> dict[tuple[int | None, int | None], int]:
+    """Bucket -> count (an lhist's buckets below and above its range lack min or max)."""
+    return {(b.get("min"), b.get("max")): b["count"] for b in buckets if b["count"]}
 
 
 @pytest.mark.kernel
