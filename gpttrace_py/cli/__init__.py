@@ -22,6 +22,8 @@ SUBCOMMANDS = {
     "config": ("gpttrace_py.cli.config", "config"),
     "log": ("gpttrace_py.cli.log", "log"),
     "mcp": ("gpttrace_py.cli.mcp", "mcp"),
+    "export": ("gpttrace_py.cli.export", "export"),
+    "merge": ("gpttrace_py.cli.merge", "merge"),
 }
 
 

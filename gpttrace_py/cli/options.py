@@ -29,9 +29,14 @@ class Seconds(click.ParamType):
         return seconds
 
 
-def planner_options(f: Callable[..., Any]) -> Callable[..., Any]:
+def planner_choice(f: Callable[..., Any]) -> Callable[..., Any]:
     f = click.option("--offline", is_flag=True, help="Use the offline planner (no network, no API key).")(f)
     f = click.option("-m", "--model", metavar="MODEL", help="LLM to plan with (default: GPTTRACE_MODEL or config).")(f)
+    return f
+
+
+def planner_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    f = planner_choice(f)
     f = click.option("--backend", type=click.Choice(["auto", "bpftrace", "bcc"]), default="auto", show_default=True,
                      help="Program flavour: bpftrace script or BCC Python program.")(f)
     f = click.option("-y", "--yes", is_flag=True, help="Run without asking for confirmation.")(f)

@@ -22,6 +22,8 @@ from .records import Printer
 
 MAP_KEYS_MAX = 4096  # keys per map; BPFTRACE_MAP_KEYS_MAX in the environment overrides it
 PERF_RB_BYTES = 16 << 20  # bpftrace's perf ring buffers, all CPUs together; BPFTRACE_PERF_RB_PAGES overrides it
+# what every gpttrace program is run with, wherever it runs (here, or in a pod: fleet/k8s.py)
+PROGRAM_ENV = {"BPFTRACE_STRLEN": "128", "BPFTRACE_MAP_KEYS_MAX": str(MAP_KEYS_MAX)}
 
 
 def perf_rb_pages(cpus: int | None = None) -> int:
@@ -47,8 +49,8 @@ def without_kernel_headers(text: str, env: dict[str, str]) -> bool:
 def _env(text: str) -> dict[str, str]:
     """bpftrace's environment for a program of this ``text``."""
     env = dict(os.environ)
-    env.setdefault("BPFTRACE_STRLEN", "128")
-    env.setdefault("BPFTRACE_MAP_KEYS_MAX", str(MAP_KEYS_MAX))  # every map is bounded (bpftrace preallocates)
+    for name, value in PROGRAM_ENV.items():  # BPFTRACE_MAP_KEYS_MAX: every map is bounded (bpftrace preallocates)
+        env.setdefault(name, value)
     env.setdefault("BPFTRACE_PERF_RB_PAGES", str(perf_rb_pages()))
     if without_kernel_headers(text, env):
         env["BPFTRACE_KERNEL_SOURCE"] = ""
