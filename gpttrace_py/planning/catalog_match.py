@@ -51,12 +51,24 @@ def word_matches(word: str, piece: str, lex: lexicon_mod.Lexicon) -> bool:
     return closeness(word, piece, lex) > 0
 
 
+def _bare(word: str) -> frozenset[str]:
+    """A word without its inflection, as names write it: "added" add, "stopped" stop, "merges" merge."""
+    for end in ("ing", "ed", "es", "s"):
+        if word.endswith(end) and len(word) - len(end) >= 3:
+            base = word[: -len(end)]
+            if end in ("ing", "ed") and base[-1] == base[-2]:
+                return frozenset({base, base[:-1]})  # "added" add, "stopped" stop
+            return frozenset({base, base + "e"}) if end in ("ing", "ed") else frozenset({base})
+    return frozenset({word})
+
+
 class _Word:
     """A request word, ready to be compared with many name pieces."""
 
     def __init__(self, word: str, lex: lexicon_mod.Lexicon) -> None:
         self.word = word
         self.stem = stem(word)
+        self.bare = _bare(word)
         said = lex.tracepoint_words.get(word, ())
         self.exact = {s for s in said}
         self.prefixes = tuple(s for s in said if len(s) >= 3 and "_" not in s)
@@ -64,12 +76,14 @@ class _Word:
 
     def closeness(self, piece: str, piece_stem: str) -> float:
         w = self.word
-        if w == piece or self.stem == piece_stem:
+        if w == piece or self.stem == piece_stem or piece in self.bare:
             return 1.0
         if len(w) >= 4 and len(piece) >= 4 and (w.startswith(piece) or piece.startswith(w)):
             return 0.8
         if piece in self.exact or (self.prefixes and piece.startswith(self.prefixes)):
             return 0.8
+        if any(len(b) >= 4 and len(piece) > len(b) and piece.endswith(b) for b in self.bare):
+            return 0.7  # the end of a compound: "merges" in backmerge, "timers" in alarmtimer
         return 0.0
 
     def name_closeness(self, name: str, pieces: tuple[tuple[str, str], ...]) -> float:
@@ -128,11 +142,14 @@ def match(words: list[str], it: Intent, catalog: Catalog, limit: int = 3) -> lis
     for (cat, name), by_word in close.items():
         on_cat = cat_close.get(cat, {})
         hit = set(by_word) | set(on_cat)
-        if not (set(by_word) - set(on_cat) or len(cats.get(cat, ())) == 1):
-            continue  # the category alone says too little: "ext4" matches a hundred events
-        extra = sum(1 for p, ps in _stemmed(name) if p != cat and p not in SYSCALL_PIECES
+        cat_pieces = set(_pieces(cat))
+        own = {w.word for w in ws for p, ps in _stemmed(name) if p not in cat_pieces and w.closeness(p, ps)}
+        own |= set(by_word) - set(on_cat)
+        extra = sum(1 for p, ps in _stemmed(name) if p not in cat_pieces and p not in SYSCALL_PIECES
                     and not any(w.closeness(p, ps) for w in ws))
         score = sum(max(by_word.get(w, 0.0), on_cat.get(w, 0.0)) for w in hit) - 0.05 * extra
+        if not own and len(cats.get(cat, ())) > 1:
+            score -= 0.5  # the category alone says little ("ext4" names a hundred events): its plainest event
         score -= 0.2 if name.endswith(("_exit", "_end", "_return")) else 0
         scored.append((score, cat, name, hit))
     scored.sort(key=lambda s: (-s[0], s[2]))
@@ -208,16 +225,21 @@ def spec_for(m: Match, it: Intent) -> dict[str, Any]:
         return {**base, "title": f"{tp.name} {value.name} ({func})",
                 "aggregates": [{"func": func, "value": f"args.{value.name}", "keys": keys or _group_keys(it)}]}
     if shape in ("count", "hist") or keys:
-        by = keys + _group_keys(it)
+        by = keys + [k for k in _group_keys(it) if k["label"] not in {x["label"] for x in keys}]
         by = by[:4] or GROUP_KEYS["comm"]
         return {**base, "title": f"{tp.name} events by {', '.join(k['label'].lower() for k in by)}",
                 "aggregates": [{"func": "count", "keys": by}]}
     cols: list[dict[str, Any]] = [{"expr": "pid", "label": "PID"}, {"expr": "comm", "label": "COMM"}]
-    shown = [f for f in m.fields if f.kind != "array"]
-    rest = [f for f in tp.user_fields if f not in shown and f.kind not in ("array", "ptr")]
+    shown = [f for f in m.fields if _printable(f)]
+    rest = [f for f in tp.user_fields if f not in shown and _printable(f) and f.kind != "ptr"]
     for f in (shown + rest)[:7]:
         cols.append(_column(f))
     return {**base, "title": f"{tp.category}:{tp.name} events", "print": cols}
+
+
+def _printable(f: TpField) -> bool:
+    """A field a column can show: not an array of numbers, nor bytes that are no text (a MAC address)."""
+    return f.kind != "array" and not (f.array and "unsigned" in f.ctype)
 
 
 def _column(f: TpField) -> dict[str, Any]:

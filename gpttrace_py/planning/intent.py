@@ -698,6 +698,10 @@ def _plausible_process(name: str, text: str, match: re.Match[str]) -> bool:
         return False
     if text[match.end(1) :].lstrip().startswith(_ACTOR_NOUNS):
         return True
+    if re.match(r"\s+(?:id|ids|name|names|number|numbers|type|types|code|codes|address|addresses|reason|reasons|"
+                r"size|sizes|state|states|kind|kinds|class|level|index|value|values|count|counts)\b",
+                text[match.end(1):]):
+        return False  # "by table id", "by exit reason": a field to count by, not a program
     if (phrase.startswith(("by ", "named", "called", "comm", "process", "program", "command", "strace", "ltrace",
                            "what ", "how long ")) or phrase.endswith("'s")):
         return True

@@ -222,8 +222,12 @@ def _placed(word: str, vocab: set[str], lex: lexicon_mod.Lexicon) -> bool:
             return True
         if "_" in piece and any(piece in v for v in vocab):  # "add_to_page_cache" in mm_filemap_add_to_page_cache
             return True
-    # a shared beginning of 4+ letters: "allocation" and alloc, "temperature" and temp, "orders" and order
-    return len(word) >= 4 and any(len(v) >= 4 and (word.startswith(v) or v.startswith(word)) for v in vocab)
+    # as names are matched in the catalog: a shared beginning ("allocation"/alloc), the end of a compound
+    # ("merges"/backmerge), the word without its inflection ("added"/add)
+    from .catalog_match import _Word
+
+    w = _Word(word, lex)
+    return any(w.closeness(v, stem(v)) for v in vocab)
 
 
 def _spec_vocabulary(spec: ProgramSpec) -> set[str]:
