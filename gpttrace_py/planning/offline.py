@@ -194,10 +194,10 @@ class OfflinePlanner:
     def candidates(self, it: Intent, catalog: Catalog) -> list[Candidate]:
         """Corpus examples and named calls, ranked; a program built on the tracepoints whose names the request
         says goes first when it accounts for more of the request's words than the best of those."""
-        ranked = self._ranked(it, catalog)
         from . import catalog_match, understand
 
         words = understand.content_words(it)
+        ranked = _most_placed_first(self._ranked(it, catalog), words, it)
         found = catalog_match.match(words, it, catalog)
         if not found:
             return ranked
@@ -219,7 +219,9 @@ class OfflinePlanner:
             return ranked + built  # the request named a call, a function or a tracepoint: that comes first
         mine = _placed_weight(words, built[0].spec, "")
         theirs = _placed_weight(words, ranked[0].spec, ranked[0].source) if ranked else (0, 0.0)
-        if mine > theirs:
+        wanted = intent_shape(it)
+        fits = wanted in ("events", "count") or wanted in spec_shapes(built[0].spec)
+        if mine > theirs and (fits or not ranked):  # it says more of the request, in the shape asked
             return built[:1] + ranked + built[1:]
         return ranked + built
 
@@ -440,6 +442,19 @@ class OfflinePlanner:
             next((p for p in h.example.paraphrases if len(p.split()) >= 3), h.example.title.lower())
             for h in hits[:limit]
         ]
+
+
+def _most_placed_first(ranked: list[Candidate], words: list[str], it: Intent, among: int = 4) -> list[Candidate]:
+    """Of the best few candidates of the asked shape, the one that accounts for more of the request's words goes
+    first ("bytes sent over tcp": the example about TCP and UDP before the one about UDP alone)."""
+    if len(ranked) < 2 or not words or ranked[0].source.startswith(("syscall:", "uprobe:", "tracepoint:")):
+        return ranked
+    top = ranked[:among]
+    counts = [_placed_weight(words, c.spec, c.source)[0] for c in top]
+    best = max(range(len(top)), key=lambda i: (counts[i], -i))
+    if best == 0 or counts[best] <= counts[0] or (top[0].fits and not top[best].fits):
+        return ranked
+    return [top[best], *[c for i, c in enumerate(ranked) if i != best]]
 
 
 def _placed_weight(words: list[str], spec: ProgramSpec, source: str) -> tuple[int, float]:
