@@ -124,3 +124,13 @@ def test_words_the_lexicon_does_not_know_are_kept(request_text: str, unknown: li
 def test_english_words_and_names_pass_through():
     reading = read("统计 dd 的 read 调用，持续 3 秒")
     assert reading.text == "tally dd's read calls, for 3 seconds"
+
+
+@pytest.mark.parametrize("request_text,expected", [
+    ("追蹤 ls 開啟的檔案", {"comm": "ls"}),
+    ("統計每個進程讀取的位元組數", {"shape": "sum"}),
+    ("按進程統計缺頁異常次數", {"shape": "count", "comm": None}),
+    ("顯示失敗的系統呼叫", {"errors": True}),
+])
+def test_traditional_characters_read_the_same(request_text: str, expected: dict) -> None:
+    test_phrase(request_text, expected)
