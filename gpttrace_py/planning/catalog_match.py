@@ -44,7 +44,7 @@ def _pieces(name: str) -> list[str]:
 def closeness(word: str, piece: str, lex: lexicon_mod.Lexicon) -> float:
     """How surely a request word names this piece of a tracepoint or field name: 1 for the same word (or
     stem), 0.8 for a shared beginning or a way of saying it, 0 for none."""
-    return _Word(word, lex).closeness(piece, stem(piece))
+    return _word(word, lex.language).closeness(piece)
 
 
 def word_matches(word: str, piece: str, lex: lexicon_mod.Lexicon) -> bool:
@@ -74,9 +74,9 @@ class _Word:
         self.prefixes = tuple(s for s in said if len(s) >= 3 and "_" not in s)
         self.phrases = tuple(s for s in said if "_" in s) + ((word,) if "_" in word else ())
 
-    def closeness(self, piece: str, piece_stem: str) -> float:
+    def closeness(self, piece: str, piece_stem: str | None = None) -> float:
         w = self.word
-        if w == piece or self.stem == piece_stem or piece in self.bare:
+        if w == piece or piece in self.bare or (w[:2] == piece[:2] and self.stem == (piece_stem or _stem(piece))):
             return 1.0
         if len(w) >= 4 and len(piece) >= 4 and (w.startswith(piece) or piece.startswith(w)):
             return 0.8
@@ -86,7 +86,7 @@ class _Word:
             return 0.7  # the end of a compound: "merges" in backmerge, "timers" in alarmtimer
         return 0.0
 
-    def name_closeness(self, name: str, pieces: tuple[tuple[str, str], ...]) -> float:
+    def name_closeness(self, name: str, pieces: tuple[tuple[str, None], ...]) -> float:
         for phrase in self.phrases:  # "io_uring", "sync_file": a piece of the name as it is written
             if re.search(rf"(?:^|_){re.escape(phrase)}(?:_|$)", name):
                 return 1.0 if phrase == self.word else 0.9
@@ -94,22 +94,55 @@ class _Word:
 
 
 def _name_matches(word: str, name: str, lex: lexicon_mod.Lexicon) -> bool:
-    return _Word(word, lex).name_closeness(name, _stemmed(name)) > 0
+    return _word(word, lex.language).name_closeness(name, _stemmed(name)) > 0
 
 
 @lru_cache(maxsize=8192)
-def _stemmed(name: str) -> tuple[tuple[str, str], ...]:
-    return tuple((p, stem(p)) for p in _pieces(name))
+def _stem(piece: str) -> str:
+    return stem(piece)
+
+
+@lru_cache(maxsize=8192)
+def _stemmed(name: str) -> tuple[tuple[str, None], ...]:
+    """The pieces of a name (their stems are taken only when a word could share one: most never are)."""
+    return tuple((p, None) for p in _pieces(name))
+
+
+@dataclass
+class _PieceIndex:
+    events: dict[str, list[tuple[str, str]]]  # piece → the (category, event) whose event name has it
+    by_start: dict[str, list[str]]  # first two letters → pieces
+    by_end: dict[str, list[str]]  # last 4 to 8 letters → pieces (the ends of compounds)
+
+    def candidates(self, w: _Word) -> set[str]:
+        """The pieces a word can be close to: those that share its first letters (or a phrasing's), or end
+        with it; the rest cannot match (see _Word.closeness)."""
+        out = set(self.by_start.get(w.word[:2], ()))
+        for said in (*w.exact, *w.prefixes):
+            out.update(self.by_start.get(said[:2], ()))
+        for b in w.bare:
+            out.update(self.by_end.get(b, ()))
+        return out
 
 
 @lru_cache(maxsize=4)
-def _piece_index(names: tuple[tuple[str, str], ...]) -> dict[tuple[str, str], list[tuple[str, str]]]:
-    """(piece, its stem) → the (category, event) whose event name has it."""
-    out: dict[tuple[str, str], list[tuple[str, str]]] = {}
+def _piece_index(names: tuple[tuple[str, str], ...]) -> _PieceIndex:
+    events: dict[str, list[tuple[str, str]]] = {}
     for cat, name in names:
-        for ps in _stemmed(name):
-            out.setdefault(ps, []).append((cat, name))
-    return out
+        for p, _ in _stemmed(name):
+            events.setdefault(p, []).append((cat, name))
+    by_start: dict[str, list[str]] = {}
+    by_end: dict[str, list[str]] = {}
+    for p in events:
+        by_start.setdefault(p[:2], []).append(p)
+        for n in range(4, min(8, len(p) - 1) + 1):
+            by_end.setdefault(p[-n:], []).append(p)
+    return _PieceIndex(events, by_start, by_end)
+
+
+@lru_cache(maxsize=512)
+def _word(word: str, language: str = "en") -> _Word:
+    return _Word(word, lexicon_mod.load(language))
 
 
 def match(words: list[str], it: Intent, catalog: Catalog, limit: int = 3) -> list[Match]:
@@ -121,14 +154,14 @@ def match(words: list[str], it: Intent, catalog: Catalog, limit: int = 3) -> lis
     names = tuple(sorted((c, n) for c, ns in cats.items() if c not in SKIP_CATEGORIES for n in ns
                          if c != "syscalls" or n.startswith("sys_enter_")))
     index = _piece_index(names)
-    ws = [_Word(w, lex) for w in words]
+    ws = [_word(w) for w in words]
     # each word's closeness to each event it names (by a piece, or by a phrase written with underscores)
     close: dict[tuple[str, str], dict[str, float]] = {}
     for w in ws:
-        for ps, events in index.items():
-            c = w.closeness(*ps)
+        for piece in index.candidates(w):
+            c = w.closeness(piece)
             if c:
-                for ev in events:
+                for ev in index.events[piece]:
                     got = close.setdefault(ev, {})
                     got[w.word] = max(got.get(w.word, 0.0), c)
         for phrase in w.phrases:

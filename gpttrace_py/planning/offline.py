@@ -198,6 +198,8 @@ class OfflinePlanner:
 
         words = understand.content_words(it)
         ranked = _most_placed_first(self._ranked(it, catalog), words, it)
+        if ranked and ranked[0].fits and _placed_weight(words, ranked[0].spec, ranked[0].source)[0] == len(words):
+            return ranked  # the best example accounts for every word: the catalog has nothing to add
         found = catalog_match.match(words, it, catalog)
         if not found:
             return ranked

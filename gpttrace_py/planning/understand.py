@@ -224,10 +224,10 @@ def _placed(word: str, vocab: set[str], lex: lexicon_mod.Lexicon) -> bool:
             return True
     # as names are matched in the catalog: a shared beginning ("allocation"/alloc), the end of a compound
     # ("merges"/backmerge), the word without its inflection ("added"/add)
-    from .catalog_match import _Word
+    from .catalog_match import _word
 
-    w = _Word(word, lex)
-    return any(w.closeness(v, stem(v)) for v in vocab)
+    w = _word(word, lex.language)
+    return any(w.closeness(v) for v in vocab)
 
 
 def _spec_vocabulary(spec: ProgramSpec) -> set[str]:
