@@ -327,6 +327,7 @@ class Intent:
     kernel_stack: bool = False
     user_stack: bool = False
     output_format: str | None = None  # "in octal", "in hex": how a number column is shown
+    protocol: int | None = None  # "udp sends": IPPROTO_UDP, where the probes carry a protocol field
 
     def has(self, *phrases: str) -> bool:
         return any(_has_phrase(self.text, p) for p in phrases)
@@ -339,6 +340,7 @@ SIZE_THRESHOLD = re.compile(
     r"|at most|no more than|smaller|less|fewer|shorter|under|below|<=|<)\s*(?:than\s+)?"
     r"(?P<n>\d+(?:\.\d+)?)\s*(?P<unit>" + "|".join(sorted(BYTE_UNITS, key=len, reverse=True)) + r")\b"
 )
+PROTOCOLS = {"icmp": 1, "tcp": 6, "udp": 17, "sctp": 132}  # IPPROTO_* numbers
 NUMBER_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,
                 "ten": 10, "twelve": 12, "fifteen": 15, "twenty": 20, "fifty": 50, "hundred": 100}
 LATENCY_THRESHOLD = re.compile(
@@ -463,6 +465,8 @@ def parse(raw: str) -> Intent:
     if m:
         it.port = int(m.group(1))
     it.signal = _signal_number(low)
+    protocols = {PROTOCOLS[w] for w in re.findall(r"\b(tcp|udp|icmp|sctp)\b", low)}
+    it.protocol = protocols.pop() if len(protocols) == 1 else None  # "tcp and udp": both, no filter
     m = re.search(r"(?:^|(?<=[\s\"'`(=:]))(/[\w./+-]+)", text)  # a path, not the "/O" of "I/O"
     if m and not re.match(r"/\d", m.group(1)):
         it.path = m.group(1)

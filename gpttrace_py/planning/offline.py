@@ -652,6 +652,8 @@ def adapt(spec: ProgramSpec, it: Intent, catalog: Catalog) -> ProgramSpec:
         spec = _errors_only(spec)
     if it.port:
         spec = _port_filter(spec, it.port, catalog)
+    if it.protocol is not None:
+        spec = _protocol_filter(spec, it.protocol, catalog)
     if it.signal is not None:
         spec = _signal_filter(spec, it.signal, catalog)
     if it.path:
@@ -839,6 +841,18 @@ def _port_filter(spec: ProgramSpec, port: int, catalog: Catalog) -> ProgramSpec:
     if {"sport", "dport"} <= fields:
         return edits.add_condition(spec, f"args.sport == {port} || args.dport == {port}")
     return spec
+
+
+def _protocol_filter(spec: ProgramSpec, protocol: int, catalog: Catalog) -> ProgramSpec:
+    """"udp sends": only that protocol, where every probe carries one (an example about another is no answer)."""
+    tps = [catalog.tracepoint(p) for p in spec.probes]
+    if not tps or not all(tp is not None and tp.field("protocol") is not None for tp in tps):
+        return spec
+    exprs = " ".join(spec.expressions())
+    other = re.search(r"\bargs\.protocol\s*==\s*(\d+)", exprs)
+    if other and int(other.group(1)) != protocol:
+        raise ValueError("the example is about another protocol")
+    return edits.add_condition(spec, f"args.protocol == {protocol}")
 
 
 def _argument_tracepoints(spec: ProgramSpec, catalog: Catalog) -> list[Tracepoint | None]:

@@ -160,7 +160,7 @@ def account(it: Intent, spec: ProgramSpec, catalog: Catalog, example_text: str =
     ``starting`` names the programs gpttrace itself will start (-c), which need not be running yet."""
     """Check the plan against the request: slots it did not honour and content words it did not place."""
     acc = Accounting()
-    acc.not_honoured = _slots_not_honoured(it, spec)
+    acc.not_honoured = _slots_not_honoured(it, spec, catalog)
     vocab = _spec_vocabulary(spec) | _text_vocabulary(example_text) | _group_vocabulary(spec)
     lex = lexicon_mod.load("en")
     for word in content_words(it):
@@ -268,7 +268,7 @@ def _text_vocabulary(text: str) -> set[str]:
     return out
 
 
-def _slots_not_honoured(it: Intent, spec: ProgramSpec) -> list[str]:
+def _slots_not_honoured(it: Intent, spec: ProgramSpec, catalog: Catalog) -> list[str]:
     """The request's filters, shapes and settings that the program does not carry out."""
     from .offline import intent_shape, spec_shapes
 
@@ -285,6 +285,9 @@ def _slots_not_honoured(it: Intent, spec: ProgramSpec) -> list[str]:
         missed.append(f"only pid {it.pid}")
     if it.path and it.path.rstrip("/") not in exprs:
         missed.append(f"only {it.path}")
+    if (it.protocol is not None and re.search(r"\bargs\.protocol\b", exprs) is None
+            and _has_protocol_field(spec, catalog)):
+        missed.append(f"only protocol {it.protocol}")
     if it.port is not None and not re.search(rf"\b{it.port}\b", exprs):
         missed.append(f"only port {it.port}")
     if it.size_bound is not None and str(it.size_bound[1]) not in exprs:
@@ -312,6 +315,10 @@ def _slots_not_honoured(it: Intent, spec: ProgramSpec) -> list[str]:
     if wanted in ("hist", "latency") and wanted not in shapes and not (wanted == "hist" and "latency" in shapes):
         missed.append("as a histogram" if wanted == "hist" else "the time each one takes")
     return missed
+
+
+def _has_protocol_field(spec: ProgramSpec, catalog: Catalog) -> bool:
+    return any((tp := catalog.tracepoint(p)) is not None and tp.field("protocol") is not None for p in spec.probes)
 
 
 def _keeps_failures(spec: ProgramSpec) -> bool:
