@@ -21,6 +21,7 @@ SUBCOMMANDS = {
     "explain": ("gpttrace_py.cli.explain", "explain"),
     "config": ("gpttrace_py.cli.config", "config"),
     "log": ("gpttrace_py.cli.log", "log"),
+    "export": ("gpttrace_py.cli.export", "export"),
 }
 
 

@@ -276,7 +276,7 @@ class _Kernel:
         self.b = _Builder(spec, catalog)
         self.p = Project(name, spec)
         self.lang = lang
-        self.helpers: dict[str, list[str]] = {"lookup_or_init": _LOOKUP_OR_INIT}
+        self.helpers: dict[str, list[str]] = {"lookup_or_init": _LOOKUP_OR_INIT} if spec.aggregates else {}
 
     def check_slot(self, slot: Slot, where: str) -> None:
         if slot.kind not in EXPORTABLE_SLOTS:
