@@ -20,9 +20,25 @@ from ..kernel.tracefs import TpField
 from ..spec import ProbeRef, ProgramSpec
 from ..spec import expr as E
 from . import lower
-from .bcc import _SOFTWARE, COMM_LEN, JOIN_ARG_LEN, JOIN_ARGS, LOG2_SLOTS, CGen, ProbeFn, RenderError, Slot, _Builder
-from .bcc import _indent, _lhist_slots, _top, _unit_label, _width, _wrap
-from .escape import Code, comment, environment, ident, integer, string_literal
+from .bcc import (
+    _SOFTWARE,
+    COMM_LEN,
+    JOIN_ARG_LEN,
+    JOIN_ARGS,
+    LOG2_SLOTS,
+    CGen,
+    ProbeFn,
+    RenderError,
+    Slot,
+    _Builder,
+    _indent,
+    _lhist_slots,
+    _top,
+    _unit_label,
+    _width,
+    _wrap,
+)
+from .escape import Code, comment, environment, ident, string_literal
 from .lower import Context
 
 LANGS = ("libbpf", "go")
@@ -345,7 +361,8 @@ class _Kernel:
                       "} start SEC(\".maps\");", "",
                       "// Scratch space for a struct start_t (it may be larger than the 512-byte BPF stack).",
                       "struct {", "    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);", "    __uint(max_entries, 1);",
-                      "    __type(key, __u32);", "    __type(value, struct start_t);", "} start_buf SEC(\".maps\");", ""]
+                      "    __type(key, __u32);", "    __type(value, struct start_t);",
+                      "} start_buf SEC(\".maps\");", ""]
         functions = []
         for fn in b.start_fns:
             functions.append(self.function(fn, self.start_function(fn, key_slots, saved)))
@@ -412,14 +429,15 @@ class _Kernel:
         if v.func == "avg" and "avg_t" not in self.helpers:
             self.helpers["avg_t"] = ["// An average: the total and how many values made it.",
                                      "struct avg_t {", "    __s64 total;", "    __u64 count;", "};"]
-        return out + ["struct {", "    __uint(type, BPF_MAP_TYPE_HASH);", f"    __uint(max_entries, {MAP_ENTRIES});",
-                      f"    __type(key, {key});", f"    __type(value, {value});", f"}} {v.map} SEC(\".maps\");", ""]
+        return [*out, "struct {", "    __uint(type, BPF_MAP_TYPE_HASH);", f"    __uint(max_entries, {MAP_ENTRIES});",
+                f"    __type(key, {key});", f"    __type(value, {value});", f"}} {v.map} SEC(\".maps\");", ""]
 
     # -- function bodies ------------------------------------------------------------------------------
     def function(self, fn: ProbeFn, body: list[str]) -> dict[str, object]:
         from .bcc import _probe_comment
 
-        return {"name": fn.name, "probe": comment(fn.probe.text), "comment": comment(_probe_comment(fn.probe, self.catalog), 300),
+        return {"name": fn.name, "probe": comment(fn.probe.text),
+                "comment": comment(_probe_comment(fn.probe, self.catalog), 300),
                 "head": Code(fn.head), "body": [Code(x) for x in _indent(body)]}
 
     def main_function(self, fn: ProbeFn, ev_slots: list[Slot], plans) -> list[str]:

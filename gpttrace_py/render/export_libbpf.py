@@ -73,6 +73,7 @@ def loader_view(p: Project) -> dict[str, object]:
             "key": v.key,
             "slots": v.slots,
             "avg": v.func == "avg",
+            "is_hist": bool(v.hist),
         })
     return {
         "name": ident(p.name),

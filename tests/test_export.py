@@ -1,0 +1,172 @@
+"""gpttrace export: real requests exported as libbpf projects, built with Debian's clang/bpftool/libbpf, run
+with a workload, and checked on what they print and that nothing stays attached after they end."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from conftest import run_cli
+
+pytestmark = pytest.mark.kernel
+
+TOOLS = ("clang", "bpftool", "make", "cc")
+
+
+def _need_tools() -> None:
+    missing = [t for t in TOOLS if shutil.which(t) is None]
+    if missing or not Path("/usr/include/bpf/libbpf.h").exists():
+        pytest.fail(f"install.sh installs clang, libbpf-dev, bpftool and make; missing: {missing or 'libbpf-dev'}")
+
+
+def export_and_build(tmp_path: Path, request: str, name: str) -> tuple[Path, float]:
+    _need_tools()
+    out = tmp_path / name
+    r = run_cli("export", "libbpf", "--offline", request, "-o", str(out), "-n", name)
+    assert r.returncode == 0, r.stderr
+    t0 = time.monotonic()
+    b = subprocess.run(["make", "-C", str(out)], capture_output=True, text=True, timeout=180)
+    took = time.monotonic() - t0
+    assert b.returncode == 0, b.stdout + b.stderr
+    print(f"build of {name}: {took:.2f} s")
+    return out / name, took
+
+
+def _prog_ids_of(pid: int) -> set[int]:
+    """The BPF programs a process holds: its descriptors' fdinfo names them (prog_id: N)."""
+    ids = set()
+    for fd in os.listdir(f"/proc/{pid}/fdinfo"):
+        try:
+            text = Path(f"/proc/{pid}/fdinfo/{fd}").read_text()
+        except OSError:
+            continue
+        ids |= {int(x) for x in re.findall(r"^prog_id:\s+(\d+)$", text, re.M)}
+    return ids
+
+
+def _all_prog_ids() -> set[int]:
+    r = subprocess.run(["bpftool", "-j", "prog", "show"], capture_output=True, text=True, timeout=30)
+    return {p["id"] for p in json.loads(r.stdout or "[]")}
+
+
+def run_tool(binary: Path, workload: list[list[str]], seconds: float = 3) -> str:
+    """Run the built tool for SECONDS with the workload started once it is attached; return its stdout.
+    Checks that the programs it loaded are gone after it ends."""
+    proc = subprocess.Popen([str(binary), "-d", str(seconds)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    assert proc.stderr is not None
+    ready = proc.stderr.readline()
+    assert "Hit Ctrl-C to end" in ready, ready + proc.stderr.read()
+    ids = _prog_ids_of(proc.pid)
+    assert ids, "the tool loaded no program"
+    for cmd in workload:
+        subprocess.run(cmd, check=True, timeout=30, capture_output=True)
+    out, err = proc.communicate(timeout=seconds + 30)
+    assert proc.returncode == 0, err
+    assert not ids & _all_prog_ids(), "programs stayed loaded after the tool ended"
+    return out
+
+
+def named_copy(tmp_path: Path, tool: str, name: str) -> str:
+    """A copy of a system tool under a name no other process has (its comm)."""
+    dst = tmp_path / name
+    shutil.copy(shutil.which(tool) or tool, dst)
+    return str(dst)
+
+
+def table_value(out: str, key: str) -> int:
+    m = re.search(rf"^{re.escape(key)}\s+(\d+)$", out, re.M)
+    assert m, f"no row for {key} in:\n{out[-3000:]}"
+    return int(m.group(1))
+
+
+def test_events_with_strings(tmp_path):
+    binary, took = export_and_build(tmp_path, "trace files opened by cat", "opens")
+    target = tmp_path / "unique-target-file.txt"
+    target.write_text("x")
+    out = run_tool(binary, [["cat", str(target)]])
+    lines = out.splitlines()
+    assert re.match(r"PID\s+COMM\s+PATH$", lines[0]), lines[:2]
+    hit = [ln for ln in lines if ln.endswith(str(target))]
+    assert hit and hit[0].split()[1] == "cat", out[-2000:]
+    assert all(ln.split()[1] == "cat" for ln in lines[1:] if ln.strip()), "the comm filter let others through"
+    assert took < 120
+
+
+def test_count_by_key(tmp_path):
+    binary, _ = export_and_build(tmp_path, "count syscalls by process", "syscount")
+    dd = named_copy(tmp_path, "dd", "gtxcount")
+    out = run_tool(binary, [[dd, "if=/dev/zero", "of=/dev/null", "bs=1", "count=2000"]])
+    assert "\nCount by comm\n" in out
+    assert re.search(r"^COMM\s+COUNT$", out, re.M), out[-2000:]
+    assert table_value(out, "gtxcount") >= 4000  # a read and a write per byte
+
+
+def test_sum_by_key(tmp_path):
+    binary, _ = export_and_build(tmp_path, "sum bytes read by process", "readbytes")
+    dd = named_copy(tmp_path, "dd", "gtxsum")
+    out = run_tool(binary, [[dd, "if=/dev/zero", "of=/dev/null", "bs=4096", "count=100"]])
+    total = table_value(out.split("Bytes read by process", 1)[1] if "Bytes read by process" in out else out, "gtxsum")
+    assert total >= 100 * 4096, out[-2000:]
+
+
+def test_latency_pair_log2_histogram(tmp_path):
+    binary, _ = export_and_build(tmp_path, "histogram of read latency", "readlat")
+    dd = named_copy(tmp_path, "dd", "gtxlat")
+    out = run_tool(binary, [[dd, "if=/dev/zero", "of=/dev/null", "bs=1", "count=3000"]])
+    assert "read() latency (us)" in out
+    block = out.split("COMM = gtxlat\n", 1)
+    assert len(block) == 2, out[-3000:]
+    counts = []
+    for ln in block[1].splitlines()[1:]:
+        m = re.match(r"\s+(-?\d+ -> \d+|< 0) : (\d+)\s+\|", ln)
+        if not m:
+            break
+        counts.append(int(m.group(2)))
+    assert sum(counts) >= 3000, block[1][:2000]
+
+
+def test_uprobe_events(tmp_path):
+    binary, _ = export_and_build(tmp_path, "trace malloc calls in libc", "mallocs")
+    dd = named_copy(tmp_path, "dd", "gtxmalloc")
+    out = run_tool(binary, [[dd, "if=/dev/zero", "of=/dev/null", "bs=64k", "count=1"]])
+    events, table = out.split("\nCount by comm\n", 1)
+    rows = [ln.split() for ln in events.splitlines() if " gtxmalloc " in f" {ln} "]
+    assert len(rows) >= 3 and all(len(r) == 3 and r[0].isdigit() and r[2].isdigit() for r in rows), rows[:20]
+    assert table_value(table, "gtxmalloc") == len(rows)  # the count by comm saw the same calls
+
+
+def test_software_perf_event_count(tmp_path):
+    binary, _ = export_and_build(tmp_path, "count page faults by process", "faults")
+    dd = named_copy(tmp_path, "dd", "gtxfault")
+    out = run_tool(binary, [[dd, "if=/dev/zero", "of=/dev/null", "bs=16M", "count=2"]])
+    assert table_value(out, "gtxfault") >= 1000  # 16 MiB of buffer touched page by page
+
+
+def test_unsupported_shape_exits_2(tmp_path):
+    r = run_cli("export", "libbpf", "--offline", "profile kernel stacks", "-o", str(tmp_path / "p"))
+    assert r.returncode == 2
+    assert "not exported yet" in r.stderr
+    assert not (tmp_path / "p").exists()
+
+
+def test_write_files_replaces_a_planted_symlink(tmp_path):
+    from gpttrace_py.project_files import write_files
+
+    victim = tmp_path / "victim"
+    victim.write_text("keep")
+    out = tmp_path / "proj"
+    out.mkdir(mode=0o755)
+    os.symlink(victim, out / "Makefile")
+    write_files(str(out), {"Makefile": "all:\n"})
+    assert victim.read_text() == "keep"
+    assert (out / "Makefile").read_text() == "all:\n" and not (out / "Makefile").is_symlink()
+    os.chmod(out, 0o777)
+    with pytest.raises(Exception, match="others can write"):
+        write_files(str(out), {"x": "y"})
