@@ -46,7 +46,7 @@ MAP_ENTRIES = 10240
 RINGBUF_BYTES = 256 * 1024
 EXPORTABLE_SLOTS = {"int", "hex", "oct", "names", "str", "ip4", "ip6", "ip4int", "probe", "func", "join"}
 PROBE_KINDS = {"libbpf": ("tracepoint", "uprobe", "uretprobe", "software", "profile"),
-               "go": ("tracepoint", "uprobe", "uretprobe")}
+               "go": ("tracepoint", "uprobe", "uretprobe", "software", "profile")}
 NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,30}\Z")
 _KERNEL_TYPES = {"s64": "__s64", "u64": "__u64", "u32": "__u32", "u8": "__u8", "char": "char"}
 _SIZES = {"__s64": 8, "__u64": 8, "__u32": 4, "__u8": 1, "char": 1}
@@ -183,9 +183,8 @@ def _probe_fn(probe: ProbeRef, index: int, name: str, catalog: Catalog, lang: st
     """The function for one probe and its SEC() name."""
     k = probe.kind
     if k not in PROBE_KINDS[lang]:
-        what = {"libbpf": "tracepoints, uprobes/uretprobes and software/profile perf events",
-                "go": "tracepoints and uprobes/uretprobes"}[lang]
-        raise ExportError(f"{probe.text}: a {lang} export supports {what}, not {k} probes yet",
+        raise ExportError(f"{probe.text}: an export supports tracepoints, uprobes/uretprobes and software/profile "
+                          f"perf events, not {k} probes yet",
                           "trace it with gpttrace itself, or export a program on a tracepoint")
     if k == "tracepoint":
         fn = ProbeFn(probe, index, name, f"int {name}(struct {_tp_struct_name(probe)} *args)", "args", "0",

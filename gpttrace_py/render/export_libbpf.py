@@ -35,7 +35,7 @@ def c_cell(slot: Slot, obj: str, names: list[dict[int, str]]) -> Code:
     raise AssertionError(k)
 
 
-def _perf_attr(fn) -> tuple[Code, Code, Code]:
+def perf_attr(fn) -> tuple[Code, Code, Code]:
     """(config, sample field, value) of the perf event a perf_event program is attached to."""
     p = fn.probe
     if p.kind == "software":
@@ -101,7 +101,7 @@ def project(spec: ProgramSpec, catalog, name: str) -> dict[str, str]:
         col["cell"] = c_cell(col["slot"], "e", p.names)
     for agg in view["aggs"]:  # type: ignore[union-attr]
         agg["cells"] = [c_cell(s, "k", p.names) for s in agg["slots"]]
-    perf = [{"prog": ident(fn.name), "attr": _perf_attr(fn), "what": comment(fn.probe.text)}
+    perf = [{"prog": ident(fn.name), "attr": perf_attr(fn), "what": comment(fn.probe.text)}
             for fn, sec in p.fns if sec == "perf_event"]
     uprobes = any(fn.kind in ("uprobe", "uretprobe") for fn, _ in p.fns)
     env = environment("export")
