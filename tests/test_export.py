@@ -196,3 +196,28 @@ def test_write_files_replaces_a_planted_symlink(tmp_path):
     os.chmod(out, 0o777)
     with pytest.raises(Exception, match="others can write"):
         write_files(str(out), {"x": "y"})
+
+
+def test_explain_reads_the_exported_c(tmp_path):
+    out = tmp_path / "lat"
+    r = run_cli("export", "libbpf", "--offline", "histogram of read latency", "-o", str(out), "-n", "lat")
+    assert r.returncode == 0, r.stderr
+    r = run_cli("explain", "--no-listing", str(out / "lat.bpf.c"))
+    assert r.returncode == 0, r.stderr
+    text = r.stdout
+    assert text.startswith("How this libbpf program")
+    assert "attaches to 2 tracepoints" in text
+    for probe in ("tracepoint:syscalls:sys_enter_read", "tracepoint:syscalls:sys_exit_read"):
+        assert f"* {probe}: line" in text
+    assert "* start: a start map for latency" in text and "keyed per thread" in text
+    assert "* agg_hist: a hash map" in text
+    assert "python3" not in text.split("Probes", 1)[0]  # not told to run it as a BCC program
+
+    out = tmp_path / "mal"
+    r = run_cli("export", "go", "--offline", "trace malloc calls in libc", "-o", str(out), "-n", "mal")
+    assert r.returncode == 0, r.stderr
+    r = run_cli("explain", "--no-listing", str(out / "bpf" / "mal.bpf.c"))
+    assert r.returncode == 0, r.stderr
+    assert re.search(r"\* uprobe:/\S+libc\S*:malloc: line", r.stdout), r.stdout[:3000]
+    assert "* events: an event channel to user space (events): each record sent from the kernel is read by the " \
+           "loader" in " ".join(r.stdout.split())

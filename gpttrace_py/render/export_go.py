@@ -58,16 +58,18 @@ def project(spec: ProgramSpec, catalog, name: str) -> dict[str, str]:
     for fn, sec in p.fns:
         if sec == "perf_event":
             config, field, value = perf_attr(fn)
-            perf.append({"prog": string_literal(fn.name), "config": Code(_PERF_CONFIG[config.removeprefix("PERF_COUNT_SW_")]),
+            perf.append({"prog": string_literal(fn.name),
+                         "config": Code(_PERF_CONFIG[config.removeprefix("PERF_COUNT_SW_")]),
                          "freq": field == "sample_freq", "sample": value, "what": string_literal(fn.probe.text)})
     attach = []
-    for fn, sec in p.fns:
+    for fn, _ in p.fns:
         if fn.kind == "tracepoint":
             attach.append({"kind": "tracepoint", "prog": string_literal(fn.name),
-                           "group": string_literal(fn.probe.category or ""), "event": string_literal(fn.probe.name or "")})
+                           "group": string_literal(fn.probe.category or ""),
+                           "event": string_literal(fn.probe.name or "")})
         elif fn.kind in ("uprobe", "uretprobe"):
-            attach.append({"kind": fn.kind, "prog": string_literal(fn.name), "path": string_literal(fn.attach[0], 300),
-                           "symbol": string_literal(fn.probe.name or "")})
+            attach.append({"kind": fn.kind, "prog": string_literal(fn.name),
+                           "path": string_literal(fn.attach[0], 300), "symbol": string_literal(fn.probe.name or "")})
     env = environment("export")
     go_view = {**view, "perf": perf, "attach": attach, "events": bool(p.event_slots),
                "uses_net": any(s.kind in ("ip4", "ip6", "ip4int") for s in p.event_slots)
