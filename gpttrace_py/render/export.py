@@ -38,6 +38,7 @@ from .bcc import (
     _width,
     _wrap,
 )
+from .bpftrace import _ready_title
 from .escape import Code, comment, environment, ident, string_literal
 from .lower import Context
 
@@ -48,6 +49,10 @@ EXPORTABLE_SLOTS = {"int", "hex", "oct", "names", "str", "ip4", "ip6", "ip4int",
 PROBE_KINDS = {"libbpf": ("tracepoint", "uprobe", "uretprobe", "software", "profile"),
                "go": ("tracepoint", "uprobe", "uretprobe", "software", "profile")}
 NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,30}\Z")
+# Names a struct member cannot have in user space: libc macros (errno, stdin...) and GNU C's predefined
+# macros (linux, unix); such a member gets a trailing underscore.
+LIBC_MACROS = frozenset(("errno", "stdin", "stdout", "stderr", "environ", "assert", "linux", "unix", "i386",
+                         "NULL", "EOF", "BUFSIZ", "major", "minor", "makedev"))
 _KERNEL_TYPES = {"s64": "__s64", "u64": "__u64", "u32": "__u32", "u8": "__u8", "char": "char"}
 _SIZES = {"__s64": 8, "__u64": 8, "__u32": 4, "__u8": 1, "char": 1}
 
@@ -294,6 +299,8 @@ class _Kernel:
         self.helpers: dict[str, list[str]] = {"lookup_or_init": _LOOKUP_OR_INIT} if spec.aggregates else {}
 
     def check_slot(self, slot: Slot, where: str) -> None:
+        if slot.member in LIBC_MACROS:
+            slot.member += "_"
         if slot.kind not in EXPORTABLE_SLOTS:
             raise ExportError(f"{where}: {slot.kind} values ({'stacks' if 'stack' in slot.kind else 'symbol names'}) "
                               "are not exported yet (user space would need a symbolizer such as blazesym)",
@@ -327,7 +334,7 @@ class _Kernel:
                 raise ExportError("stats() aggregates are not exported yet; use avg() and count()")
         p.event_slots = ev_slots
         p.header_line = header
-        p.ready = b.layout.ready = f"Tracing {spec.title[:1].lower() + spec.title[1:]}... Hit Ctrl-C to end."
+        p.ready = b.layout.ready = f"Tracing {_ready_title(spec.title)}... Hit Ctrl-C to end."  # as gpttrace says
         p.names = b.names
 
         shared: list[str] = []
@@ -522,6 +529,9 @@ class _Kernel:
         body += ["bpf_map_update_elem(&start, &sk, s, BPF_ANY);", "return 0;"]
         return _top(gen) + body
 
+    def uses_delta(self) -> bool:
+        return any("delta" in E.builtins_used(x) for x in self.spec.expressions())
+
     def end_function(self, fn: ProbeFn, ev_slots: list[Slot], plans) -> list[str]:
         assert self.spec.start is not None
         ctx = Context(self.catalog, [fn.probe], saved=self.b.ctx.saved)
@@ -534,7 +544,7 @@ class _Kernel:
             lines += gen.fill(s, "sk.", node)
         lines += ["struct start_t *st = bpf_map_lookup_elem(&start, &sk);", "if (!st)",
                   "    return 0;  // the start was not seen (it happened before tracing began)",
-                  "__u64 delta = bpf_ktime_get_ns() - st->ts;"]
+                  *(["__u64 delta = bpf_ktime_get_ns() - st->ts;"] if self.uses_delta() else [])]
         inner = [*self.body(gen, ev_slots, plans), "bpf_map_delete_elem(&start, &sk);"]
         if self.spec.filter.expr:
             c = gen.cond(self.spec.filter.expr)
