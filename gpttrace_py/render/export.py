@@ -135,7 +135,9 @@ def _tp_struct_name(probe: ProbeRef) -> str:
     return f"tp_{ident(probe.category or '')}__{ident(probe.name or '')}"
 
 
-_CHAR_PTR = re.compile(r"(const )?(unsigned )?char( const)? ?\*( const)?( ?\*)?\Z")
+# Pointers to text and to arrays of text (argv), spaces left out: declared with their own type
+_TEXT_POINTERS = frozenset(("char*", "constchar*", "unsignedchar*", "constunsignedchar*", "char**", "constchar**",
+                            "char*const*", "constchar*const*"))
 
 
 def _tp_member(f: TpField) -> str:
@@ -146,7 +148,8 @@ def _tp_member(f: TpField) -> str:
         return f"__u32 data_loc_{name};"
     ctype = f.ctype.strip()
     if "*" in ctype:
-        return f"{ctype} {name};" if _CHAR_PTR.match(ctype) else f"const void *{name};"
+        # other pointers are addresses: a number, cast to a pointer where one is read
+        return f"{ctype} {name};" if ctype.replace(" ", "") in _TEXT_POINTERS else f"__u64 {name};"
     if f.array:
         each = f.size // f.array
         if each == 1 and "char" in ctype:
