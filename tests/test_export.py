@@ -317,3 +317,55 @@ def test_every_exportable_corpus_program_renders_or_is_refused_with_a_reason():
                 assert "not exported yet" in exc.message or "not " in exc.message, exc.message
                 refused += 1
     assert done >= 100 and refused <= 10, (done, refused)
+
+
+DIFF_SPEC = {
+    "title": "System calls of gtxdiff",
+    "probes": ["tracepoint:raw_syscalls:sys_enter"],
+    "filter": {"comm": "gtxdiff"},
+    "aggregates": [
+        {"func": "count", "keys": [{"expr": "comm"}, {"expr": "args.id", "label": "SYSCALL"}], "name": "calls",
+         "title": "Calls"},
+        {"func": "sum", "value": "args.args[2]", "keys": [{"expr": "args.id", "label": "SYSCALL"}], "name": "bytes",
+         "title": "Third argument summed"},
+    ],
+}
+
+
+def test_same_tables_as_gpttrace_bcc_program(tmp_path, lang):
+    """The exported tool and gpttrace's own BCC program for the same spec, attached at the same time to the same
+    workload, print the same rows (syscall numbers named from the same table)."""
+    from gpttrace_py.kernel.catalog import Catalog
+    from gpttrace_py.kernel.features import find_bcc_python
+    from gpttrace_py.render.bcc import render
+    from gpttrace_py.spec import ProgramSpec
+
+    python = find_bcc_python()
+    assert python, "install.sh installs python3-bpfcc"
+    binary, _ = export_and_build(tmp_path, DIFF_SPEC, "diff", lang)
+    program = tmp_path / "diff.py"
+    program.write_text(render(ProgramSpec.model_validate(DIFF_SPEC), Catalog()).text)
+    bcc = subprocess.Popen([python, str(program)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    tool = subprocess.Popen([str(binary)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert bcc.stdout is not None and tool.stderr is not None
+        assert "Hit Ctrl-C" in bcc.stdout.readline()
+        assert "Hit Ctrl-C" in tool.stderr.readline()
+        dd = named_copy(tmp_path, "dd", "gtxdiff")
+        subprocess.run([dd, "if=/dev/zero", "of=/dev/null", "bs=777", "count=300"], check=True, capture_output=True)
+        time.sleep(0.5)
+    finally:
+        for p in (bcc, tool):
+            p.send_signal(2)
+    theirs, _ = bcc.communicate(timeout=30)
+    ours, _ = tool.communicate(timeout=30)
+    assert bcc.returncode == 0 and tool.returncode == 0
+
+    def rows(text: str, title: str) -> list[str]:
+        part = text.split(f"\n{title}\n", 1)[1].split("\n\n", 1)[0]
+        return sorted(part.splitlines())
+
+    for title in ("Calls", "Third argument summed"):
+        assert rows(ours, title) == rows(theirs, title), (ours, theirs)
+    assert re.search(r"^gtxdiff +read +3\d\d$", ours, re.M), ours  # 300 reads named, not numbered
+    assert re.search(r"^write +233\d{3}$", ours, re.M), ours  # 300 writes of 777 bytes (and a few more)
