@@ -16,7 +16,7 @@ from conftest import run_cli
 
 pytestmark = pytest.mark.kernel
 
-TOOLS = {"libbpf": ("clang", "bpftool", "make", "cc"), "go": ("clang", "bpftool", "make", "go")}
+TOOLS = {"libbpf": ("clang", "bpftool", "make", "cc"), "go": ("clang", "bpftool", "make", "go", "gofmt")}
 NEEDS = {"libbpf": "/usr/include/bpf/libbpf.h", "go": "/usr/share/gocode/src/github.com/cilium/ebpf/go.mod"}
 BUILD_TIMES: dict[str, float] = {}
 
@@ -46,6 +46,9 @@ def export_and_build(tmp_path: Path, request: str | dict, name: str, lang: str =
     else:
         r = run_cli("export", lang, "--offline", request, "-o", str(out), "-n", name)
     assert r.returncode == 0, r.stderr
+    if lang == "go":  # the Go source is laid out as gofmt lays it out
+        fmt = subprocess.run(["gofmt", "-l", str(out / "main.go")], capture_output=True, text=True, timeout=30)
+        assert fmt.returncode == 0 and not fmt.stdout.strip(), fmt.stdout + fmt.stderr
     if vmlinux is not None:
         os.symlink(vmlinux, out / ("bpf/vmlinux.h" if lang == "go" else "vmlinux.h"))
     t0 = time.monotonic()

@@ -44,6 +44,18 @@ def go_cell(slot: Slot, layout: StructLayout, buf: str) -> Code:
     raise AssertionError(k)
 
 
+def gofmt(text: str) -> str:
+    """The Go text as gofmt lays it out, when gofmt is here (it only changes spacing); else as rendered."""
+    import shutil
+    import subprocess
+
+    tool = shutil.which("gofmt") or shutil.which("gofmt", path="/usr/lib/go/bin")
+    if tool is None:
+        return text
+    r = subprocess.run([tool], input=text, capture_output=True, text=True, timeout=30)
+    return r.stdout if r.returncode == 0 and r.stdout else text
+
+
 def project(spec: ProgramSpec, catalog, name: str) -> dict[str, str]:
     """The files of the Go project, by name."""
     p = kernel_side(spec, catalog, name, "go")
@@ -79,7 +91,7 @@ def project(spec: ProgramSpec, catalog, name: str) -> dict[str, str]:
     return {
         f"bpf/{name}.bpf.c": p.bpf_c,  # (go refuses C files in a package directory without cgo)
         f"bpf/{name}.h": p.header,
-        "main.go": env.get_template("main.go.j2").render(**go_view),
+        "main.go": gofmt(env.get_template("main.go.j2").render(**go_view)),
         "go.mod": env.get_template("go.mod.j2").render(name=ident(name), version=Code(CILIUM_EBPF)),
         "Makefile": env.get_template("Makefile.go.j2").render(name=ident(name)),
         "README.md": env.get_template("README.go.md.j2").render(

@@ -75,7 +75,11 @@ def loader_view(p: Project) -> dict[str, object]:
             "avg": v.func == "avg",
             "is_hist": bool(v.hist),
         })
+    kinds = {s.kind for s in p.event_slots} | {s.kind for v in p.aggs for s in v.slots}
+    use = {"names": "names" in kinds, "join": "join" in kinds, "probe": "probe" in kinds, "func": "func" in kinds,
+           "table": any(not v.hist and v.key for v in p.aggs), "hist": any(v.hist for v in p.aggs)}
     return {
+        "use": use,
         "name": ident(p.name),
         "title": comment(spec.title),
         "title_literal": string_literal(spec.title, 400),
