@@ -256,6 +256,7 @@ SIZES_SPEC = {
         {"func": "avg", "value": "args.ret", "keys": [{"expr": "comm"}], "name": "mean", "title": "Mean"},
         {"func": "max", "value": "args.ret", "name": "largest", "title": "Largest"},
         {"func": "count", "keys": [{"expr": "args.ret", "format": "hex"}], "name": "by_size", "title": "By size"},
+        {"func": "stats", "value": "args.ret", "keys": [{"expr": "comm"}], "name": "st", "title": "Stats"},
     ],
 }
 
@@ -270,6 +271,8 @@ def test_linear_histogram_min_avg_max_and_interval(tmp_path, lang):
     assert re.findall(r"^gtxspec +(\d+)$", out, re.M).count("3000") >= 2  # min and avg
     assert "MAX: 3000" in out or re.search(r"^\w+: 3000$", out, re.M), out
     assert re.search(r"^0xbb8 +(\d+)$", out, re.M), out  # the count keyed by the size in hex
+    stats = re.findall(r"^gtxspec +count=(\d+)  average=3000  total=(\d+)$", out, re.M)
+    assert sum(int(c) for c, _ in stats) == 50 and sum(int(t) for _, t in stats) == 150000, out
 
 
 CORPUS_SHAPES = ["accepts-by-process", "bashreadline", "bio-by-type", "bio-sizes", "biolatency-by-disk",
@@ -372,3 +375,25 @@ def test_same_tables_as_gpttrace_bcc_program(tmp_path, lang):
         assert rows(ours, title) == rows(theirs, title), (ours, theirs)
     assert re.search(r"^gtxdiff +read +3\d\d$", ours, re.M), ours  # 300 reads named, not numbered
     assert re.search(r"^write +233\d{3}$", ours, re.M), ours  # 300 writes of 777 bytes (and a few more)
+
+
+def test_usage_errors_exit_2(tmp_path):
+    assert run_cli("export", "libbpf").returncode == 2  # nothing to export
+    spec = tmp_path / "s.json"
+    spec.write_text('{"title": "x"}')
+    r = run_cli("export", "go", "--spec", str(spec))
+    assert r.returncode == 2 and "is not a program spec" in r.stderr
+    spec.write_text(json.dumps(SIZES_SPEC))
+    assert run_cli("export", "go", "--spec", str(spec), "count syscalls").returncode == 2  # both
+    r = run_cli("export", "libbpf", "--spec", str(spec), "-n", "Bad-Name", "-o", str(tmp_path / "b"))
+    assert r.returncode == 2 and "not a project name" in r.stderr
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o777)
+    os.chmod(shared, 0o777)
+    r = run_cli("export", "libbpf", "--spec", str(spec), "-o", str(shared))
+    assert r.returncode == 2 and "others can write" in r.stderr
+    assert not list(shared.iterdir())
+    spec.write_text(json.dumps({"title": "Ticks", "probes": ["interval:s:1"], "print": [{"expr": "nsecs"}]}))
+    r = run_cli("export", "go", "--spec", str(spec), "-o", str(tmp_path / "i"))
+    assert r.returncode == 2 and "not interval probes yet" in r.stderr, r.stderr
+    assert not (tmp_path / "i").exists()

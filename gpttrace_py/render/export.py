@@ -22,9 +22,6 @@ from ..spec import expr as E
 from . import lower
 from .bcc import (
     _SOFTWARE,
-    COMM_LEN,
-    JOIN_ARG_LEN,
-    JOIN_ARGS,
     LOG2_SLOTS,
     CGen,
     ProbeFn,
@@ -42,12 +39,11 @@ from .bpftrace import _ready_title
 from .escape import Code, comment, environment, ident, string_literal
 from .lower import Context
 
-LANGS = ("libbpf", "go")
 MAP_ENTRIES = 10240
+SOFTWARE_CONFIG = _SOFTWARE  # software perf event name → PERF_COUNT_SW_* suffix
 RINGBUF_BYTES = 256 * 1024
 EXPORTABLE_SLOTS = {"int", "hex", "oct", "names", "str", "ip4", "ip6", "ip4int", "probe", "func", "join"}
-PROBE_KINDS = {"libbpf": ("tracepoint", "uprobe", "uretprobe", "software", "profile"),
-               "go": ("tracepoint", "uprobe", "uretprobe", "software", "profile")}
+PROBE_KINDS = ("tracepoint", "uprobe", "uretprobe", "software", "profile")
 NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,30}\Z")
 # Names a struct member cannot have in user space: libc macros (errno, stdin...) and GNU C's predefined
 # macros (linux, unix); such a member gets a trailing underscore.
@@ -187,10 +183,10 @@ def tracepoint_struct(catalog: Catalog, probe: ProbeRef) -> list[str]:
 # The kernel side
 
 
-def _probe_fn(probe: ProbeRef, index: int, name: str, catalog: Catalog, lang: str) -> tuple[ProbeFn, str]:
+def _probe_fn(probe: ProbeRef, index: int, name: str, catalog: Catalog) -> tuple[ProbeFn, str]:
     """The function for one probe and its SEC() name."""
     k = probe.kind
-    if k not in PROBE_KINDS[lang]:
+    if k not in PROBE_KINDS:
         raise ExportError(f"{probe.text}: an export supports tracepoints, uprobes/uretprobes and software/profile "
                           f"perf events, not {k} probes yet",
                           "trace it with gpttrace itself, or export a program on a tracepoint")
@@ -293,12 +289,11 @@ class Project:
 class _Kernel:
     """Builds NAME.bpf.c and NAME.h from a spec."""
 
-    def __init__(self, spec: ProgramSpec, catalog: Catalog, name: str, lang: str) -> None:
+    def __init__(self, spec: ProgramSpec, catalog: Catalog, name: str) -> None:
         self.spec = spec
         self.catalog = catalog
         self.b = _Builder(spec, catalog)
         self.p = Project(name, spec)
-        self.lang = lang
         self.helpers: dict[str, list[str]] = {"lookup_or_init": _LOOKUP_OR_INIT} if spec.aggregates else {}
 
     def check_slot(self, slot: Slot, where: str) -> None:
@@ -314,12 +309,12 @@ class _Kernel:
         index = 0
         if spec.start:
             for i, probe in enumerate(spec.start.probes):
-                fn, sec = _probe_fn(probe, index, f"start_{i}", self.catalog, self.lang)
+                fn, sec = _probe_fn(probe, index, f"start_{i}", self.catalog)
                 b.start_fns.append(fn)
                 p.fns.append((fn, sec))
                 index += 1
         for i, probe in enumerate(spec.probes):
-            fn, sec = _probe_fn(probe, index, f"probe_{i}", self.catalog, self.lang)
+            fn, sec = _probe_fn(probe, index, f"probe_{i}", self.catalog)
             b.fns.append(fn)
             p.fns.append((fn, sec))
             index += 1
@@ -333,8 +328,6 @@ class _Kernel:
         for plan in plans:
             for s, k in zip(plan.slots, plan.agg.keys):
                 self.check_slot(s, f"key {k.expr!r} of {plan.title!r}")
-            if plan.agg.func == "stats":
-                raise ExportError("stats() aggregates are not exported yet; use avg() and count()")
         p.event_slots = ev_slots
         p.header_line = header
         p.ready = b.layout.ready = f"Tracing {_ready_title(spec.title)}... Hit Ctrl-C to end."  # as gpttrace says
@@ -433,9 +426,9 @@ class _Kernel:
 
     def agg_decl(self, v: AggView) -> list[str]:
         key = f"struct {v.map}_key_t" if v.key else "__u32"
-        value = "struct avg_t" if v.func == "avg" else "__u64" if v.func == "count" or v.hist else "__s64"
+        value = "struct avg_t" if v.func in ("avg", "stats") else "__u64" if v.func == "count" or v.hist else "__s64"
         out = [f"// {comment(v.title)}"]
-        if v.func == "avg" and "avg_t" not in self.helpers:
+        if v.func in ("avg", "stats") and "avg_t" not in self.helpers:
             self.helpers["avg_t"] = ["// An average: the total and how many values made it.",
                                      "struct avg_t {", "    __s64 total;", "    __u64 count;", "};"]
         return [*out, "struct {", "    __uint(type, BPF_MAP_TYPE_HASH);", f"    __uint(max_entries, {MAP_ENTRIES});",
@@ -506,7 +499,7 @@ class _Kernel:
             body += [f"__s64 val = {val};", f"__s64 *v = bpf_map_lookup_elem(&{v.map}, &k);", "if (!v)",
                      f"    bpf_map_update_elem(&{v.map}, &k, &val, BPF_NOEXIST);", f"else if (val {op} *v)",
                      "    *v = val;"]
-        else:  # avg
+        else:  # avg, stats
             body += [f"__s64 val = {val};", "struct avg_t zero = {};",
                      f"struct avg_t *v = lookup_or_init(&{v.map}, &k, &zero);", "if (v) {",
                      "    __sync_fetch_and_add(&v->total, val);", "    __sync_fetch_and_add(&v->count, 1);", "}"]
@@ -557,19 +550,11 @@ class _Kernel:
         return _top(gen) + lines + ["return 0;"]
 
 
-def kernel_side(spec: ProgramSpec, catalog: Catalog, name: str, lang: str = "libbpf") -> Project:
+def kernel_side(spec: ProgramSpec, catalog: Catalog, name: str) -> Project:
     """The shared part of both projects: NAME.bpf.c and NAME.h, with what user space needs to show them."""
     if not NAME_RE.match(name):
         raise ExportError(f"{name!r} is not a project name: lower-case letters, digits and _, starting with a letter")
-    if spec.interval_s is None and not spec.print and not spec.aggregates:
-        raise ExportError("nothing to print")
     try:
-        return _Kernel(spec, catalog, name, lang).build()
+        return _Kernel(spec, catalog, name).build()
     except RenderError as exc:
         raise ExportError(str(exc)) from None
-
-
-__all__ = ["COMM_LEN", "JOIN_ARGS", "JOIN_ARG_LEN", "LANGS", "SOFTWARE_CONFIG", "ExportError", "Project",
-           "kernel_side"]
-
-SOFTWARE_CONFIG = _SOFTWARE

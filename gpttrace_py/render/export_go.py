@@ -58,7 +58,7 @@ def gofmt(text: str) -> str:
 
 def project(spec: ProgramSpec, catalog, name: str) -> dict[str, str]:
     """The files of the Go project, by name."""
-    p = kernel_side(spec, catalog, name, "go")
+    p = kernel_side(spec, catalog, name)
     view = loader_view(p)
     for col in view["columns"]:  # type: ignore[union-attr]
         assert p.events is not None

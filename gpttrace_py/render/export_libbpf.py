@@ -99,7 +99,7 @@ def loader_view(p: Project) -> dict[str, object]:
 
 def project(spec: ProgramSpec, catalog, name: str) -> dict[str, str]:
     """The files of the libbpf project, by name."""
-    p = kernel_side(spec, catalog, name, "libbpf")
+    p = kernel_side(spec, catalog, name)
     view = loader_view(p)
     for col in view["columns"]:  # type: ignore[union-attr]
         col["cell"] = c_cell(col["slot"], "e", p.names)
