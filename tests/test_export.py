@@ -91,6 +91,10 @@ def run_tool(binary: Path, workload: list[list[str]], seconds: float = 3, args: 
         subprocess.run(cmd, check=True, timeout=30, capture_output=True)
     out, err = proc.communicate(timeout=seconds + 30)
     assert proc.returncode == 0, err
+    # the kernel frees a detached program after an RCU grace period: give it a moment
+    deadline = time.monotonic() + 5
+    while ids & _all_prog_ids() and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert not ids & _all_prog_ids(), "programs stayed loaded after the tool ended"
     return out
 

@@ -375,7 +375,8 @@ class _Kernel:
         for fn in b.start_fns + b.fns:
             if fn.kind == "tracepoint" and _tp_struct_name(fn.probe) not in seen:
                 seen.add(_tp_struct_name(fn.probe))
-                records += [*tracepoint_struct(self.catalog, fn.probe), ""]
+                records += ["", *tracepoint_struct(self.catalog, fn.probe)] if records else tracepoint_struct(
+                    self.catalog, fn.probe)
         helpers: list[str] = []
         for lines in [*self.helpers.values(), *b.helpers.values()]:
             helpers += [*lines, ""]
