@@ -9,7 +9,7 @@ from .escape import Code, comment, environment, ident, integer, string_literal
 from .export import SOFTWARE_CONFIG, Project, kernel_side
 
 
-def c_cell(slot: Slot, obj: str, names: list[dict[int, str]]) -> Code:
+def c_cell(slot: Slot, obj: str) -> Code:
     """A statement writing the text of one member of ``obj`` into ``cell`` (a char array)."""
     m = f"{obj}->{ident(slot.member)}"
     k = slot.kind
@@ -102,9 +102,9 @@ def project(spec: ProgramSpec, catalog, name: str) -> dict[str, str]:
     p = kernel_side(spec, catalog, name)
     view = loader_view(p)
     for col in view["columns"]:  # type: ignore[union-attr]
-        col["cell"] = c_cell(col["slot"], "e", p.names)
+        col["cell"] = c_cell(col["slot"], "e")
     for agg in view["aggs"]:  # type: ignore[union-attr]
-        agg["cells"] = [c_cell(s, "k", p.names) for s in agg["slots"]]
+        agg["cells"] = [c_cell(s, "k") for s in agg["slots"]]
     perf = [{"prog": ident(fn.name), "attr": perf_attr(fn), "what": comment(fn.probe.text)}
             for fn, sec in p.fns if sec == "perf_event"]
     uprobes = any(fn.kind in ("uprobe", "uretprobe") for fn, _ in p.fns)
