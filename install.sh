@@ -22,6 +22,13 @@ if ! command -v bpftrace >/dev/null || ! command -v bpftool >/dev/null || ! /usr
     iproute2 python3-venv passwd util-linux >/dev/null
 fi
 
+log "apt packages for gpttrace export: clang, libbpf-dev, make, gcc (libbpf tools), golang-go and cilium/ebpf (Go tools)"
+if ! command -v clang >/dev/null || ! command -v make >/dev/null || ! command -v cc >/dev/null || ! command -v go >/dev/null \
+   || ! dpkg -s libbpf-dev golang-github-cilium-ebpf-dev >/dev/null 2>&1; then
+  apt-get update -qq
+  apt-get install -y -qq clang libbpf-dev make gcc libelf-dev zlib1g-dev golang-go golang-github-cilium-ebpf-dev >/dev/null
+fi
+
 log "tracefs and debugfs"
 mountpoint -q /sys/kernel/tracing || mount -t tracefs nodev /sys/kernel/tracing
 mountpoint -q /sys/kernel/debug || mount -t debugfs nodev /sys/kernel/debug || true

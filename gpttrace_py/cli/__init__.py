@@ -91,6 +91,7 @@ def cli() -> None:
       gpttrace -c "ls /tmp" "count syscalls by process"
       gpttrace chat
       gpttrace explain program.bt
+      gpttrace export libbpf "count syscalls by process"
       gpttrace examples opens
       gpttrace doctor
 

@@ -1,4 +1,5 @@
-"""``gpttrace export k8s REQUEST``: Kubernetes manifests that run the planned program on a cluster's nodes."""
+"""``gpttrace export k8s|libbpf|go``: hand a planned program to another engine (Kubernetes manifests) or write it as
+a standalone project to build and ship (a libbpf CO-RE tool in C, the same on cilium/ebpf in Go)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from .options import planner_choice
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def export() -> None:
-    """Hand a planned program to another engine (Kubernetes)."""
+    """Hand a planned program to another engine (Kubernetes), or write it as a project to build and ship."""
 
 
 @export.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -93,3 +94,89 @@ def k8s(request: tuple[str, ...], program_file: str | None, kind: str, node: str
             f"  gpttrace merge --program FILE nodes.log")
     ui.talk("with kubectl-trace instead (one node per run; text output, which gpttrace merge does not read):\n  "
             + manifests.kubectl_trace(planned.text, planned.seconds, target.node))
+
+
+def _project_options(f):
+    f = planner_choice(f)
+    f = click.option("-n", "--name", metavar="NAME", help="Name of the tool (default: from the program's title).")(f)
+    f = click.option("-o", "--output", "directory", metavar="DIR", help="Project directory (default: ./NAME).")(f)
+    f = click.option("--spec", "spec_file", type=click.Path(dir_okay=False),
+                     help="Export this saved spec (JSON) instead.")(f)
+    return click.argument("request", nargs=-1)(f)
+
+
+@export.command(context_settings={"help_option_names": ["-h", "--help"]})
+@_project_options
+def libbpf(request: tuple[str, ...], spec_file: str | None, directory: str | None, name: str | None,
+           offline: bool, model: str | None) -> None:
+    """Write the program for REQUEST as a libbpf CO-RE tool in C; `make` in the directory builds it.
+
+    \b
+      gpttrace export libbpf "trace files opened by cat" -o opensnoop
+    """
+    _project("libbpf", request, spec_file, directory, name, offline, model)
+
+
+@export.command(context_settings={"help_option_names": ["-h", "--help"]})
+@_project_options
+def go(request: tuple[str, ...], spec_file: str | None, directory: str | None, name: str | None,
+       offline: bool, model: str | None) -> None:
+    """Write the program for REQUEST as a Go tool on cilium/ebpf; `make` in the directory builds it (offline).
+
+    \b
+      gpttrace export go "count syscalls by process" -n syscount
+    """
+    _project("go", request, spec_file, directory, name, offline, model)
+
+
+def _project(lang: str, request: tuple[str, ...], spec_file: str | None, directory: str | None, name: str | None,
+             offline: bool, model: str | None) -> None:
+    from ..errors import UsageError
+    from ..kernel.catalog import Catalog
+    from ..project_files import write_files
+    from ..render.escape import slug
+
+    catalog = Catalog()
+    text = " ".join(request).strip()
+    if spec_file and text:
+        raise UsageError("give a REQUEST or --spec FILE, not both")
+    if spec_file:
+        spec = _read_spec(spec_file)
+    elif text:
+        from ..planning.base import PlanContext
+        from ..planning.plan import make_plan
+        from ..planning.select import get_planner
+
+        plan = make_plan(get_planner(offline=offline, model=model), text, PlanContext(catalog=catalog))
+        spec = plan.spec
+        click.echo(f"understood: {plan.understood()}", err=True)
+    else:
+        raise UsageError("nothing to export", 'gpttrace export libbpf "REQUEST" (or --spec FILE)')
+    problems = catalog.check_spec(spec)
+    if problems:
+        raise UsageError(f"{spec.title}: " + "; ".join(str(p) for p in problems))
+    name = name or slug(spec.title)[:24].rstrip("_")
+    if lang == "libbpf":
+        from ..render.export_libbpf import project
+    else:
+        from ..render.export_go import project
+    files = project(spec, catalog, name)
+    directory = directory or name
+    write_files(directory, files)
+    click.echo(f"wrote {', '.join(files)} in {directory}/; build it with: make -C {directory}", err=True)
+    click.echo(directory)
+
+
+def _read_spec(path: str):
+    from pydantic import ValidationError
+
+    from ..errors import UsageError
+    from ..spec import ProgramSpec
+
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return ProgramSpec.model_validate_json(fh.read())
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+    except ValidationError as exc:
+        raise UsageError(f"{path} is not a program spec: {exc.errors()[0]['msg']}") from None

@@ -110,8 +110,10 @@ MAP_OPS = {
 
 
 def looks_like_bcc(text: str) -> bool:
+    """BCC's Python or C, or the C of a libbpf program (SEC() sections, vmlinux.h or bpf/bpf_helpers.h)."""
     return bool(
         re.search(r"(?m)^\s*(from\s+bcc\s+import|import\s+bcc\b)|\bBPF\s*\(\s*(text|src_file)\s*=", text)
+        or looks_like_libbpf(text)
         or re.search(
             r"\b(TRACEPOINT_PROBE|BPF_HASH|BPF_PERF_OUTPUT|BPF_RINGBUF_OUTPUT|BPF_HISTOGRAM|"
             r"BPF_ARRAY|BPF_STACK_TRACE)\s*\(",
@@ -119,6 +121,20 @@ def looks_like_bcc(text: str) -> bool:
         )
         or re.search(r"(?m)^#!.*python", text)
     )
+
+
+def looks_like_libbpf(text: str) -> bool:
+    return bool(re.search(r'(?m)^\s*#\s*include\s*[<"](vmlinux\.h|bpf/bpf_helpers\.h)[>"]|^\s*SEC\s*\(\s*"', text))
+
+
+# libbpf section names (SEC("...")) → probe kind; the rest of the name says where
+LIBBPF_SECTIONS = {"tracepoint": "tracepoint", "tp": "tracepoint", "raw_tracepoint": "rawtracepoint",
+                   "raw_tp": "rawtracepoint", "kprobe": "kprobe", "kretprobe": "kretprobe", "uprobe": "uprobe",
+                   "uretprobe": "uretprobe", "fentry": "kfunc", "fexit": "kretfunc", "lsm": "lsm", "xdp": "xdp",
+                   "tc": "tc", "usdt": "usdt", "perf_event": "software"}
+LIBBPF_MAP_TYPES = {"HASH": "hash", "ARRAY": "array", "PERCPU_ARRAY": "percpu_array", "PERCPU_HASH": "percpu_hash",
+                    "LRU_HASH": "lru_hash", "RINGBUF": "ringbuf", "PERF_EVENT_ARRAY": "perf_event_array",
+                    "STACK_TRACE": "stack_trace", "LPM_TRIE": "lpm_trie", "QUEUE": "queue", "PROG_ARRAY": "prog_array"}
 
 
 # -- the Python side -------------------------------------------------------------------------------
@@ -628,6 +644,9 @@ class _CScanner:
                     and not re.search(r"=\s*$|\bstruct\s+\w+\s*\w*\s*=", header)
                 ):
                     pending.append((hstart, i, end))
+                elif re.match(r"\s*struct\s*$", header) and re.match(r'\s*\w+\s+SEC\s*\(\s*"\.maps"',
+                                                                       src.display[end + 1 : end + 80]):
+                    self.libbpf_map(i, end)
                 elif re.match(r"\s*(typedef\s+)?(struct|union|enum)\b", header):
                     self.struct(header, i, end)
                     # skip the declarator after the closing brace: "} name;"
@@ -715,6 +734,48 @@ class _CScanner:
         info = self.m.map(name, line)
         info.macro, info.map_type, info.key_type, info.value_type, info.size = macro, map_type, key, leaf, size
 
+    def libbpf_map(self, lb: int, rb: int) -> None:
+        """A map as libbpf declares it:
+        struct { __uint(type, BPF_MAP_TYPE_HASH); __type(key, K); ... } NAME SEC(".maps")."""
+        body, after = self.src.display[lb + 1 : rb], self.src.display[rb + 1 : rb + 80]
+        name = re.match(r"\s*(\w+)", after).group(1)  # type: ignore[union-attr]
+        info = self.m.map(name, self.src.line(rb))
+        kind = re.search(r"__uint\s*\(\s*type\s*,\s*BPF_MAP_TYPE_(\w+)\s*\)", body)
+        info.map_type = LIBBPF_MAP_TYPES.get(kind.group(1), kind.group(1).lower()) if kind else None
+        for field_name, attr in (("key", "key_type"), ("value", "value_type")):
+            mm = re.search(rf"__type\s*\(\s*{field_name}\s*,\s*([^)]+?)\s*\)", body)
+            if mm:
+                setattr(info, attr, mm.group(1))
+        size = re.search(r"__uint\s*\(\s*max_entries\s*,\s*([^)]+?)\s*\)", body)
+        info.size = size.group(1) if size else None
+
+    def libbpf_probe(self, header_start: int, label: str, index: int) -> None:
+        """The probe a libbpf function is placed at by its SEC("kind/where") line."""
+        sec = re.search(r'SEC\s*\(\s*"([^"]*)"\s*\)', self.src.display[header_start : header_start + 400])
+        if not sec:
+            return
+        kind_word, _, where = sec.group(1).partition("/")
+        kind = LIBBPF_SECTIONS.get(kind_word)
+        if kind is None:
+            return
+        line = self.src.line(header_start)
+        probe = Probe(label, kind, line, via=f'SEC("{sec.group(1)}"), attached by libbpf', block=index)
+        if kind == "tracepoint" and where.count("/") == 1:
+            probe.category, probe.name = where.split("/")
+            probe.text = f"tracepoint:{probe.category}:{probe.name}"
+        elif kind in ("uprobe", "uretprobe") and ":" in where:
+            probe.target, _, probe.name = where.rpartition(":")
+            probe.text = f"{kind}:{probe.target}:{probe.name}"
+        elif kind == "software":
+            probe.via = 'SEC("perf_event"): the loader opens the perf event and attaches it'
+            probe.text = "perf_event"
+        elif where:
+            probe.name = where
+            probe.text = f"{kind}:{where}"
+        probe.handler = label
+        self.m.blocks[index].probes.append(len(self.m.probes))
+        self.m.probes.append(probe)
+
     def struct(self, header: str, lb: int, rb: int) -> None:
         name = " ".join(header.replace("typedef", "").split())
         fields = [" ".join(f.split()) for f in self.src.display[lb + 1 : rb].split(";") if f.strip()]
@@ -777,6 +838,8 @@ class _CScanner:
             ctx = re.search(r"struct\s+(\w+)\s*\*", first)
             if ctx:
                 blk.context = ctx.group(1)
+            if "SEC" in code[hs:lb]:
+                self.libbpf_probe(hs, label, index)
         self.body(lb + 1, rb, index)
         blk.statements = statements(src, lb + 1, rb)
 
@@ -971,7 +1034,13 @@ def analyze(text: str, glossary: Glossary | None = None) -> ProgramModel:
             model.use(name, "python", line)
         for name, line in py.unknown_api:
             model.use(name, "unknown", line, note="called on the BPF object or a map from Python")
-    _auto_attached(model)
+    model.libbpf = model.python is None and looks_like_libbpf(text)
+    if model.libbpf:
+        for b in model.blocks:
+            if b.function == "__outside__":
+                b.label = "C code outside the functions"
+    else:
+        _auto_attached(model)
     return model
 
 

@@ -77,7 +77,8 @@ class _Composer:
     # -- the document --------------------------------------------------------------------------------
     def document(self, listing: bool) -> Document:
         m = self.m
-        what = "bpftrace script" if self.bt else "BCC program (Python with embedded C)"
+        what = ("bpftrace script" if self.bt else "libbpf program (C for the kernel side)" if m.libbpf
+                else "BCC program (Python with embedded C)")
         title = f"How this {what} works"
         if m.title:
             title += ": " + " ".join(m.title.split())
@@ -107,9 +108,17 @@ class _Composer:
                 kinds[p.kind] = kinds.get(p.kind, 0) + 1
         counted = ", ".join(f"{n} {k}{'s' if n > 1 else ''}" for k, n in kinds.items()) or "no event probes"
         does = self.summary_actions()
-        lang = "bpftrace script" if self.bt else "BCC program"
+        lang = "bpftrace script" if self.bt else "libbpf program" if m.libbpf else "BCC program"
         out.append(Para(f"This {lang} attaches to {counted}. {does}"))
-        if not self.bt:
+        if m.libbpf:
+            out.append(
+                Para(
+                    "This is the kernel side of a libbpf (CO-RE) tool: clang compiles it to a BPF object, and a "
+                    "loader (C on libbpf's skeleton, or Go on cilium/ebpf) loads it, attaches each function at "
+                    "the place its SEC() names, and reads its maps."
+                )
+            )
+        elif not self.bt:
             out.append(
                 Para(
                     "A BCC program has two halves: C code that BCC compiles with clang and loads into the "
@@ -188,6 +197,9 @@ class _Composer:
                     "or through gpttrace; stop it with Ctrl-C."
                 )
             return "bpftrace is not installed here; install it to run this script."
+        if self.m.libbpf:
+            return ("Build it with `make` in its project directory (clang, bpftool and libbpf, or Go with bpf2go), "
+                    "then run the tool it builds as root; stop it with Ctrl-C.")
         from ..kernel.features import find_bcc_python
 
         py = f.bcc_python or find_bcc_python()
@@ -365,6 +377,8 @@ class _Composer:
                 attached = [m.probes[k].text for k in b.probes]
                 if attached:
                     it.sub.append("Runs at: " + ", ".join(attached) + ".")
+                elif b.function == "__outside__" and m.libbpf:
+                    it.sub.append("Declarations outside the functions (the license the kernel checks, globals).")
                 elif b.function == "__outside__":
                     it.sub.append(
                         "These statements are pieces of C text the Python code inserts into the functions "
@@ -764,7 +778,8 @@ class _Composer:
                 f"an event channel to user space ({decl}): each record"
                 + (f" ({rec})" if rec else "")
                 + " sent from the kernel"
-                + (f" reaches the Python callback {', '.join(cb)}()" if cb else " is read by Python")
+                + (f" reaches the Python callback {', '.join(cb)}()" if cb
+                   else " is read by the loader" if self.m.libbpf else " is read by Python")
                 + ". One record per event: the output is as frequent as the events."
             )
         if t == "histogram" or (mp.macro == "BPF_HISTOGRAM"):
@@ -824,6 +839,13 @@ class _Composer:
                 Para(
                     "Maps (the @names) live in the kernel and keep their values between events; "
                     "every probe can read and write them. Local $variables live only while one block runs."
+                )
+            )
+        elif m.libbpf:
+            s.blocks.append(
+                Para(
+                    'Maps are declared as structs placed in the ".maps" section; they live in the kernel, keep '
+                    "values between events, and the loader reads them through their file descriptors."
                 )
             )
         else:
@@ -1040,7 +1062,8 @@ class _Composer:
             s.blocks.append(
                 Item(
                     f"Per event, through {mp.name}",
-                    "the C code sends one record per event (perf_submit/ringbuf); Python "
+                    "the C code sends one record per event (perf_submit/ringbuf); "
+                    + ("the loader " if m.libbpf else "Python ")
                     + (f"receives it in {', '.join(cbs)}()" if cbs else "reads it")
                     + (" and prints a line for it" if prints else "")
                     + ".",
@@ -1163,7 +1186,7 @@ class _Composer:
         if "bpf_trace_printk" in m.uses:
             notes.append(Item("bpf_trace_printk()", "slow and shared system-wide: for debugging, not for production."))
             worst = _max(worst, "moderate")
-        if not self.bt:
+        if not self.bt and not m.libbpf:
             notes.append(
                 Item(
                     "Start-up",

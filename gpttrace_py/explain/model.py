@@ -151,6 +151,7 @@ class ProgramModel:
     includes: list[str] = field(default_factory=list)
     defines: dict[str, str] = field(default_factory=dict)
     python: PythonSide | None = None
+    libbpf: bool = False  # C for libbpf (SEC() sections, vmlinux.h), loaded by a C or Go program, not BCC
     c_line_offset: int = 0
     notes: list[str] = field(default_factory=list)
     title: str | None = None  # the program's own description, from its first comment

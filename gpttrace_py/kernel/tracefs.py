@@ -38,6 +38,7 @@ class TpField:
     signed: bool
     array: int | None = None  # element count of a fixed array
     data_loc: bool = False
+    offset: int = 0  # where the field starts in the tracepoint's record (the format file's offset)
 
     @property
     def kind(self) -> str:
@@ -109,7 +110,8 @@ def parse_format(category: str, name: str, text: str) -> Tracepoint:
             if not nm:
                 continue
             ctype, fname = nm.group("head").strip(), nm.group("name")
-        fields.append(TpField(fname, ctype, int(m.group("size")), m.group("signed") == "1", array, data_loc))
+        fields.append(TpField(fname, ctype, int(m.group("size")), m.group("signed") == "1", array, data_loc,
+                              int(m.group("off"))))
     fmt = text.split("print fmt:", 1)[1].strip() if "print fmt:" in text else ""
     symbols: dict[str, dict[int, str]] = {}
     for sm in _SYMBOLIC_RE.finditer(fmt):
