@@ -61,6 +61,7 @@ def _through_lexicon(request: str, lex: lexicon_mod.Lexicon) -> Reading:
     out: list[str] = []
     unknown: list[str] = []
     pending = ""  # a run of characters the lexicon does not know
+    grouping: list[str] = []  # "by process", "per cpu": said last, as English does
     after_name = False  # the last thing read was a name as written (ASCII), right before this
 
     def flush() -> None:
@@ -81,6 +82,8 @@ def _through_lexicon(request: str, lex: lexicon_mod.Lexicon) -> Reading:
                 out[-1] += "'s"  # "dd 的 read 调用": dd's read calls
             elif found in ("以外", "之外") and after_name and "except" not in out[-3:-1]:
                 out.insert(len(out) - 1, "except")  # "sshd 以外的进程": processes other than sshd
+            elif english.startswith(("by ", "per ")) and english != "per second":
+                grouping.append(english)  # "按进程统计...": English says how to group at the end
             elif english:
                 out.append(english)
             elif found == "被" and _ASCII_RUN.match(request, _skip_spaces(request, i + 1)):
@@ -105,7 +108,7 @@ def _through_lexicon(request: str, lex: lexicon_mod.Lexicon) -> Reading:
             pending += c
             i += 1
     flush()
-    text = " ".join(out)
+    text = " ".join(out + grouping)
     text = re.sub(r"\s+([,.?!:;)])", r"\1", text)
     return Reading(text, lex.language, unknown)
 
