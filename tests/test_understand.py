@@ -190,3 +190,10 @@ def test_a_program_for_a_missing_feature_is_shown_and_saved_not_loaded(cli, cata
     r = cli("--offline", "--dry-run", "-o", str(out), "count calls to the kernel function do_sys_openat2")
     assert r.returncode == 2 and "kprobes" in r.stderr and "not loaded here" in r.stderr
     assert "kprobe:do_sys_openat2" in out.read_text() and "count()" in out.read_text()
+
+
+def test_chat_takes_chinese_refinements(cli):
+    r = cli("chat", "--offline", input="统计 dd 的 read 调用\n改成直方图\n换成 BCC\n只看 pid 42\n/quit\n", timeout=120)
+    assert "理解为:" in r.stderr + r.stdout
+    out = r.stderr + r.stdout
+    assert "Changed: histogram" in out and "Changed: backend bcc" in out and "Changed: only pid 42" in out, out[-3000:]

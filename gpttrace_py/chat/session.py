@@ -139,7 +139,13 @@ class ChatSession:
 
     def message(self, text: str) -> None:
         from ..planning import refine as refine_mod
+        from ..planning.language import detect, read
 
+        said = text
+        if detect(text) == "zh":  # refinements are read in English words, as requests are ("改成直方图")
+            reading = read(text)
+            if not reading.unknown:
+                text = reading.text
         duration, run, rest = refine_mod.run_request(text)
         if duration is not None:
             self.duration = duration
@@ -157,7 +163,7 @@ class ChatSession:
             from ..planning.plan import make_plan
 
             try:
-                plan = make_plan(self.planner, rest, self.ctx())
+                plan = make_plan(self.planner, said if said != text else rest, self.ctx())
                 spec = plan.spec
             except UnmappableIntent:
                 # No program for it as a topic: it may still be an edit of the current one.
