@@ -241,11 +241,13 @@ def test_explain_reads_the_exported_c(tmp_path):
 
 def test_joined_arguments(tmp_path, lang):
     binary, _ = export_and_build(tmp_path, "trace new processes with arguments", "execs", lang)
-    out = run_tool(binary, [["/bin/echo", "gtx-one", "gtx two"]])
+    echo = shutil.which("echo")
+    assert echo is not None
+    out = run_tool(binary, [[echo, "gtx-one", "gtx two"]])
     lines = out.splitlines()
     assert lines[0] == gpttrace_header("trace new processes with arguments")
-    hit = [ln for ln in lines if ln.endswith("/bin/echo gtx-one gtx two")]
-    assert hit and hit[0].split()[2] == "/bin/echo", out[-2000:]
+    hit = [ln for ln in lines if ln.endswith(f"{echo} gtx-one gtx two")]
+    assert hit and hit[0].split()[2] == echo, out[-2000:]
 
 
 SIZES_SPEC = {
