@@ -16,6 +16,7 @@ out, the server answers 400 "script exhausted" (no retry), so a test sees surplu
 from __future__ import annotations
 
 import json
+import select
 import socket
 import threading
 import time
@@ -27,7 +28,8 @@ Entry = dict[str, Any] | Callable[[dict[str, Any]], dict[str, Any]]
 
 
 def reply(content: str | None, finish_reason: str = "stop", delay: float = 0) -> dict[str, Any]:
-    """An answer; ``delay`` seconds before it (to make a client time out)."""
+    """An answer; ``delay`` seconds before it (to make a client time out: a client that closes the connection
+    meanwhile is counted in ``FakeOpenAI.abandoned`` and gets no answer)."""
     return {"kind": "reply", "content": content, "finish_reason": finish_reason, "delay": delay}
 
 
@@ -56,6 +58,7 @@ class FakeOpenAI:
         self.script: list[Entry] = list(script or [])
         self.model = model
         self.requests: list[dict[str, Any]] = []  # {"path", "headers", "body", "size"}
+        self.abandoned = 0  # delayed replies whose client closed the connection before the answer
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -92,8 +95,10 @@ class FakeOpenAI:
                     entry: Entry | None = fake.script.pop(0) if fake.script else None
                 if callable(entry):
                     entry = entry(body)
-                if entry is not None and entry.get("delay"):
-                    time.sleep(entry["delay"])
+                if entry is not None and entry.get("delay") and self._client_left(entry["delay"]):
+                    with fake._lock:
+                        fake.abandoned += 1
+                    return
                 if entry is None:
                     self._send(400, {"error": {"message": "fake server: script exhausted", "type": "test_error"}},
                                {"x-should-retry": "false"})
@@ -119,6 +124,15 @@ class FakeOpenAI:
                     "usage": {"prompt_tokens": len(raw) // 4, "completion_tokens": 100,
                               "total_tokens": len(raw) // 4 + 100},
                 })
+
+            def _client_left(self, seconds: float) -> bool:
+                """Wait ``seconds`` like a slow model; True when the client closed the connection meanwhile."""
+                deadline = time.monotonic() + seconds
+                while (left := deadline - time.monotonic()) > 0:
+                    readable, _, _ = select.select([self.connection], [], [], min(left, 0.05))
+                    if readable and self.connection.recv(1, socket.MSG_PEEK) == b"":
+                        return True
+                return False
 
             def _send(self, code: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
                 data = json.dumps(payload).encode()
