@@ -14,6 +14,7 @@ import stat
 import time
 import uuid
 
+import jsonschema
 import pytest
 from conftest import run_cli
 from fake_openai import FakeOpenAI, free_port, refusal, reply, spec_reply, status
@@ -547,3 +548,64 @@ def test_e2e_show_spec_round_trip(server, env, tmp_path):
     assert second.returncode == 0, second.stderr
     assert _shown_program(second.stderr) == _shown_program(first.stderr)
     assert _shown_spec(second.stderr) == shown
+
+
+LLAMA_CPP_PYTHON_500 = ("1 validation error for CreateChatCompletionRequest\nresponse_format.type\n  Input should be "
+                        "'text' or 'json_object' [type=literal_error, input_value='json_schema', input_type=str]")
+
+
+@kernel
+def test_e2e_server_like_llama_cpp_python_plan_is_used(server, env, tmp_path):
+    """A server that answers json_schema with HTTP 500 (llama-cpp-python's): JSON mode, and the model's plan runs."""
+    server.add(status(500, LLAMA_CPP_PYTHON_500, err_type="internal_server_error"), spec_reply(opens_spec()))
+    f = target(tmp_path)
+    r = trace_cli(f)
+    assert r.returncode == 0, r.stderr
+    assert str(f) in r.stdout
+    assert "(the model service does not take json_schema replies: HTTP 500: 1 validation error" in r.stderr
+    assert "busy" not in r.stderr and "offline" not in r.stderr
+    assert "understood: " in r.stderr and "(planned from model test-model; backend bpftrace)" in r.stderr
+    first, second = server.bodies()
+    assert first["response_format"]["json_schema"]["strict"] is True
+    jsonschema.Draft202012Validator.check_schema(first["response_format"]["json_schema"]["schema"])
+    assert second["response_format"] == {"type": "json_object"}
+    assert first["max_tokens"] == second["max_tokens"] == config.DEFAULT_MAX_TOKENS
+
+
+@kernel
+def test_e2e_unusable_replies_fall_back_to_the_offline_plan(server, env, tmp_path):
+    server.add(spec_reply(INVALID), reply("I think you should use opensnoop."))
+    f = target(tmp_path)
+    r = trace_cli(f, "--retries", "1")
+    assert r.returncode == 0, r.stderr
+    assert str(f) in r.stdout  # the offline plan ran
+    err = r.stderr
+    assert "attempt 1/2 failed: model reply error" in err and "attempt 2/2 failed: model reply error" in err
+    assert "the model gave no usable spec in 2 replies (last: model reply error: the reply is not JSON" in err
+    assert "using the offline planner's plan instead" in err
+    assert "(planned from offline (model test-model gave no usable spec); backend bpftrace)" in err
+    # each error once: the summary line is not repeated below it
+    assert err.count("unknown probe kind 'tracepont'") == 1
+
+
+@kernel
+def test_e2e_no_fallback_exits_1(server, env, tmp_path):
+    server.add(spec_reply(INVALID), reply("I think you should use opensnoop."))
+    r = trace_cli(target(tmp_path), "--retries", "1", "--no-fallback")
+    assert r.returncode == 1, r.stderr
+    assert "the model gave no usable spec after 2 attempt(s):" in r.stderr
+    assert "drop --no-fallback" in r.stderr and "#!/usr/bin/env bpftrace" not in r.stderr
+
+
+@kernel
+def test_e2e_model_spec_that_misses_the_subject_is_fed_back(server, env, tmp_path):
+    """"trace files opened by cat" answered with a program about new processes: not run, sent back."""
+    execs = {"title": "New processes", "probes": ["tracepoint:sched:sched_process_exec"],
+             "print": [{"expr": "comm", "label": "COMM"}]}
+    server.add(spec_reply(execs), spec_reply(opens_spec()))
+    f = target(tmp_path)
+    r = trace_cli(f)
+    assert r.returncode == 0, r.stderr
+    assert str(f) in r.stdout
+    assert "attempt 1/4 failed: model reply error: the spec does not trace what was asked" in r.stderr
+    assert "does not trace what was asked" in server.messages_text(1)

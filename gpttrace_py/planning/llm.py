@@ -284,6 +284,7 @@ class LLMPlanner:
                      f"{'reply' if len(thread.failures) == 1 else 'replies'} (last: {P.shorten(last, 200)}); "
                      "using the offline planner's plan instead")
         self._offline_now = OfflinePlanner()
+        self._rejected = []  # shown already; the offline plan gets the whole attempt budget of its own
         return self._offline_now
 
     def _exhausted(self, thread: _Thread) -> GpttraceError:
