@@ -13,10 +13,12 @@ import json
 import time
 import uuid
 
+import jsonschema
 import pytest
 from conftest import run_cli
 from fake_openai import FakeOpenAI
 
+from gpttrace_py.corpus import by_id
 from gpttrace_py.planning import llm_prompt as P
 
 pytestmark = [pytest.mark.real_llm, pytest.mark.slow]
@@ -73,6 +75,10 @@ def check_requests(proxy):
     assert bodies[0]["response_format"]["type"] == "json_schema"
     schema = bodies[0]["response_format"]["json_schema"]["schema"]
     assert schema["required"] == list(schema["properties"]) and "title" in schema["required"]
+    # the schema sent is satisfiable: a real spec, written as a strict-mode reply, validates against it
+    example = by_id("opensnoop").spec.model_dump(mode="json")
+    example.pop("lesson", None)
+    jsonschema.Draft202012Validator(schema).validate(P.to_wire(example))
     # llama-cpp-python's server takes only text/json_object: HTTP 500 with its validation message
     assert first["status"] == 500, first["reply"]
     assert "json_object" in json.dumps(first["reply"])
