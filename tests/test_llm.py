@@ -201,7 +201,8 @@ def test_cut_off_reply_is_retried(server, catalog):
     server.add(reply('{"title": "Opens', finish_reason="length"), spec_reply(opens_spec()))
     planner, err = make_planner(server)
     assert planner.plan(INTENT, PlanContext(catalog=catalog)).title == "Opens by cat"
-    assert "cut off" in err.getvalue()
+    assert "cut off at 1536 tokens" in err.getvalue()
+    assert server.bodies()[1]["messages"][-2] == {"role": "assistant", "content": '{"title": "Opens'}
 
 
 def test_429_then_success(server, catalog):

@@ -50,7 +50,12 @@ MAX_PROGRAM_ECHO = 2500
 
 
 class ReplyError(Exception):
-    """A reply that is not a usable spec: the message goes back to the model."""
+    """A reply that is not a usable spec: the message goes back to the model (with ``reply``, its text, when the
+    text was not returned: a reply cut off at max_tokens)."""
+
+    def __init__(self, message: str, reply: str = "") -> None:
+        super().__init__(message)
+        self.reply = reply
 
 
 class ServiceDown(Exception):
@@ -260,7 +265,8 @@ class LLMPlanner:
                 self.ui.attempt_failed(thread.replies, total, failure)
                 earlier = [P.shorten(f.summary(), 200) for f in thread.failures[:-1]][-4:]
                 same = str(exc).startswith("the same spec")
-                reply = {"role": "assistant", "content": P.clip(content or "(empty)", MAX_REPLY_ECHO)}
+                said = content or exc.reply or "(empty)"
+                reply = {"role": "assistant", "content": P.clip(said, MAX_REPLY_ECHO)}
                 fb = P.feedback_prompt("same" if same else "reply", message=P.clip(str(exc), MAX_LOG_ECHO),
                                        earlier=earlier)
                 extra = [reply, {"role": "user", "content": fb}]
@@ -461,7 +467,7 @@ class LLMPlanner:
         finish = getattr(choice, "finish_reason", None)
         if finish == "length":
             raise ReplyError(f"the reply was cut off at {self.max_tokens} tokens; return a smaller spec "
-                             "(leave optional fields out)")
+                             "(leave optional fields out)", reply=message.content or "")
         if finish == "content_filter":
             raise GpttraceError("the model service's content filter stopped the reply",
                                 "rephrase the request, or use --offline", ExitCode.USAGE)
