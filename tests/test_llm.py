@@ -610,3 +610,18 @@ def test_e2e_model_spec_that_misses_the_subject_is_fed_back(server, env, tmp_pat
     assert str(f) in r.stdout
     assert "attempt 1/4 failed: model reply error: the spec does not trace what was asked" in r.stderr
     assert "does not trace what was asked" in server.messages_text(1)
+
+
+@kernel
+def test_e2e_progress_on_stderr_but_not_with_json(server, env, tmp_path):
+    f = target(tmp_path)
+    server.add(reply(json.dumps(opens_spec()), delay=2.6))
+    r = trace_cli(f)
+    assert r.returncode == 0, r.stderr
+    assert re.search(r"^\(waiting for model test-model at http://127\.0\.0\.1:\d+/v1: attempt 1 of 4, 2 s\)$",
+                     r.stderr, re.M)
+    server.add(reply(json.dumps(opens_spec()), delay=2.6))
+    r = trace_cli(f, "--json")
+    assert r.returncode == 0, r.stderr
+    assert "waiting for model" not in r.stderr and "answered after" not in r.stderr
+    assert json.loads(r.stdout.splitlines()[0])["type"] == "plan"
