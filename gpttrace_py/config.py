@@ -8,7 +8,8 @@ environment, the config file, the default::
     base_url     OPENAI_BASE_URL           e.g. http://localhost:11434/v1 for ollama, :8000/v1 for vLLM
     model        GPTTRACE_MODEL            default gpt-4o-mini
     timeout      GPTTRACE_LLM_TIMEOUT      seconds for one request (default 120)
-    max_retries  GPTTRACE_LLM_MAX_RETRIES  the SDK's own retries of 429/5xx/timeouts (default 2)
+    max_retries  GPTTRACE_LLM_MAX_RETRIES  retries of a busy service (429/5xx), with backoff (default 2)
+    max_tokens   GPTTRACE_LLM_MAX_TOKENS   the longest reply asked for, in tokens (default 1536)
 
 A file that holds a key is created readable by its owner only (0600). Keys are never printed in full. The file is
 read only through safefs: it and every folder above it must belong to root (or the user running gpttrace) and be
@@ -32,6 +33,7 @@ DEFAULT_MODEL = "gpt-4o-mini"
 DEFAULT_TIMEOUT = 120.0
 DEFAULT_MAX_RETRIES = 2
 MAX_CONFIG_BYTES = 1 << 16
+DEFAULT_MAX_TOKENS = 1536  # a spec in wire form with every field written out; tests/test_llm.py checks the corpus fits
 
 
 @dataclass(frozen=True)
@@ -50,12 +52,15 @@ SETTINGS: dict[str, Setting] = {
         Setting("base_url", "OPENAI_BASE_URL", "OpenAI-compatible endpoint, e.g. http://localhost:11434/v1"),
         Setting("model", "GPTTRACE_MODEL", "model to plan with", default=DEFAULT_MODEL),
         Setting("timeout", "GPTTRACE_LLM_TIMEOUT", "seconds to wait for one answer", default=DEFAULT_TIMEOUT),
-        Setting("max_retries", "GPTTRACE_LLM_MAX_RETRIES", "SDK retries of 429/5xx/timeouts",
+        Setting("max_retries", "GPTTRACE_LLM_MAX_RETRIES", "retries of a busy service (429/5xx)",
                 default=DEFAULT_MAX_RETRIES),
+        Setting("max_tokens", "GPTTRACE_LLM_MAX_TOKENS", "longest reply asked for, in tokens",
+                default=DEFAULT_MAX_TOKENS),
     )
 }
 ALIASES = {"key": "api_key", "api-key": "api_key", "openai_api_key": "api_key", "base-url": "base_url",
-           "url": "base_url", "openai_base_url": "base_url", "gpttrace_model": "model", "max-retries": "max_retries"}
+           "url": "base_url", "openai_base_url": "base_url", "gpttrace_model": "model", "max-retries": "max_retries",
+           "max-tokens": "max_tokens"}
 
 
 def config_path() -> Path:
@@ -90,6 +95,10 @@ def check_value(key: str, value: str) -> Any:
     if key == "max_retries":
         if not value.isdigit() or int(value) > 10:
             raise UsageError(f"max_retries must be a whole number from 0 to 10, got {value!r}")
+        return int(value)
+    if key == "max_tokens":
+        if not value.isdigit() or not 32 <= int(value) <= 32768:
+            raise UsageError(f"max_tokens must be a whole number from 32 to 32768, got {value!r}")
         return int(value)
     if any(ord(c) < 32 for c in value):
         raise UsageError(f"{key} must not contain control characters")

@@ -117,6 +117,7 @@ def _trace(intent: str, planner: Planner, options: TraceOptions, ui: UI, catalog
     if hasattr(planner, "take_rejected"):  # the LLM planner: its reply budget, and where it reports
         planner.retries = options.retries  # type: ignore[attr-defined]
         planner.ui = ui  # type: ignore[attr-defined]
+        planner.progress = not options.json_out  # type: ignore[attr-defined]
     plan_record = None
     if spec is None:
         import os

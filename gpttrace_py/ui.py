@@ -91,7 +91,7 @@ class UI:
         self.warn(f"attempt {number}/{total} failed: {failure.summary()}")
         detail = [ln for ln in failure.log.splitlines() if ln.strip()][:6]
         for ln in detail:
-            if ln.strip() != failure.message.strip():
+            if ln.strip().lstrip("- ") not in failure.message:  # each line once: not what the summary says
                 self.warn(f"    {ln}")
 
     def confirm(self, question: str) -> bool:

@@ -11,11 +11,16 @@ request (JSON body, lower-cased headers, size)::
 Script entries are dicts made by the helpers below: ``reply(content)``, ``spec_reply(obj)``, ``refusal(text)``,
 ``status(code, message)``. A callable entry gets the request body and returns an entry. When the script runs
 out, the server answers 400 "script exhausted" (no retry), so a test sees surplus requests at once.
+
+With ``upstream`` (the base URL of a real server, e.g. ``http://127.0.0.1:8080``) there is no script: every
+POST is passed on as it is and the answer passed back, and both are recorded (``status``, ``reply``,
+``seconds``): a recording proxy in front of a real model server.
 """
 
 from __future__ import annotations
 
 import json
+import select
 import socket
 import threading
 import time
@@ -27,7 +32,8 @@ Entry = dict[str, Any] | Callable[[dict[str, Any]], dict[str, Any]]
 
 
 def reply(content: str | None, finish_reason: str = "stop", delay: float = 0) -> dict[str, Any]:
-    """An answer; ``delay`` seconds before it (to make a client time out)."""
+    """An answer; ``delay`` seconds before it (to make a client time out: a client that closes the connection
+    meanwhile is counted in ``FakeOpenAI.abandoned`` and gets no answer)."""
     return {"kind": "reply", "content": content, "finish_reason": finish_reason, "delay": delay}
 
 
@@ -52,10 +58,14 @@ def free_port() -> int:
 
 
 class FakeOpenAI:
-    def __init__(self, script: list[Entry] | None = None, model: str = "test-model") -> None:
+    def __init__(self, script: list[Entry] | None = None, model: str = "test-model", upstream: str | None = None,
+                 upstream_timeout: float = 300.0) -> None:
         self.script: list[Entry] = list(script or [])
         self.model = model
+        self.upstream = upstream.rstrip("/") if upstream else None
+        self.upstream_timeout = upstream_timeout
         self.requests: list[dict[str, Any]] = []  # {"path", "headers", "body", "size"}
+        self.abandoned = 0  # delayed replies whose client closed the connection before the answer
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -86,14 +96,19 @@ class FakeOpenAI:
                 if not self.path.rstrip("/").endswith("/chat/completions"):
                     self._send(404, {"error": {"message": f"no route {self.path}"}})
                     return
+                if fake.upstream is not None:
+                    self._relay(raw, body)
+                    return
                 with fake._lock:
                     headers = {k.lower(): v for k, v in self.headers.items()}
                     fake.requests.append({"path": self.path, "headers": headers, "body": body, "size": len(raw)})
                     entry: Entry | None = fake.script.pop(0) if fake.script else None
                 if callable(entry):
                     entry = entry(body)
-                if entry is not None and entry.get("delay"):
-                    time.sleep(entry["delay"])
+                if entry is not None and entry.get("delay") and self._client_left(entry["delay"]):
+                    with fake._lock:
+                        fake.abandoned += 1
+                    return
                 if entry is None:
                     self._send(400, {"error": {"message": "fake server: script exhausted", "type": "test_error"}},
                                {"x-should-retry": "false"})
@@ -119,6 +134,47 @@ class FakeOpenAI:
                     "usage": {"prompt_tokens": len(raw) // 4, "completion_tokens": 100,
                               "total_tokens": len(raw) // 4 + 100},
                 })
+
+            def _relay(self, raw: bytes, body: dict[str, Any]) -> None:
+                """Pass the request to the upstream server, record both sides, answer with its answer."""
+                import urllib.error
+                import urllib.request
+
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                record: dict[str, Any] = {"path": self.path, "headers": headers, "body": body, "size": len(raw)}
+                with fake._lock:
+                    fake.requests.append(record)
+                request = urllib.request.Request(fake.upstream + self.path, data=raw, method="POST",
+                                                 headers={"content-type": "application/json"})
+                began = time.monotonic()
+                try:
+                    with urllib.request.urlopen(request, timeout=fake.upstream_timeout) as answer:
+                        code, data = answer.status, answer.read()
+                except urllib.error.HTTPError as exc:
+                    code, data = exc.code, exc.read()
+                record["seconds"] = time.monotonic() - began
+                record["status"] = code
+                try:
+                    record["reply"] = json.loads(data)
+                except ValueError:
+                    record["reply"] = {"_raw": data.decode("utf-8", "replace")}
+                try:
+                    self.send_response(code)
+                    self.send_header("content-type", "application/json")
+                    self.send_header("content-length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                except OSError:  # the client gave up meanwhile
+                    record["abandoned"] = True
+
+            def _client_left(self, seconds: float) -> bool:
+                """Wait ``seconds`` like a slow model; True when the client closed the connection meanwhile."""
+                deadline = time.monotonic() + seconds
+                while (left := deadline - time.monotonic()) > 0:
+                    readable, _, _ = select.select([self.connection], [], [], min(left, 0.05))
+                    if readable and self.connection.recv(1, socket.MSG_PEEK) == b"":
+                        return True
+                return False
 
             def _send(self, code: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
                 data = json.dumps(payload).encode()

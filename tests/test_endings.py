@@ -46,7 +46,7 @@ import gpttrace_py.planning.select as select
 from gpttrace_py.pipeline import FixedPlanner
 from gpttrace_py.spec import ProgramSpec
 spec = ProgramSpec.model_validate(json.loads(sys.argv[1]))
-select.get_planner = lambda offline=False, model=None: FixedPlanner(spec)
+select.get_planner = lambda offline=False, model=None, fallback=True: FixedPlanner(spec)
 from gpttrace_py.cli import main
 main(sys.argv[2:])
 """

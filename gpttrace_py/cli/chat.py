@@ -12,7 +12,8 @@ from .options import Seconds, planner_options
 @click.option("-d", "--duration", type=Seconds(0.1), metavar="SECONDS",
               help="Stop each run after SECONDS (default: run until /stop or Ctrl-C).")
 @click.option("--no-log", is_flag=True, help="Do not keep a session log.")
-def chat(offline: bool, model: str | None, backend: str, yes: bool, duration: float | None, no_log: bool) -> None:
+def chat(offline: bool, no_fallback: bool, model: str | None, backend: str, yes: bool, duration: float | None,
+         no_log: bool) -> None:
     """Talk to gpttrace: each message plans (or refines) a program and shows it; /run runs it.
 
     \b
@@ -30,7 +31,7 @@ def chat(offline: bool, model: str | None, backend: str, yes: bool, duration: fl
     from ..planning.select import get_planner
     from ..sessionlog import SessionLog
 
-    planner = get_planner(offline=offline, model=model)
+    planner = get_planner(offline=offline, model=model, fallback=not no_fallback)
     log = SessionLog(mode="chat", enabled=not no_log, planner=getattr(planner, "name", "?"), backend=backend,
                      yes=yes)
     ui = ChatUI(log=log)

@@ -31,6 +31,9 @@ class Seconds(click.ParamType):
 
 def planner_choice(f: Callable[..., Any]) -> Callable[..., Any]:
     f = click.option("--offline", is_flag=True, help="Use the offline planner (no network, no API key).")(f)
+    f = click.option("--no-fallback", is_flag=True,
+                     help="When the model gives no usable plan (or its service is down), fail instead of using "
+                          "the offline planner's plan.")(f)
     f = click.option("-m", "--model", metavar="MODEL", help="LLM to plan with (default: GPTTRACE_MODEL or config).")(f)
     return f
 

@@ -24,7 +24,8 @@ from .options import Seconds, planner_options, run_options
               help="Without -d/-c, stop after SECONDS (0: never). Default: GPTTRACE_MAX_SECONDS, else 600 when "
                    "no terminal is attached.")
 @click.option("--no-log", is_flag=True, help="Do not keep a session log of this run.")
-def trace(intent: tuple[str, ...], offline: bool, model: str | None, backend: str, yes: bool, command: str | None,
+def trace(intent: tuple[str, ...], offline: bool, no_fallback: bool, model: str | None, backend: str, yes: bool,
+          command: str | None,
           duration: float | None, json_out: bool, dry_run: bool, retries: int, show_spec: bool, output: str | None,
           explain: bool, unsafe: bool, max_seconds: float | None, no_log: bool) -> None:
     """Trace what INTENT asks for, e.g. "trace files opened by nginx"."""
@@ -48,7 +49,8 @@ def trace(intent: tuple[str, ...], offline: bool, model: str | None, backend: st
             from ..pipeline import trace as run_trace
             from ..planning.select import get_planner
 
-            result = run_trace(text, get_planner(offline=offline, model=model), options, ui)
+            planner = get_planner(offline=offline, model=model, fallback=not no_fallback)
+            result = run_trace(text, planner, options, ui)
             _remember(text, offline, options, result)
     except GpttraceError as exc:
         if options.session_log is not None:

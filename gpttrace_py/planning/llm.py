@@ -1,20 +1,22 @@
 """The LLM planner: a model fills the ProgramSpec through the OpenAI chat-completions API.
 
-Works with OpenAI and with OpenAI-compatible servers (vLLM, ollama, llama.cpp): ``OPENAI_BASE_URL`` or
-``gpttrace config set base_url ...``. The reply format is asked for as a JSON schema (``chat.completions.parse``
-with a non-strict ``json_schema``: strict mode cannot express the spec, see ``llm_prompt.response_schema``) and
-checked by pydantic here. A server that rejects ``json_schema`` gets JSON mode, and one that rejects that too
-gets plain instructions; every reply is validated the same way.
+Works with OpenAI and with OpenAI-compatible servers (llama.cpp, vLLM, ollama): ``OPENAI_BASE_URL`` or
+``gpttrace config set base_url ...``. The reply format is asked for as a JSON schema in the shape OpenAI's strict
+mode accepts (``llm_prompt.response_schema``) and checked by pydantic here. A server whose error says it cannot
+take that ``response_format`` (a 4xx or a 5xx) gets JSON mode, and one that rejects that too gets plain
+instructions; every reply is validated the same way. Every request carries ``max_tokens`` and a low temperature.
 
-Every reply that is not a valid spec, names a probe or field this kernel lacks, or fails to load goes back
-to the model with the error text, within one budget of ``retries + 1`` replies per request (the pipeline sets
-``retries`` from ``--retries``). Replies rejected here are shown at once and handed to the pipeline through
-``take_rejected()``, so its attempt numbers and final list include them.
+Every reply that is not a valid spec, leaves the request's subject out (planning/plan.py), names a probe or field
+this kernel lacks, or fails to load goes back to the model with the error text, within one budget of
+``retries + 1`` replies per request (``--retries``). Replies rejected here are shown at once and handed to the
+pipeline through ``take_rejected()``, so its attempt numbers and final list include them.
 
-Rate limits, 5xx answers and timeouts are retried by the SDK (``max_retries``, its waits capped here); 429
-and 5xx then get ``OWN_RETRIES`` more tries with waits of ``GPTTRACE_LLM_BACKOFF`` (seconds, default 1)
-doubling. A service that cannot be reached, times out or keeps failing hands over to the offline planner
-with a one-line warning. A refusal is an error (exit 2).
+The SDK never retries (a generation abandoned on timeout would pile up on a local server); 429 and other 5xx
+get ``max_retries`` tries of ours, with waits of ``GPTTRACE_LLM_BACKOFF`` (seconds, default 1) doubling, and the
+server's own words shown. While a reply is awaited, stderr says so every few seconds (not under ``--json``).
+A service that cannot be reached, times out or keeps failing, and a model whose every reply was unusable, hand
+the request to the offline planner with a message saying why, unless ``fallback`` is off (``--no-fallback``):
+then the request fails (exit 1). A refusal is an error (exit 2).
 """
 
 from __future__ import annotations
@@ -23,7 +25,10 @@ import functools
 import json
 import os
 import re
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,8 +40,11 @@ from ..spec import ProgramSpec
 from . import llm_prompt as P
 from .base import PlanContext
 
-OWN_RETRIES = 2  # tries of ours after the SDK's own retries gave up on a 429/5xx/timeout
 MODES = ("json_schema", "json_object", "text")
+TEMPERATURE = 0.2  # low: a spec is an answer, not prose; not 0, so a retry after an error can differ
+MAX_WAIT = 10.0  # seconds: the longest wait before retrying a busy service (a Retry-After of minutes is cut)
+PROGRESS_FIRST, PROGRESS_EVERY = 2.0, 10.0  # seconds of waiting before the first progress line, and between lines
+MAX_SERVER_ECHO = 300  # characters of a server's error message shown
 MAX_REPLY_ECHO = 3000  # characters of an invalid reply sent back to the model
 MAX_LOG_ECHO = 2500  # characters of a load error log sent back
 MAX_PROGRAM_ECHO = 2500
@@ -53,11 +61,16 @@ def _reply_too_large() -> type[Exception]:
 
 
 class ReplyError(Exception):
-    """A reply that is not a usable spec: the message goes back to the model."""
+    """A reply that is not a usable spec: the message goes back to the model (with ``reply``, its text, when the
+    text was not returned: a reply cut off at max_tokens)."""
+
+    def __init__(self, message: str, reply: str = "") -> None:
+        super().__init__(message)
+        self.reply = reply
 
 
 class ServiceDown(Exception):
-    """The model service cannot be reached or keeps failing; the offline planner takes over."""
+    """The model service cannot be reached or keeps failing; the offline planner takes over (unless told not to)."""
 
 
 @dataclass
@@ -84,7 +97,7 @@ class LLMPlanner:
     client's ``chat.completions`` interface."""
 
     def __init__(self, model: str | None = None, *, settings: dict[str, Any] | None = None, client: Any = None,
-                 ui: Any = None, retries: int = 3) -> None:
+                 ui: Any = None, retries: int = 3, fallback: bool = True) -> None:
         from .. import config
 
         s = settings if settings is not None else config.settings({"model": model})
@@ -93,15 +106,29 @@ class LLMPlanner:
         self.base_url: str | None = s.get("base_url")
         self.timeout = float(s.get("timeout") or config.DEFAULT_TIMEOUT)
         self.max_retries = int(s.get("max_retries") if s.get("max_retries") is not None else config.DEFAULT_MAX_RETRIES)
+        self.max_tokens = int(s.get("max_tokens") or config.DEFAULT_MAX_TOKENS)
         self.retries = retries
-        self.name = f"model {self.model}"
+        self.fallback = fallback  # plan offline when the model cannot give a usable spec (--no-fallback: False)
+        self.progress = True  # say on stderr that a reply is awaited (the pipeline turns it off under --json)
         self.mode = "json_schema"
+        self.limit_key = "max_tokens"  # or max_completion_tokens, for services that want that name
+        self.temperature: float | None = TEMPERATURE  # None for services that refuse to set it
         self.request_sizes: list[int] = []  # bytes of every request body sent, for diagnostics and tests
         self._client = client
         self._ui = ui
-        self._fallback: Any = None
+        self._fallback: Any = None  # the offline planner, for good, once the service was found down
+        self._offline_now: Any = None  # the offline planner, for the current request only (the replies were unusable)
         self._thread: _Thread | None = None
         self._rejected: list[LoadFailure] = []
+
+    @property
+    def name(self) -> str:
+        """Where the current plan comes from, as shown with the program (and checked by the chat REPL)."""
+        if self._fallback is not None:
+            return "offline"
+        if self._offline_now is not None:
+            return f"offline (model {self.model} gave no usable spec)"
+        return f"model {self.model}"
 
     # -- Planner protocol ----------------------------------------------------------------------------------
     def plan(self, intent: str, ctx: PlanContext) -> ProgramSpec:
@@ -109,18 +136,21 @@ class LLMPlanner:
             return self._fallback.plan(intent, ctx)
         text = _check_intent(intent)
         self._rejected = []
+        self._offline_now = None
         thread = self._start(text, ctx)
         try:
-            spec = self._ask(thread, ctx, lambda level: self._plan_messages(thread, ctx, level))
+            spec = self._ask(thread, ctx, lambda level: self._plan_messages(thread, ctx, level), covers=intent)
         except ServiceDown as exc:
             return self._go_offline(exc).plan(intent, ctx)
         if spec is None:
-            raise self._exhausted(thread)
+            return self._offline_for_request(thread).plan(intent, ctx)
+        ctx.source = "llm"
         return spec
 
     def refine(self, request: str, spec: ProgramSpec, ctx: PlanContext) -> ProgramSpec:
         if self._fallback is not None:
             return self._fallback.refine(request, spec, ctx)
+        self._offline_now = None
         text = _check_intent(request)
         rc = P.gather(text, ctx, with_examples=False, current=spec, limit=10)
         thread = _Thread(text, rc, tried={P.spec_json(spec)})
@@ -138,7 +168,7 @@ class LLMPlanner:
         finally:
             self._rejected = []  # shown already; a refinement is not an attempt of the pipeline's next trace
         if new is None:
-            raise self._exhausted(thread)
+            return self._offline_for_request(thread).refine(request, spec, ctx)
         # The refined spec is attempt 1 of whatever runs it next; a load failure continues this thread.
         thread.base = messages(P.LEVELS[2])
         thread.replies, thread.failures = 1, []
@@ -146,8 +176,9 @@ class LLMPlanner:
         return new
 
     def revise(self, intent: str, spec: ProgramSpec, failure: LoadFailure, ctx: PlanContext) -> ProgramSpec | None:
-        if self._fallback is not None:
-            return self._fallback.revise(intent, spec, failure, ctx)
+        offline = self._fallback or self._offline_now
+        if offline is not None:
+            return offline.revise(intent, spec, failure, ctx)
         thread = self._thread
         if thread is None or thread.intent != " ".join(intent.split()):
             thread = self._start(_check_intent(intent), ctx)
@@ -209,7 +240,7 @@ class LLMPlanner:
 
     def _fit(self, make: Any) -> list[dict[str, str]]:
         """The richest messages that fit the request budget."""
-        fmt = P.response_format() if self.mode == "json_schema" else None
+        fmt = P.response_format(self.mode)
         messages: list[dict[str, str]] = []
         for level in P.LEVELS:
             messages = make(level)
@@ -221,8 +252,9 @@ class LLMPlanner:
         messages[-1] = {**messages[-1], "content": P.clip(last, max(400, len(last) - over - 200))}
         return messages
 
-    def _ask(self, thread: _Thread, ctx: PlanContext, make: Any) -> ProgramSpec | None:
-        """Ask until a reply is a valid spec or the budget is spent (None). Rejections go back with their error."""
+    def _ask(self, thread: _Thread, ctx: PlanContext, make: Any, covers: str | None = None) -> ProgramSpec | None:
+        """Ask until a reply is a valid spec or the budget is spent (None). Rejections go back with their error.
+        With ``covers`` (the request), a spec must also account for the request's subject (planning/plan.py)."""
         total = max(1, self.retries + 1)
         extra: list[dict[str, str]] = []
         while thread.replies < total:
@@ -230,11 +262,13 @@ class LLMPlanner:
             thread.replies += 1
             content = ""
             try:
-                content = self._complete(messages)
+                content = self._complete(messages, thread.replies, total)
                 spec = parse_reply(content)
                 text = P.spec_json(spec)
                 if text in thread.tried:
                     raise ReplyError("the same spec as an attempt that already failed")
+                if covers is not None:
+                    _check_coverage(covers, spec, ctx)
             except ReplyError as exc:
                 failure = LoadFailure(backend="model", stage="reply", message=_first_line(str(exc)), log=str(exc))
                 thread.failures.append(failure)
@@ -242,7 +276,8 @@ class LLMPlanner:
                 self.ui.attempt_failed(thread.replies, total, failure)
                 earlier = [P.shorten(f.summary(), 200) for f in thread.failures[:-1]][-4:]
                 same = str(exc).startswith("the same spec")
-                reply = {"role": "assistant", "content": P.clip(content or "(empty)", MAX_REPLY_ECHO)}
+                said = content or exc.reply or "(empty)"
+                reply = {"role": "assistant", "content": P.clip(said, MAX_REPLY_ECHO)}
                 fb = P.feedback_prompt("same" if same else "reply", message=P.clip(str(exc), MAX_LOG_ECHO),
                                        earlier=earlier)
                 extra = [reply, {"role": "user", "content": fb}]
@@ -255,18 +290,35 @@ class LLMPlanner:
             return spec
         return None
 
+    def _offline_for_request(self, thread: _Thread) -> Any:
+        """The offline planner for this request, after every reply of the model was unusable (or an error)."""
+        last = thread.failures[-1].summary() if thread.failures else "no reply"
+        if not self.fallback:
+            raise self._exhausted(thread)
+        from .offline import OfflinePlanner
+
+        self.ui.warn(f"gpttrace: the model gave no usable spec in {len(thread.failures)} "
+                     f"{'reply' if len(thread.failures) == 1 else 'replies'} (last: {P.shorten(last, 200)}); "
+                     "using the offline planner's plan instead")
+        self._offline_now = OfflinePlanner()
+        self._rejected = []  # shown already; the offline plan gets the whole attempt budget of its own
+        return self._offline_now
+
     def _exhausted(self, thread: _Thread) -> GpttraceError:
         listing = "\n".join(f"  {i}. {f.summary()}" for i, f in enumerate(thread.failures, 1))
         return GpttraceError(f"the model gave no usable spec after {len(thread.failures)} attempt(s):\n{listing}",
-                             "try rephrasing, raise --retries, try another -m/--model, or --offline",
-                             ExitCode.TRACE_FAILED)
+                             "try rephrasing, raise --retries, try another -m/--model, or drop --no-fallback "
+                             "to use the offline plan", ExitCode.TRACE_FAILED)
 
     def _go_offline(self, exc: ServiceDown) -> Any:
+        if not self.fallback:
+            raise GpttraceError(f"{exc}; not planning offline (--no-fallback)",
+                                f"check that the model service at {self.where} is up, or drop --no-fallback",
+                                ExitCode.TRACE_FAILED) from None
         from .offline import OfflinePlanner
 
         self.ui.warn(f"gpttrace: {exc}; planning offline instead")
         self._fallback = OfflinePlanner()
-        self.name = "offline"  # what the chat REPL checks to refine without a model
         return self._fallback
 
     # -- talking to the service -------------------------------------------------------------------------------
@@ -286,18 +338,18 @@ class LLMPlanner:
     @property
     def client(self) -> Any:
         if self._client is None:
-            self._client = make_client(self.api_key, self.base_url, self.timeout, self.max_retries)
+            self._client = make_client(self.api_key, self.base_url, self.timeout)
         return self._client
 
     @property
     def where(self) -> str:
         return self.base_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"
 
-    def _complete(self, messages: list[dict[str, str]]) -> str:
+    def _complete(self, messages: list[dict[str, str]], attempt: int = 1, total: int = 1) -> str:
         """The text of one reply, with the API key taken out wherever the server echoed it (in the reply and in
         the messages of errors), so that it is never printed or logged."""
         try:
-            return self._redact(self._complete_raw(messages))
+            return self._redact(self._complete_raw(messages, attempt, total))
         except GpttraceError as exc:
             exc.message, exc.hint = self._redact(exc.message), self._redact(exc.hint) if exc.hint else exc.hint
             exc.args = (exc.message,)
@@ -310,7 +362,7 @@ class LLMPlanner:
         key = self.api_key or ""
         return text.replace(key, "[the API key]") if len(key) >= 8 and key in text else text
 
-    def _complete_raw(self, messages: list[dict[str, str]]) -> str:
+    def _complete_raw(self, messages: list[dict[str, str]], attempt: int = 1, total: int = 1) -> str:
         """The text of one reply. Raises ReplyError, ServiceDown, or GpttraceError for what retrying cannot fix."""
         try:
             import openai
@@ -319,74 +371,120 @@ class LLMPlanner:
 
         busy = 0
         while True:
-            self.request_sizes.append(P.request_size(self.model, messages,
-                                                     P.response_format() if self.mode == "json_schema" else None))
+            body = self._body(messages)
+            self.request_sizes.append(len(json.dumps(body).encode()))
             try:
-                completion = self._send(messages)
+                with self._waiting(attempt, total):
+                    completion = self.client.chat.completions.create(**body)
             except _reply_too_large():
                 raise GpttraceError(f"the model service at {self.where} sent more than "
                                     f"{MAX_REPLY_BYTES >> 20} MiB: not read further",
                                     "check base_url and -m/--model, or use --offline") from None
-            except openai.LengthFinishReasonError:
-                raise ReplyError("the reply was cut off at the model's output limit; return a smaller spec") from None
-            except openai.ContentFilterFinishReasonError:
-                raise GpttraceError("the model service's content filter stopped the reply",
-                                    "rephrase the request, or use --offline", ExitCode.USAGE) from None
-            except openai.BadRequestError as exc:
-                if _about_response_format(exc) and self.mode != MODES[-1]:
-                    old, self.mode = self.mode, MODES[MODES.index(self.mode) + 1]
-                    self.ui.talk(f"(the model service does not take {old} replies; asking for {self.mode} instead)")
-                    continue
-                raise GpttraceError(f"the model service rejected the request: {_api_message(exc)}",
-                                    f"check -m/--model ({self.model}) and base_url ({self.where})") from None
-            except openai.AuthenticationError as exc:
-                raise UsageError(f"the model service at {self.where} refused the API key: {_api_message(exc)}",
-                                 "set OPENAI_API_KEY or `gpttrace config set api_key`, or use --offline") from None
-            except openai.PermissionDeniedError as exc:
-                raise UsageError(f"the model service refused access: {_api_message(exc)}",
-                                 f"check the key's permissions for model {self.model}, or use --offline") from None
-            except openai.NotFoundError as exc:
-                raise UsageError(f"the model service has no model {self.model!r} (or {self.where} is not an "
-                                 f"OpenAI-compatible endpoint): {_api_message(exc)}",
-                                 "pick another -m/--model; OpenAI-compatible base URLs usually end in /v1") from None
-            except openai.RateLimitError as exc:
-                if _code(exc) == "insufficient_quota":
-                    raise GpttraceError(f"the model service says the quota is used up: {_api_message(exc)}",
-                                        "check the account's billing, or use --offline") from None
-                busy = self._wait_busy(busy, "HTTP 429, rate limited")
-                continue
             except openai.APITimeoutError:
-                # The SDK already waited max_retries more times: another minute of silence helps nobody.
-                tries = self.max_retries + 1
+                self._drop_client()  # the abandoned request's connection is closed, not reused
                 raise ServiceDown(f"the model service at {self.where} gave no answer within {self.timeout:g} s "
-                                  f"({tries} {'try' if tries == 1 else 'tries'})") from None
+                                  "(raise `gpttrace config set timeout`, or lower max_tokens)") from None
             except openai.APIConnectionError as exc:
                 raise ServiceDown(f"cannot reach the model service at {self.where} ({_cause(exc)})") from None
             except openai.APIStatusError as exc:
-                if exc.status_code >= 500:
-                    busy = self._wait_busy(busy, f"HTTP {exc.status_code}")
+                if self._adapt(exc):
                     continue
-                raise GpttraceError(f"the model service answered HTTP {exc.status_code}: {_api_message(exc)}",
-                                    f"check base_url ({self.where}) and -m/--model ({self.model})") from None
+                busy = self._status_error(exc, busy)
+                continue
             return self._content(completion)
 
-    def _wait_busy(self, tries: int, reason: str) -> int:
-        if tries >= OWN_RETRIES:
+    def _body(self, messages: list[dict[str, str]]) -> dict[str, Any]:
+        body: dict[str, Any] = {"model": self.model, "messages": messages, self.limit_key: self.max_tokens}
+        if self.temperature is not None:
+            body["temperature"] = self.temperature
+        fmt = P.response_format(self.mode)
+        if fmt is not None:
+            body["response_format"] = fmt
+        return body
+
+    def _adapt(self, exc: Any) -> bool:
+        """Change the request as the server's error asks, once per kind of change; whether to send it again."""
+        said = _api_message(exc)
+        if _about_response_format(exc) and self.mode != MODES[-1]:
+            old, self.mode = self.mode, MODES[MODES.index(self.mode) + 1]
+            self.ui.talk(f"(the model service does not take {old} replies: HTTP {exc.status_code}: "
+                         f"{P.shorten(said, MAX_SERVER_ECHO)}; asking for {self.mode} instead)")
+            return True
+        text = said.lower()
+        if exc.status_code == 400 and self.limit_key == "max_tokens" and "max_completion_tokens" in text:
+            self.limit_key = "max_completion_tokens"
+            return True
+        if exc.status_code == 400 and self.temperature is not None and "temperature" in text:
+            self.temperature = None
+            return True
+        return False
+
+    def _status_error(self, exc: Any, busy: int) -> int:
+        """Raise what an HTTP error means for the user; for a busy service, wait and return the new try count."""
+        said = _api_message(exc)
+        code = exc.status_code
+        if code == 401:
+            raise UsageError(f"the model service at {self.where} refused the API key: {said}",
+                             "set OPENAI_API_KEY or `gpttrace config set api_key`, or use --offline")
+        if code == 403:
+            raise UsageError(f"the model service refused access: {said}",
+                             f"check the key's permissions for model {self.model}, or use --offline")
+        if code == 404:
+            raise UsageError(f"the model service has no model {self.model!r} (or {self.where} is not an "
+                             f"OpenAI-compatible endpoint): {said}",
+                             "pick another -m/--model; OpenAI-compatible base URLs usually end in /v1")
+        if code == 429 and _code(exc) == "insufficient_quota":
+            raise GpttraceError(f"the model service says the quota is used up: {said}",
+                                "check the account's billing, or use --offline")
+        if code == 429 or code >= 500:
+            return self._wait_busy(busy, f"HTTP {code}: {P.shorten(said, MAX_SERVER_ECHO)}", _retry_after(exc))
+        if code == 400:
+            raise GpttraceError(f"the model service rejected the request: {said}",
+                                f"check -m/--model ({self.model}) and base_url ({self.where})")
+        raise GpttraceError(f"the model service answered HTTP {code}: {said}",
+                            f"check base_url ({self.where}) and -m/--model ({self.model})")
+
+    def _wait_busy(self, tries: int, reason: str, asked: float | None) -> int:
+        if tries >= self.max_retries:
             raise ServiceDown(f"the model service at {self.where} keeps failing ({reason})")
-        wait = min(10.0, backoff_base() * (2 ** tries))
-        self.ui.warn(f"(model service busy: {reason}; retrying in {wait:.1f} s)")
+        wait = min(MAX_WAIT, asked if asked is not None else backoff_base() * (2 ** tries))
+        self.ui.warn(f"(model service busy: {reason}; retrying in {wait:.1f} s, {tries + 1} of {self.max_retries})")
         time.sleep(wait)
         return tries + 1
 
-    def _send(self, messages: list[dict[str, str]]) -> Any:
-        completions = self.client.chat.completions
-        if self.mode == "json_schema":
-            parse = getattr(completions, "parse", None)
-            if parse is None:  # openai < 1.92 has it under client.beta
-                parse = self.client.beta.chat.completions.parse
-            return parse(model=self.model, messages=messages, response_format=P.response_format())
-        extra = {"response_format": {"type": "json_object"}} if self.mode == "json_object" else {}
-        return completions.create(model=self.model, messages=messages, **extra)
+    @contextmanager
+    def _waiting(self, attempt: int, total: int) -> Iterator[None]:
+        """Progress on stderr while a reply is awaited: after PROGRESS_FIRST seconds, then every PROGRESS_EVERY."""
+        if not self.progress:
+            yield
+            return
+        done = threading.Event()
+        began = time.monotonic()
+        said: list[float] = []
+
+        def tick() -> None:
+            delay = PROGRESS_FIRST
+            while not done.wait(delay):
+                said.append(time.monotonic() - began)
+                self.ui.talk(f"(waiting for model {self.model} at {self.where}: attempt {attempt} of {total}, "
+                             f"{said[-1]:.0f} s)")
+                delay = PROGRESS_EVERY
+
+        ticker = threading.Thread(target=tick, name="gpttrace-llm-progress", daemon=True)
+        ticker.start()
+        try:
+            yield
+        finally:
+            done.set()
+            ticker.join()
+            if said:
+                self.ui.talk(f"(model {self.model} answered after {time.monotonic() - began:.1f} s)")
+
+    def _drop_client(self) -> None:
+        client, self._client = self._client, None
+        close = getattr(client, "close", None)
+        if close is not None:
+            close()
 
     def _content(self, completion: Any) -> str:
         if not getattr(completion, "choices", None):
@@ -398,23 +496,23 @@ class LLMPlanner:
             raise GpttraceError(f"the model refused: {' '.join(str(refusal).split())[:300]}",
                                 "rephrase the request (say what to observe, read-only), or use --offline",
                                 ExitCode.USAGE)
-        if getattr(choice, "finish_reason", None) == "length":
-            raise ReplyError("the reply was cut off at the model's output limit; return a smaller spec")
+        finish = getattr(choice, "finish_reason", None)
+        if finish == "length":
+            raise ReplyError(f"the reply was cut off at {self.max_tokens} tokens; return a smaller spec "
+                             "(leave optional fields out)", reply=message.content or "")
+        if finish == "content_filter":
+            raise GpttraceError("the model service's content filter stopped the reply",
+                                "rephrase the request, or use --offline", ExitCode.USAGE)
         content = message.content
         if not content or not content.strip():
             raise ReplyError("the reply was empty")
         return content
 
 
-def make_client(api_key: str | None, base_url: str | None, timeout: float, max_retries: int) -> Any:
-    """An OpenAI client whose retry waits are bounded (a Retry-After of minutes is not honoured in full)."""
+def make_client(api_key: str | None, base_url: str | None, timeout: float) -> Any:
+    """An OpenAI client that never retries by itself: the planner's own loop retries what is worth retrying, and
+    shows it."""
     import openai
-
-    cap = 8.0 * backoff_base()
-
-    class _Client(openai.OpenAI):
-        def _calculate_retry_timeout(self, *args: Any, **kwargs: Any) -> float:  # SDK internal; unused if renamed
-            return min(float(super()._calculate_retry_timeout(*args, **kwargs)), cap)
 
     class _Capped(openai.DefaultHttpxClient):  # type: ignore[misc,valid-type]
         """Reads a response body up to MAX_REPLY_BYTES (after decompression), then gives up."""
@@ -434,19 +532,23 @@ def make_client(api_key: str | None, base_url: str | None, timeout: float, max_r
             response._content = bytes(body)  # what Response.read() returns
             return response
 
-    kwargs: dict[str, Any] = {"api_key": api_key or "not-needed", "timeout": timeout, "max_retries": max_retries,
+    kwargs: dict[str, Any] = {"api_key": api_key or "not-needed", "timeout": timeout, "max_retries": 0,
                               "http_client": _Capped()}
     if base_url:
         kwargs["base_url"] = base_url
     try:
-        return _Client(**kwargs)
+        return openai.OpenAI(**kwargs)
     except openai.OpenAIError as exc:
         raise UsageError(f"cannot set up the model client: {exc}", "check `gpttrace config`") from None
 
 
 # -- replies ------------------------------------------------------------------------------------------------------
+WRAPPERS = ("spec", "programspec", "program_spec")  # keys some models wrap the spec in
+
+
 def parse_reply(content: str) -> ProgramSpec:
-    """A spec from a reply's text: JSON (possibly fenced, possibly wrapped in {"spec": ...}) validated by pydantic."""
+    """A spec from a reply's text: JSON (possibly fenced, possibly wrapped in {"spec": ...}) in wire form,
+    validated by pydantic."""
     text = content.strip()
     fenced = re.search(r"```(?:json)?\s*(.*?)```", text, re.S)
     if fenced:
@@ -462,16 +564,19 @@ def parse_reply(content: str) -> ProgramSpec:
         except ValueError:
             raise ReplyError(f"the reply is not JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); "
                              "reply with the spec as one JSON object") from None
-    if isinstance(data, dict) and len(data) == 1:
-        (key, inner), = data.items()
-        if key.lower() in ("spec", "programspec", "program_spec") and isinstance(inner, dict):
-            data = inner
     if not isinstance(data, dict):
         raise ReplyError(f"the reply is a JSON {type(data).__name__}, not an object with the spec's fields")
+    wrapped = [k for k, v in data.items() if k.lower() in WRAPPERS and isinstance(v, dict)]
+    if wrapped and "probes" not in data:
+        if len(data) > 1:
+            others = ", ".join(repr(k) for k in data if k != wrapped[0])
+            raise ReplyError(f"the reply wraps the spec in {wrapped[0]!r} and adds {others}: reply with the spec's "
+                             "fields (title, probes, ...) at the top level of one JSON object, nothing else")
+        data = data[wrapped[0]]
     for hidden in P.HIDDEN_FIELDS:
         data.pop(hidden, None)
     try:
-        return ProgramSpec.model_validate(data)
+        return ProgramSpec.model_validate(P.from_wire(data))
     except ValidationError as exc:
         raise ReplyError(validation_text(exc)) from None
 
@@ -512,6 +617,19 @@ def _check_intent(intent: str) -> str:
     return text
 
 
+def _check_coverage(request: str, spec: ProgramSpec, ctx: PlanContext) -> None:
+    """The check every plan gets (planning/plan.py), made here so that a miss goes back to the model."""
+    from ..errors import UnmappableIntent
+    from .plan import check_plan
+
+    ctx.source = "llm"
+    try:
+        check_plan(request, spec, ctx)
+    except UnmappableIntent as exc:
+        raise ReplyError(f"the spec does not trace what was asked: {exc.message}; use probes and fields that "
+                         "observe every part of the request") from None
+
+
 def _offline_plan(offline: Any, intent: str, ctx: PlanContext) -> ProgramSpec | None:
     try:
         return offline.plan(intent, ctx)
@@ -540,8 +658,20 @@ def _code(exc: Any) -> str | None:
     return getattr(exc, "code", None)
 
 
+def _retry_after(exc: Any) -> float | None:
+    """Seconds a 429/503 asks to wait (retry-after-ms or retry-after in seconds), when it says."""
+    headers = getattr(getattr(exc, "response", None), "headers", None) or {}
+    for key, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        try:
+            return max(0.0, float(headers[key]) * scale)
+        except (KeyError, TypeError, ValueError):
+            continue
+    return None
+
+
 def _about_response_format(exc: Any) -> bool:
-    """A 400 that complains about response_format / json_schema (servers without structured output)."""
+    """An error (4xx or 5xx) whose words are about response_format / schemas: a server without structured output
+    (llama-cpp-python answers json_schema with HTTP 500), or one whose grammar converter refused the schema."""
     parts = [str(exc), _api_message(exc)]
     body = getattr(exc, "body", None)
     if body is not None:

@@ -18,7 +18,7 @@ from typing import Any
 from ..kernel.catalog import Catalog
 from ..spec import ProgramSpec
 from ..spec import expr as E
-from ..spec.model import PROBE_KINDS, ProbeRef
+from ..spec.model import PROBE_KINDS, ProbeRef, probe_text_pattern
 from .base import PlanContext
 
 REQUEST_BUDGET = 16_000  # bytes of JSON request body, below 16 KiB
@@ -39,37 +39,113 @@ LEVELS: tuple[tuple[int, int, int, int, bool], ...] = (
 
 
 # -- the schema ---------------------------------------------------------------------------------------------
+# What a reply looks like on the wire differs from ProgramSpec's JSON form in one place: a value → name table
+# (``OutputField.names``) is a list of {"value": N, "name": "..."} pairs, because a map with free keys is
+# something neither OpenAI's strict structured output nor a grammar-enforcing server can constrain.
+# ``to_wire`` / ``from_wire`` convert; every spec the model is shown goes through ``spec_json`` (wire form).
+MAX_NAMES = 64  # entries of one value → name table
+MAX_END_KEY = 4  # parts of end_key (as many as start.key, which allows 4)
+# JSON Schema keywords OpenAI's strict mode accepts; response_schema() uses no others.
+STRICT_KEYWORDS = frozenset({"type", "properties", "required", "additionalProperties", "items", "enum", "const",
+                             "anyOf", "$ref", "$defs", "pattern", "minItems", "maxItems", "minimum", "maximum",
+                             "exclusiveMinimum", "exclusiveMaximum", "description"})
+
+
 @lru_cache(maxsize=1)
 def _model_schema() -> dict[str, Any]:
-    """ProgramSpec's JSON schema as its JSON form looks (probes are text), without fields the model must not set."""
-    schema = ProgramSpec.model_json_schema(mode="serialization")
+    """ProgramSpec's JSON schema as its wire form looks (probes are text matching a pattern, value names are
+    pairs), without fields the model must not set. The system prompt documents the spec from it."""
+    schema = copy.deepcopy(ProgramSpec.model_json_schema(mode="serialization"))
     for name in HIDDEN_FIELDS:
         schema["properties"].pop(name, None)
+    defs = schema["$defs"]
+    # Long bounded repetitions ({0,127}) become unbounded: the lengths are pydantic's to check, and a grammar
+    # made from the pattern is 3.6 times smaller (44 → 12 kB of GBNF) and samples a quarter faster.
+    pattern = re.sub(r"\{([01]),\d{3}\}", lambda m: "*" if m.group(1) == "0" else "+", probe_text_pattern())
+    defs["ProbeRef"] = {"type": "string", "pattern": pattern}
+    defs["ValueName"] = {"type": "object", "properties": {"value": {"type": "integer"},
+                                                          "name": {"type": "string", "maxLength": 40}},
+                         "required": ["value", "name"]}
+    names = defs["OutputField"]["properties"]["names"]
+    names["anyOf"] = [{"type": "array", "items": {"$ref": "#/$defs/ValueName"}, "maxItems": MAX_NAMES},
+                      {"type": "null"}]
+    names["description"] = 'number → name pairs for this value (e.g. TCP states, signals): [{"value": 1, "name": ' \
+                           '"ESTABLISHED"}, ...]'
+    for option in schema["properties"]["end_key"]["anyOf"]:
+        if option.get("type") == "array":
+            option["maxItems"] = MAX_END_KEY
     return schema
 
 
 @lru_cache(maxsize=1)
 def response_schema() -> dict[str, Any]:
-    """The schema sent as ``response_format``: structure, types, enums and bounds; the docs are in the system prompt.
+    """The schema sent as ``response_format``, in the shape OpenAI's strict mode accepts: every object lists all
+    its properties as required and allows no others (a field the spec may omit accepts null instead), only
+    ``STRICT_KEYWORDS``; probe texts match a pattern and every array is bounded. String lengths and expression
+    syntax are left to pydantic (strict mode has no length keywords); the field docs are in the system prompt."""
 
-    Not ``strict``: strict structured output cannot express ``OutputField.names`` (a number → name table with
-    free keys) and requires every optional field, so the reply is validated by pydantic instead."""
-
-    def lean(node: Any) -> Any:
-        if isinstance(node, dict):
-            out = {k: lean(v) for k, v in node.items() if k not in ("title", "description", "default")}
-            if out.get("type") == "object" and "properties" in out:
-                out.setdefault("additionalProperties", False)
-            return out
+    def walk(node: Any) -> Any:
         if isinstance(node, list):
-            return [lean(v) for v in node]
-        return node
+            return [walk(v) for v in node]
+        if not isinstance(node, dict):
+            return node
+        out: dict[str, Any] = {}
+        for key, value in node.items():
+            if key in ("properties", "$defs"):  # names of fields and definitions, not keywords
+                out[key] = {name: walk(sub) for name, sub in value.items()}
+            elif key in STRICT_KEYWORDS and key != "description":
+                out[key] = walk(value)
+        if "properties" in out:
+            optional = [k for k in out["properties"] if k not in out.get("required", [])]
+            for name in optional:  # required now, so a field the spec may omit must accept null
+                sub = out["properties"][name]
+                if not _nullable(sub) and node["properties"][name].get("default", "") is None:
+                    out["properties"][name] = {"anyOf": [sub, {"type": "null"}]}
+            out["type"] = "object"
+            out["required"] = list(out["properties"])
+            out["additionalProperties"] = False
+        return out
 
-    return lean(copy.deepcopy(_model_schema()))
+    return walk(_model_schema())
 
 
-def response_format() -> dict[str, Any]:
-    return {"type": "json_schema", "json_schema": {"name": SCHEMA_NAME, "schema": response_schema(), "strict": False}}
+def _nullable(node: dict[str, Any]) -> bool:
+    return node.get("type") == "null" or any(v.get("type") == "null" for v in node.get("anyOf", []))
+
+
+def response_format(mode: str = "json_schema") -> dict[str, Any] | None:
+    """The ``response_format`` of a request in ``mode`` (json_schema, json_object, or text: none)."""
+    if mode == "json_schema":
+        return {"type": "json_schema", "json_schema": {"name": SCHEMA_NAME, "schema": response_schema(),
+                                                       "strict": True}}
+    if mode == "json_object":
+        return {"type": "json_object"}
+    return None
+
+
+def to_wire(data: Any) -> Any:
+    """A spec's JSON form with value → name maps as pairs (what the model reads and writes)."""
+    if isinstance(data, list):
+        return [to_wire(v) for v in data]
+    if not isinstance(data, dict):
+        return data
+    out = {k: to_wire(v) for k, v in data.items()}
+    if isinstance(out.get("names"), dict):
+        out["names"] = [{"value": int(k), "name": v} for k, v in out["names"].items()]
+    return out
+
+
+def from_wire(data: Any) -> Any:
+    """The inverse of ``to_wire``; anything else is left for pydantic to judge."""
+    if isinstance(data, list):
+        return [from_wire(v) for v in data]
+    if not isinstance(data, dict):
+        return data
+    out = {k: from_wire(v) for k, v in data.items()}
+    pairs = out.get("names")
+    if isinstance(pairs, list) and all(isinstance(p, dict) and set(p) == {"value", "name"} for p in pairs):
+        out["names"] = {p["value"]: p["name"] for p in pairs}
+    return out
 
 
 def _type_text(node: dict[str, Any]) -> tuple[str, bool]:
@@ -276,10 +352,11 @@ class ExampleText:
 
 
 def spec_json(spec: ProgramSpec) -> str:
+    """A spec as the model reads and writes it: compact JSON in wire form, defaults left out."""
     data = spec.model_dump(mode="json", exclude_none=True, exclude_defaults=True)
     for name in HIDDEN_FIELDS:
         data.pop(name, None)
-    return json.dumps(data, separators=(",", ":"))
+    return json.dumps(to_wire(data), separators=(",", ":"))
 
 
 def _program_text(program: str | None, limit: int) -> str:

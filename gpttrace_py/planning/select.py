@@ -20,14 +20,15 @@ def llm_configured() -> bool:
     return bool(cfg.get("api_key") or cfg.get("base_url"))
 
 
-def get_planner(offline: bool = False, model: str | None = None) -> Planner:
+def get_planner(offline: bool = False, model: str | None = None, fallback: bool = True) -> Planner:
+    """``fallback``: whether the LLM planner may hand a request to the offline planner when the model fails."""
     if not offline and llm_configured():
         try:
             from .llm import LLMPlanner
         except ImportError:
             pass
         else:
-            return LLMPlanner(model=model)
+            return LLMPlanner(model=model, fallback=fallback)
     from .offline import OfflinePlanner
 
     return OfflinePlanner()

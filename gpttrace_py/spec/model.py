@@ -125,6 +125,15 @@ _PROBE_PATTERNS: dict[str, re.Pattern[str]] = {
 }
 
 
+def probe_text_pattern() -> str:
+    """A regular expression (JSON Schema dialect: no named groups) that every probe's text form matches; what
+    ``probe_parts`` accepts, less aliases and the event-name checks."""
+    forms = ["BEGIN", "END"]
+    for kind, pattern in _PROBE_PATTERNS.items():
+        forms.append(f"{kind}:" + re.sub(r"\(\?P<\w+>", "(", pattern.pattern).replace("(?:", "("))
+    return "^(" + "|".join(forms) + ")$"
+
+
 class ProbeRef(BaseModel):
     """One attach point, written like bpftrace's probe names: ``tracepoint:syscalls:sys_enter_openat``,
     ``uprobe:libc:malloc``, ``profile:hz:49``, ``interval:s:1``, ``software:page-faults:1``, ``BEGIN``."""
