@@ -113,7 +113,7 @@ def show_and_run(planned: PlannedProgram, options: TraceOptions, ui: UI, confirm
         ui.show_spec(planned.spec)
     ui.show_program(program, planned.spec, planned.source)
     if options.output:
-        _save(program, options.output, ui)
+        save_program(program, options.output, ui)
     if explain is not None:
         explain(program)
     if not options.dry_run and not options.yes and confirmed != program.text:
@@ -259,9 +259,14 @@ def _isatty(stream: Any) -> bool:
         return False
 
 
-def _save(program: RenderedProgram, path: str, ui: UI) -> None:
+def save_program(program: RenderedProgram, path: str, ui: UI) -> None:
+    """Write the program to ``path`` (-o) without following a symlink planted there (gpttrace runs as root)."""
+    from .safe_write import UnsafeTarget, write_file
+
     try:
-        Path(path).write_text(program.text)
+        write_file(Path(path), program.text)
+    except UnsafeTarget as exc:
+        raise GpttraceError(f"cannot write {path}: {exc}", "choose another -o path", ExitCode.USAGE) from None
     except OSError as exc:
         raise GpttraceError(f"cannot write {path}: {exc.strerror}", "choose another -o path", ExitCode.USAGE) from None
     ui.talk(f"(program saved to {path})")

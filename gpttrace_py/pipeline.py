@@ -119,9 +119,14 @@ def _trace(intent: str, planner: Planner, options: TraceOptions, ui: UI, catalog
         planner.ui = ui  # type: ignore[attr-defined]
     plan_record = None
     if spec is None:
-        from .planning.plan import make_plan
+        from .planning.plan import NeedMissing, make_plan
 
-        plan = make_plan(planner, intent, ctx, options.unsafe)
+        try:
+            plan = make_plan(planner, intent, ctx, options.unsafe)
+        except NeedMissing as refused:
+            if options.dry_run and options.output:  # shown and saved for a machine that has what it needs
+                save_refused(refused.spec, options, ui, catalog)
+            raise
         spec, plan_record = plan.spec, plan.record()
     timings.mark("plan")
     check_pid(spec.filter.pid)
@@ -190,6 +195,16 @@ def _trace(intent: str, planner: Planner, options: TraceOptions, ui: UI, catalog
     listing = "\n".join(f"  {i}. {f.summary()}" for i, f in enumerate(failures, 1))
     raise GpttraceError(f"no program loaded after {len(failures)} attempt(s):\n{listing}", _failure_hint(failures),
                         ExitCode.TRACE_FAILED)
+
+
+def save_refused(spec: ProgramSpec, options: TraceOptions, ui: UI, catalog: Catalog) -> None:
+    """Save (and show) a program that needs what this machine lacks: it is never loaded here."""
+    from .execute import save_program
+
+    program = render(spec, choose_backend(spec, options.backend, catalog), catalog)
+    ui.show_program(program, spec, "corpus (not loaded: see below)")
+    assert options.output is not None
+    save_program(program, options.output, ui)
 
 
 def planned(spec: ProgramSpec, program: RenderedProgram, source: str,

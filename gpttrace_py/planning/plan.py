@@ -46,13 +46,30 @@ def make_plan(planner: Planner, request: str, ctx: PlanContext, unsafe: bool = F
     return check_plan(request, spec, ctx, suggest=getattr(planner, "suggestions", None))
 
 
+class NeedMissing(UnmappableIntent):
+    """The request reached a worked example that only the original method answers, and this machine lacks what
+    that needs. ``spec`` is the original, for ``--dry-run -o FILE`` to save (it is never loaded here)."""
+
+    def __init__(self, message: str, spec: ProgramSpec) -> None:
+        super().__init__(message)
+        self.hint = "`gpttrace examples show` explains it; --dry-run -o FILE saves its program for another machine"
+        self.spec = spec
+
+
 def check_plan(request: str, spec: ProgramSpec, ctx: PlanContext, suggest: Any = None) -> Plan:
-    """The spec as a Plan for this request; refused (exit 2) when it leaves the request's subject out."""
+    """The spec as a Plan for this request; refused (exit 2) when it leaves the request's subject out or when
+    it is a classic tool's original method that needs what this machine lacks."""
     from .intent import parse
 
+    refusal = understand.unmet_example_need(ctx.source, ctx.catalog)
+    if refusal is not None:
+        raise NeedMissing(refusal, spec)
     it = parse(request)
     basis = _example_text(ctx.source)
     acc = understand.account(it, spec, ctx.catalog, basis)
+    substitute = understand.substitute_note(ctx.source)
+    if substitute:
+        acc.notes.append(substitute)
     placed = len(understand.content_words(it)) - len(acc.unplaced)
     if acc.unplaced and (placed == 0 or (len(acc.unplaced) >= 2 and len(acc.unplaced) > placed)):
         words = ", ".join(repr(w) for w in acc.unplaced)

@@ -118,6 +118,37 @@ def missing_need(text: str, catalog: Catalog, lang: str = "en") -> str | None:
     return None
 
 
+def unmet_example_need(source: str, catalog: Catalog) -> str | None:
+    """Why a plan taken from a needs_only worked example (``corpus:<id>``) cannot run here, or None."""
+    example = _example(source)
+    if example is None or example.need is None:
+        return None
+    from ..corpus import unmet_need
+
+    why = unmet_need(example.need, catalog)
+    if why is None:
+        return None
+    name = "/".join(example.tool_names) or example.id
+    return (f"{name} ({example.title}) needs {example.need}, and {why}; there is no substitute that runs here "
+            f"(its original method: {example.original.method if example.original else example.need})")
+
+
+def substitute_note(source: str) -> str | None:
+    """The label of a plan taken from a worked example that stands in for a classic tool, or None."""
+    example = _example(source)
+    if example is None or not example.substitute:
+        return None
+    return f"a substitute for {'/'.join(example.tool_names)}: {' '.join(example.substitute.split())}"
+
+
+def _example(source: str) -> Any:
+    if not source.startswith("corpus:"):
+        return None
+    from ..corpus import by_id
+
+    return by_id(source.removeprefix("corpus:"))
+
+
 def _observing_version(text: str, verb: str) -> str | None:
     """"kill processes that execute binaries from /tmp" → "trace processes that execute binaries from /tmp"."""
     m = re.search(rf"\b{re.escape(verb)}s?\b\s*(.*)", text, re.IGNORECASE)
