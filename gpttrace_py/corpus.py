@@ -29,6 +29,7 @@ Each entry is one YAML file in ``examples_corpus/``:
 from __future__ import annotations
 
 import os
+import re
 from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -254,6 +255,25 @@ def unmet_need(need: str, catalog: Catalog) -> str | None:
 
         return None if resolve_target(target) else f"{target} is not installed here"
     return f"unknown need {need!r}"
+
+
+_TOOL_WORD = re.compile(r"[a-z0-9][a-z0-9_-]*(?:\.bt)?")
+
+
+def named_tools(text: str) -> list[Example]:
+    """The entries of the classic tools a request names ("run biosnoop", "like tcpretrans", "opensnoop.bt")."""
+    table = _tool_table(None)
+    found: list[Example] = []
+    for word in _TOOL_WORD.findall(text.lower()):
+        entry = table.get(word) or table.get(word.removesuffix(".bt"))
+        if entry is not None and entry not in found:
+            found.append(entry)
+    return found
+
+
+@lru_cache(maxsize=1)
+def _tool_table(directory: str | None) -> dict[str, Example]:
+    return {name: e for e in load(directory) for t in e.tools for name in (t, t.removesuffix(".bt"))}
 
 
 def by_id(entry_id: str) -> Example | None:

@@ -7,6 +7,7 @@
   gpttrace examples run execsnoop -d 5 run an entry like a one-shot trace
   gpttrace examples --check            load every entry here (dry run): loaded / skipped / failed
   gpttrace examples --refresh          re-render the program: field of every entry file
+  gpttrace examples --tools            the classic tools (BCC, bpftrace) and the entries that cover them
 """
 
 from __future__ import annotations
@@ -44,10 +45,20 @@ class _ExamplesGroup(click.Group):
 @click.option("--jobs", type=click.IntRange(1, 16), default=4, show_default=True,
               help="Programs --check loads at the same time.")
 @click.option("--refresh", is_flag=True, help="Re-render the program: field of every entry file.")
+@click.option("--tools", "tools_table", is_flag=True,
+              help="The classic BCC and bpftrace tools and the entries that cover them (a markdown table).")
 @click.pass_context
-def examples(ctx: click.Context, check: bool, backend: str, jobs: int, refresh: bool) -> None:
+def examples(ctx: click.Context, check: bool, backend: str, jobs: int, refresh: bool, tools_table: bool) -> None:
     """Worked examples: list them (ranked for QUERY), show, run or check them."""
     if ctx.invoked_subcommand is not None:
+        return
+    if tools_table:
+        from ..classic_tools import counts, table
+
+        click.echo(table(), nl=False)
+        n = counts()
+        click.echo(f"{n['tools']} tools: {n['covered']} covered by {n['entries']} entries, {n['reason']} listed with "
+                   f"a reason, {n['missing']} missing", err=True)
         return
     if refresh:
         changed = refresh_programs()

@@ -195,6 +195,9 @@ class OfflinePlanner:
         """Corpus examples and named calls, ranked; a program built on the tracepoints whose names the request
         says goes first when it accounts for more of the request's words than the best of those."""
         ranked = self._ranked(it, catalog)
+        tools = self._named_tools(it, catalog)
+        if tools:  # a classic tool by name: its worked example (adapted to the request), then the rest
+            return tools + [c for c in ranked if c.source not in {t.source for t in tools}]
         from . import catalog_match, understand
 
         words = understand.content_words(it)
@@ -314,6 +317,21 @@ class OfflinePlanner:
             # weak evidence: accept only when at least two content words agree with the example
             if out[0].score < MIN_SCORE / 2:
                 return []
+        return out
+
+    def _named_tools(self, it: Intent, catalog: Catalog) -> list[Candidate]:
+        """Candidates from the worked examples of the classic tools the request names; a word written as a
+        syscall ("the cachestat syscall", "cachestat()") names the call, not the tool."""
+        from ..corpus import named_tools
+
+        out: list[Candidate] = []
+        for example in named_tools(it.text):
+            if set(example.tool_names) & set(it.explicit_calls + it.syscall_words):
+                continue
+            for spec in [example.spec, *example.alternatives]:
+                adapted = _safe(lambda s=spec: adapt(s, it, catalog))
+                if adapted is not None:
+                    out.append(Candidate(adapted, f"corpus:{example.id}", float("inf")))
         return out
 
     def named_syscalls(self, it: Intent, catalog: Catalog) -> list[str]:

@@ -67,7 +67,7 @@ def check_plan(request: str, spec: ProgramSpec, ctx: PlanContext, suggest: Any =
     it = parse(request)
     basis = _example_text(ctx.source)
     acc = understand.account(it, spec, ctx.catalog, basis)
-    substitute = understand.substitute_note(ctx.source)
+    substitute = understand.substitute_note(ctx.source, request)
     if substitute:
         acc.notes.append(substitute)
     placed = len(understand.content_words(it)) - len(acc.unplaced)
@@ -89,4 +89,5 @@ def _example_text(source: str) -> str:
     example = by_id(source.removeprefix("corpus:"))
     if example is None:
         return ""
-    return " ".join([example.title, example.id.replace("-", " "), *example.tags, *example.paraphrases])
+    return " ".join([example.title, example.id.replace("-", " "), *example.tags, *example.tool_names,
+                     *example.paraphrases])

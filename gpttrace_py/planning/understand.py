@@ -133,10 +133,15 @@ def unmet_example_need(source: str, catalog: Catalog) -> str | None:
             f"(its original method: {example.original.method if example.original else example.need})")
 
 
-def substitute_note(source: str) -> str | None:
-    """The label of a plan taken from a worked example that stands in for a classic tool, or None."""
+def substitute_note(source: str, request: str) -> str | None:
+    """The label of a plan taken from a worked example that stands in for a classic tool, or None. An example
+    with a purpose of its own (unlinksnoop stands in for filegone) is labelled when the request names the tool."""
     example = _example(source)
     if example is None or not example.substitute:
+        return None
+    from ..corpus import named_tools
+
+    if example.id not in example.tool_names and example not in named_tools(request):
         return None
     return f"a substitute for {'/'.join(example.tool_names)}: {' '.join(example.substitute.split())}"
 

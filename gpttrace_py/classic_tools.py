@@ -1,0 +1,72 @@
+"""The classic tools (BCC's tools/, bpftrace's tools/) and the worked examples that cover them.
+
+``examples_corpus/classic-tools.json`` holds the two lists as they are in those repositories and, for a tool
+no entry covers, the reason. An entry covers a tool by naming it in ``tools:`` (BCC name; bpftrace name with
+.bt). ``table()`` is the table in examples_corpus/README.md (``gpttrace examples --tools`` prints it).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from .corpus import Example, corpus_dir, load
+
+
+@dataclass(frozen=True)
+class Row:
+    suite: str  # bcc or bpftrace
+    tool: str
+    entry: str | None  # the covering entry's id
+    how: str  # how the entry does it (what it needs), or why no entry covers the tool
+
+
+@lru_cache(maxsize=1)
+def lists() -> dict[str, Any]:
+    return json.loads((corpus_dir() / "classic-tools.json").read_text())
+
+
+def how(e: Example) -> str:
+    """What the entry's program needs, as declared (the same on every machine): runs with what / substitute
+    for what the original needs / needs what."""
+    if e.need:
+        return f"needs {e.need} (the original; no substitute)"
+    kinds = sorted({p.kind.replace("uretprobe", "uprobe") for s in [e.spec, *e.alternatives] for p in s.all_probes})
+    text = ", ".join(kinds)
+    if e.substitute:
+        need = e.original.needs if e.original else "what this kernel may lack"
+        return f"substitute with {text} (the original needs {need})"
+    return f"runs with {text}"
+
+
+def rows() -> list[Row]:
+    data = lists()
+    covering: dict[str, Example] = {t: e for e in load() for t in e.tools}
+    out: list[Row] = []
+    for suite in ("bcc", "bpftrace"):
+        for tool in data[suite]:
+            e = covering.get(tool)
+            if e is not None:
+                out.append(Row(suite, tool, e.id, how(e)))
+            else:
+                out.append(Row(suite, tool, None, data["not_covered"].get(tool, "")))
+    return out
+
+
+def table() -> str:
+    """The markdown table: each tool, the entry covering it, and how it runs (or why no entry)."""
+    rs = rows()
+    lines = ["| suite | tool | entry | runs here, or needs |", "| --- | --- | --- | --- |"]
+    for r in rs:
+        entry = f"`{r.entry}`" if r.entry else "-"
+        lines.append(f"| {r.suite} | {r.tool} | {entry} | {r.how or 'MISSING'} |")
+    return "\n".join(lines) + "\n"
+
+
+def counts() -> dict[str, int]:
+    rs = rows()
+    return {"tools": len(rs), "covered": sum(1 for r in rs if r.entry),
+            "reason": sum(1 for r in rs if not r.entry and r.how), "missing": sum(1 for r in rs if not r.entry and not r.how),
+            "entries": len({r.entry for r in rs if r.entry})}
