@@ -68,5 +68,6 @@ def table() -> str:
 def counts() -> dict[str, int]:
     rs = rows()
     return {"tools": len(rs), "covered": sum(1 for r in rs if r.entry),
-            "reason": sum(1 for r in rs if not r.entry and r.how), "missing": sum(1 for r in rs if not r.entry and not r.how),
+            "reason": sum(1 for r in rs if not r.entry and r.how),
+            "missing": sum(1 for r in rs if not r.entry and not r.how),
             "entries": len({r.entry for r in rs if r.entry})}
