@@ -329,7 +329,7 @@ class OfflinePlanner:
             if set(example.tool_names) & set(it.explicit_calls + it.syscall_words):
                 continue
             for spec in [example.spec, *example.alternatives]:
-                adapted = _safe(lambda s=spec: adapt(s, it, catalog))
+                adapted = _safe(lambda s=spec: adapt(s, it, catalog, tool=True))
                 if adapted is not None:
                     out.append(Candidate(adapted, f"corpus:{example.id}", float("inf")))
         return out
@@ -579,12 +579,14 @@ def _safe(make: Any) -> ProgramSpec | None:
 
 
 # -- adapting a corpus spec to an intent ---------------------------------------------------------------
-def adapt(spec: ProgramSpec, it: Intent, catalog: Catalog) -> ProgramSpec:
+def adapt(spec: ProgramSpec, it: Intent, catalog: Catalog, tool: bool = False) -> ProgramSpec:
+    """The example adapted to the request; ``tool``: the request named the classic tool the example covers, whose
+    columns (the result included) are what was asked for."""
     spec = edits.fit_to_kernel(spec, catalog)
     # An example's own process filter is an illustration: the intent's (or none) replaces it.
     spec = edits.clear_process(spec)
     spec = _set_processes(spec, it)
-    if not wants_result(it):
+    if not tool and not wants_result(it):
         # a count of the calls ("count writes by file descriptor") needs none of what the exit sees
         spec = (edits.without_result(spec) or (_counts_events(spec, it) and edits.without_result(spec, False))
                 or spec)
