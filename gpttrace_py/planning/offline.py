@@ -220,7 +220,9 @@ class OfflinePlanner:
             return ranked + built  # the request named a call, a function or a tracepoint: that comes first
         mine = _placed_weight(words, built[0].spec, "")
         theirs = _placed_weight(words, ranked[0].spec, ranked[0].source) if ranked else (0, 0.0)
-        if mine > theirs:
+        if mine > theirs or (mine[0] >= theirs[0] and _cannot_run_here(ranked[0].source, catalog)):
+            # (an example that only a missing feature could run yields to a program of this kernel that says
+            # as many of the request's words)
             return built[:1] + ranked + built[1:]
         return ranked + built
 
@@ -455,6 +457,13 @@ class OfflinePlanner:
             next((p for p in h.example.paraphrases if len(p.split()) >= 3), h.example.title.lower())
             for h in hits[:limit]
         ]
+
+
+def _cannot_run_here(source: str, catalog: Catalog) -> bool:
+    """The candidate is a worked example whose program is an original that needs what this machine lacks."""
+    from . import understand
+
+    return understand.unmet_example_need(source, catalog) is not None
 
 
 def _placed_weight(words: list[str], spec: ProgramSpec, source: str) -> tuple[int, float]:
