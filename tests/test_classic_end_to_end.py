@@ -51,7 +51,7 @@ CASES = [
     ("filegone", "unlinksnoop", "report files that get removed and by which process",
      "sh -c 'touch /var/tmp/gptt-classic-gone; rm /var/tmp/gptt-classic-gone'",
      [r"\brm\b"], ["sys_enter_unlinkat"]),
-    ("cobjnew", "malloc-sizes", "how big are the heap allocations C programs make",
+    ("cobjnew", "malloc-sizes", "size distribution of the memory C programs ask malloc for",
      "python3 -c \"[bytearray(64) for _ in range(10000)]\"", [r"^\[\d+\S*, \d+\S*\)\s+[1-9]\d*\s+\|@+"],
      ["uprobe:.*malloc"]),
 ]
