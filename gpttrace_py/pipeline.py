@@ -202,7 +202,7 @@ def save_refused(spec: ProgramSpec, options: TraceOptions, ui: UI, catalog: Cata
     from .execute import save_program
 
     program = render(spec, choose_backend(spec, options.backend, catalog), catalog)
-    ui.show_program(program, spec, "corpus (not loaded: see below)")
+    ui.show_program(program, spec, "offline, not loaded here")
     assert options.output is not None
     save_program(program, options.output, ui)
 

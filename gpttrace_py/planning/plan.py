@@ -50,9 +50,10 @@ class NeedMissing(UnmappableIntent):
     """The request reached a worked example that only the original method answers, and this machine lacks what
     that needs. ``spec`` is the original, for ``--dry-run -o FILE`` to save (it is never loaded here)."""
 
-    def __init__(self, message: str, spec: ProgramSpec) -> None:
+    def __init__(self, message: str, spec: ProgramSpec, entry_id: str) -> None:
         super().__init__(message)
-        self.hint = "`gpttrace examples show` explains it; --dry-run -o FILE saves its program for another machine"
+        self.hint = (f"`gpttrace examples show {entry_id}` shows its program; --dry-run -o FILE saves it for a "
+                     "machine that has what it needs")
         self.spec = spec
 
 
@@ -63,7 +64,7 @@ def check_plan(request: str, spec: ProgramSpec, ctx: PlanContext, suggest: Any =
 
     refusal = understand.unmet_example_need(ctx.source, ctx.catalog)
     if refusal is not None:
-        raise NeedMissing(refusal, spec)
+        raise NeedMissing(refusal, spec, ctx.source.removeprefix("corpus:"))
     it = parse(request)
     basis = _example_text(ctx.source)
     acc = understand.account(it, spec, ctx.catalog, basis)
