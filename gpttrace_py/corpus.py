@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -258,16 +259,27 @@ def unmet_need(need: str, catalog: Catalog) -> str | None:
 
 
 _TOOL_WORD = re.compile(r"[a-z0-9][a-z0-9_-]*(?:\.bt)?")
+# "run profile", "like trace", "the profile tool", "bcc's trace": a tool whose name is also a word, said as a tool
+_BEFORE_TOOL = r"\b(?:run|runs|running|like|use|using|bcc'?s?|bpftrace'?s?)\s+(?:the\s+)?{name}\b"
+_AFTER_TOOL = r"\b{name}\s+(?:tool|script|from bcc|from bpftrace)\b|\b{name}\s+-"
 
 
-def named_tools(text: str) -> list[Example]:
-    """The entries of the classic tools a request names ("run biosnoop", "like tcpretrans", "opensnoop.bt")."""
+def named_tools(text: str, is_word: Callable[[str], bool] = lambda w: False) -> list[Example]:
+    """The entries of the classic tools a request names ("run biosnoop", "like tcpretrans", "opensnoop.bt"). A
+    name that is also a word (``is_word``: profile, trace) names the tool only where it is said as one: written
+    with .bt, after "run"/"like"/"use", before "tool", or alone."""
     table = _tool_table(None)
+    low = " ".join(text.lower().split())
     found: list[Example] = []
-    for word in _TOOL_WORD.findall(text.lower()):
-        entry = table.get(word) or table.get(word.removesuffix(".bt"))
-        if entry is not None and entry not in found:
-            found.append(entry)
+    for word in _TOOL_WORD.findall(low):
+        name = word.removesuffix(".bt")
+        entry = table.get(word) or table.get(name)
+        if entry is None or entry in found:
+            continue
+        if not word.endswith(".bt") and is_word(name) and low != name and not any(
+                re.search(rx.format(name=re.escape(name)), low) for rx in (_BEFORE_TOOL, _AFTER_TOOL)):
+            continue
+        found.append(entry)
     return found
 
 

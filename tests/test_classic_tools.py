@@ -125,6 +125,22 @@ def test_every_tool_named_reaches_its_entry(catalog: Catalog) -> None:
     assert not wrong, "\n".join(wrong)
 
 
+def test_a_tool_whose_name_is_a_word_is_named_only_as_a_tool() -> None:
+    """profile and trace are BCC tools and English words: "trace files opened by profile" is no request for
+    either tool. (writeback stands in for such a word here.)"""
+    from gpttrace_py.corpus import named_tools
+
+    def word(w: str) -> bool:
+        return w == "writeback"
+
+    for text in ("run writeback", "writeback", "writeback.bt", "like writeback", "the writeback tool",
+                 "run writeback for 5 seconds"):
+        assert [e.id for e in named_tools(text, word)] == ["writeback"], text
+    for text in ("trace writeback of dirty pages", "trace files opened by writeback"):
+        assert named_tools(text, word) == [], text
+    assert [e.id for e in named_tools("trace writeback of dirty pages")] == ["writeback"]  # not a word: named
+
+
 def test_a_tool_word_written_as_a_syscall_names_the_syscall(catalog: Catalog) -> None:
     if catalog.syscall_tracepoint("cachestat") is None:
         pytest.skip("this kernel has no cachestat syscall (Linux 6.5+)")

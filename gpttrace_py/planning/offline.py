@@ -327,7 +327,7 @@ class OfflinePlanner:
         from ..corpus import named_tools
 
         out: list[Candidate] = []
-        for example in named_tools(it.text):
+        for example in named_tools(it.text, _ordinary_word):
             if set(example.tool_names) & set(it.explicit_calls + it.syscall_words):
                 continue
             for spec in [example.spec, *example.alternatives]:

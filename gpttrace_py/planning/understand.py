@@ -140,8 +140,9 @@ def substitute_note(source: str, request: str) -> str | None:
     if example is None or not example.substitute:
         return None
     from ..corpus import named_tools
+    from .intent import _ordinary_word
 
-    if example.id not in example.tool_names and example not in named_tools(request):
+    if example.id not in example.tool_names and example not in named_tools(request, _ordinary_word):
         return None
     return f"a substitute for {'/'.join(example.tool_names)}: {' '.join(example.substitute.split())}"
 
