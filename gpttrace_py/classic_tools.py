@@ -52,6 +52,11 @@ def rows() -> list[Row]:
                 out.append(Row(suite, tool, e.id, how(e)))
             else:
                 out.append(Row(suite, tool, None, data["not_covered"].get(tool, "")))
+    listed = {r.tool for r in out}
+    for tool, e in covering.items():  # named by an entry, not in the lists (another version of the repository)
+        if tool not in listed:
+            suite = "bpftrace" if tool.endswith(".bt") else "bcc"
+            out.append(Row(f"{suite}*", tool, e.id, how(e)))
     return out
 
 
@@ -62,11 +67,13 @@ def table() -> str:
     for r in rs:
         entry = f"`{r.entry}`" if r.entry else "-"
         lines.append(f"| {r.suite} | {r.tool} | {entry} | {r.how or 'MISSING'} |")
+    if any(r.suite.endswith("*") for r in rs):
+        lines.append("\n\\* named by an entry, not in the repository's list at the commit `classic-tools.json` names")
     return "\n".join(lines) + "\n"
 
 
 def counts() -> dict[str, int]:
-    rs = rows()
+    rs = [r for r in rows() if not r.suite.endswith("*")]
     return {"tools": len(rs), "covered": sum(1 for r in rs if r.entry),
             "reason": sum(1 for r in rs if not r.entry and r.how),
             "missing": sum(1 for r in rs if not r.entry and not r.how),

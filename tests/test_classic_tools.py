@@ -197,8 +197,7 @@ def test_every_tool_is_covered_or_has_a_reason() -> None:
     missing = [f"{r.suite}:{r.tool}" for r in rows if not r.entry and not r.how]
     assert not missing, f"{len(missing)} tools neither covered nor listed with a reason: {missing}"
     names = {t for e in corpus.load() for t in e.tools}
-    listed = {r.tool for r in rows}
-    assert names <= listed, f"entries name tools that are in neither list: {sorted(names - listed)}"
+    assert names <= {r.tool for r in rows}, "an entry's tool is missing from the table"
     data = classic_tools.lists()
     assert not set(data["not_covered"]) & names, "a tool both covered and listed with a reason"
     assert len(data["bcc"]) == len(set(data["bcc"])) and len(data["bpftrace"]) == len(set(data["bpftrace"]))
