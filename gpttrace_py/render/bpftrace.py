@@ -352,6 +352,7 @@ def render(spec: ProgramSpec, catalog: Catalog) -> RenderedProgram:
             end_key=Code(end_key),
             saves=[(ident(s.name), Code(compile_expr(E.parse(s.expr), sctx))) for s in spec.start.save],
             uses_delta=any("delta" in E.builtins_used(x) for x in spec.expressions()),
+            body_condition=None,
             end_predicate=Code(
                 " && ".join(
                     [f"@start_ts[{end_key}]"]
@@ -359,6 +360,13 @@ def render(spec: ProgramSpec, catalog: Catalog) -> RenderedProgram:
                 )
             ),
         )
+        if spec.filter.expr and "delta" in E.builtins_used(spec.filter.expr):
+            # $delta exists only inside the action block: a condition on it ("slower than 10 ms") guards the
+            # body there, and the start is forgotten either way.
+            cond = main_terms.pop()
+            view["end_predicate"] = Code(" && ".join(
+                [f"@start_ts[{end_key}]"] + [t for t in main_terms if not t.startswith(("comm", "pid"))]))
+            view["body_condition"] = Code(cond)
         template = "pair.bt.j2"
     else:
         view["predicate"] = Code(" && ".join(main_terms)) if main_terms else None
