@@ -19,7 +19,7 @@ from .corpus import Example, corpus_dir, load
 class Row:
     suite: str  # bcc or bpftrace
     tool: str
-    entry: str | None  # the covering entry's id
+    entry: str | None  # the covering entries' ids (sslsniff: two), comma-separated
     how: str  # how the entry does it (what it needs), or why no entry covers the tool
 
 
@@ -36,27 +36,31 @@ def how(e: Example) -> str:
     kinds = sorted({p.kind.replace("uretprobe", "uprobe") for s in [e.spec, *e.alternatives] for p in s.all_probes})
     text = ", ".join(kinds)
     if e.substitute:
-        need = e.original.needs if e.original else "what this kernel may lack"
-        return f"substitute with {text} (the original needs {need})"
+        return f"substitute with {text}" + (f" (the original needs {e.original.needs})" if e.original else "")
     return f"runs with {text}"
 
 
 def rows() -> list[Row]:
     data = lists()
-    covering: dict[str, Example] = {t: e for e in load() for t in e.tools}
+    covering: dict[str, list[Example]] = {}
+    for e in load():
+        for t in e.tools:
+            covering.setdefault(t, []).append(e)
+
+    def row(suite: str, tool: str, es: list[Example]) -> Row:
+        return Row(suite, tool, ", ".join(e.id for e in es), "; ".join(dict.fromkeys(how(e) for e in es)))
+
     out: list[Row] = []
     for suite in ("bcc", "bpftrace"):
         for tool in data[suite]:
-            e = covering.get(tool)
-            if e is not None:
-                out.append(Row(suite, tool, e.id, how(e)))
+            if tool in covering:
+                out.append(row(suite, tool, covering[tool]))
             else:
                 out.append(Row(suite, tool, None, data["not_covered"].get(tool, "")))
     listed = {r.tool for r in out}
-    for tool, e in covering.items():  # named by an entry, not in the lists (another version of the repository)
+    for tool, es in covering.items():  # named by an entry, not in the lists (another version of the repository)
         if tool not in listed:
-            suite = "bpftrace" if tool.endswith(".bt") else "bcc"
-            out.append(Row(f"{suite}*", tool, e.id, how(e)))
+            out.append(row(("bpftrace" if tool.endswith(".bt") else "bcc") + "*", tool, es))
     return out
 
 
@@ -65,7 +69,7 @@ def table() -> str:
     rs = rows()
     lines = ["| suite | tool | entry | runs here, or needs |", "| --- | --- | --- | --- |"]
     for r in rs:
-        entry = f"`{r.entry}`" if r.entry else "-"
+        entry = ", ".join(f"`{x}`" for x in r.entry.split(", ")) if r.entry else "-"
         lines.append(f"| {r.suite} | {r.tool} | {entry} | {r.how or 'MISSING'} |")
     if any(r.suite.endswith("*") for r in rs):
         lines.append("\n\\* named by an entry, not in the repository's list at the commit `classic-tools.json` names")
@@ -77,4 +81,4 @@ def counts() -> dict[str, int]:
     return {"tools": len(rs), "covered": sum(1 for r in rs if r.entry),
             "reason": sum(1 for r in rs if not r.entry and r.how),
             "missing": sum(1 for r in rs if not r.entry and not r.how),
-            "entries": len({r.entry for r in rs if r.entry})}
+            "entries": len({x for r in rs if r.entry for x in r.entry.split(", ")})}

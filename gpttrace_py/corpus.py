@@ -273,19 +273,25 @@ def named_tools(text: str, is_word: Callable[[str], bool] = lambda w: False) -> 
     found: list[Example] = []
     for word in _TOOL_WORD.findall(low):
         name = word.removesuffix(".bt")
-        entry = table.get(word) or table.get(name)
-        if entry is None or entry in found:
+        entries = [e for e in table.get(word) or table.get(name) or [] if e not in found]
+        if not entries:
             continue
         if not word.endswith(".bt") and is_word(name) and low != name and not any(
                 re.search(rx.format(name=re.escape(name)), low) for rx in (_BEFORE_TOOL, _AFTER_TOOL)):
             continue
-        found.append(entry)
+        found.extend(entries)
     return found
 
 
 @lru_cache(maxsize=1)
-def _tool_table(directory: str | None) -> dict[str, Example]:
-    return {name: e for e in load(directory) for t in e.tools for name in (t, t.removesuffix(".bt"))}
+def _tool_table(directory: str | None) -> dict[str, list[Example]]:
+    """Tool name (with and without .bt) -> the entries that cover it (sslsniff: its read and its write side)."""
+    table: dict[str, list[Example]] = {}
+    for e in load(directory):
+        for t in e.tools:
+            for name in dict.fromkeys((t, t.removesuffix(".bt"))):
+                table.setdefault(name, []).append(e)
+    return table
 
 
 def by_id(entry_id: str) -> Example | None:
