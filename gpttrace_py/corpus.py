@@ -122,7 +122,7 @@ class Example(BaseModel):
 
     def search_text(self) -> str:
         return " ".join([self.id.replace("-", " ").replace("_", " "), self.title, " ".join(self.tags),
-                         " ".join(self.tool_names), " ".join(self.paraphrases)])
+                         " ".join(self.paraphrases)])
 
 
 class CorpusError(Exception):
