@@ -64,6 +64,7 @@ ACTIONS = {
         "delay",
         "delays",
         "time spent",
+        "how much time",
         "slow",
         "slowest",
         "took",
