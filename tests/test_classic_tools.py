@@ -151,6 +151,14 @@ def test_a_tool_word_written_as_a_syscall_names_the_syscall(catalog: Catalog) ->
     assert _plan_source("run cachestat", catalog) in ("refused:corpus:cachestat", "corpus:cachestat")
 
 
+def test_an_example_that_cannot_run_here_yields_to_one_that_can(catalog: Catalog) -> None:
+    """A request a program of this kernel answers as well is not refused for an example's missing need."""
+    if catalog.features.kprobes or "ext4" not in catalog.tracepoints.categories():
+        pytest.skip("needs a kernel with ext4 tracepoints and without kprobes")
+    assert _plan_source("trace ext4 fsyncs with the inode number", catalog) == "tracepoint:ext4:ext4_sync_file_enter"
+    assert _plan_source("show me slow ext4 operations", catalog) == "refused:corpus:ext4slower"
+
+
 @pytest.mark.kernel
 def test_a_tool_whose_need_is_missing_ends_with_exit_2_naming_it(tmp_path: Path, catalog: Catalog) -> None:
     out = tmp_path / "ext4slower.bt"

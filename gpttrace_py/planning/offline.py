@@ -201,6 +201,7 @@ class OfflinePlanner:
         from . import catalog_match, understand
 
         words = understand.content_words(it)
+        ranked = _runnable_first(ranked, words, catalog)
         found = catalog_match.match(words, it, catalog)
         if not found:
             return ranked
@@ -457,6 +458,20 @@ class OfflinePlanner:
             next((p for p in h.example.paraphrases if len(p.split()) >= 3), h.example.title.lower())
             for h in hits[:limit]
         ]
+
+
+def _runnable_first(ranked: list[Candidate], words: list[str], catalog: Catalog) -> list[Candidate]:
+    """An example that only a missing feature could run (a needs_only entry) yields the first place to the next
+    example that runs here and says as many of the request's words; with none, it stays first (and the plan
+    is refused with what it needs, rather than answered with something that does less)."""
+    if not ranked or not _cannot_run_here(ranked[0].source, catalog):
+        return ranked
+    need = _placed_weight(words, ranked[0].spec, ranked[0].source)[0]
+    for i, cand in enumerate(ranked[1:], 1):
+        if cand.source.startswith("corpus:") and not _cannot_run_here(cand.source, catalog) \
+                and _placed_weight(words, cand.spec, cand.source)[0] >= need:
+            return [cand, *ranked[:i], *ranked[i + 1:]]
+    return ranked
 
 
 def _cannot_run_here(source: str, catalog: Catalog) -> bool:
