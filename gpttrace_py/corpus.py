@@ -268,7 +268,7 @@ def named_tools(text: str, is_word: Callable[[str], bool] = lambda w: False) -> 
     """The entries of the classic tools a request names ("run biosnoop", "like tcpretrans", "opensnoop.bt"). A
     name that is also a word (``is_word``: profile, trace) names the tool only where it is said as one: written
     with .bt, after "run"/"like"/"use", before "tool", or alone."""
-    table = _tool_table(None)
+    table = _tool_table()
     low = " ".join(text.lower().split())
     found: list[Example] = []
     for word in _TOOL_WORD.findall(low):
@@ -284,10 +284,10 @@ def named_tools(text: str, is_word: Callable[[str], bool] = lambda w: False) -> 
 
 
 @lru_cache(maxsize=1)
-def _tool_table(directory: str | None) -> dict[str, list[Example]]:
+def _tool_table() -> dict[str, list[Example]]:
     """Tool name (with and without .bt) -> the entries that cover it (sslsniff: its read and its write side)."""
     table: dict[str, list[Example]] = {}
-    for e in load(directory):
+    for e in load():  # (called as the planner calls it: load(None) would be another cache entry, parsed again)
         for t in e.tools:
             for name in dict.fromkeys((t, t.removesuffix(".bt"))):
                 table.setdefault(name, []).append(e)
