@@ -215,8 +215,10 @@ class OfflinePlanner:
             else:
                 spec = _safe(lambda m=m: ProgramSpec.model_validate(catalog_match.spec_for(m, it)))
                 source = f"tracepoint:{tp.category}:{tp.name}"
+            # (a process name the spec refuses, e.g. one with control characters, leaves the candidate out)
+            spec = _safe(lambda s=spec: _column_format(_set_processes(s, it), it)) if spec is not None else None
             if spec is not None:
-                built.append(Candidate(_column_format(_set_processes(spec, it), it), source, m.score))
+                built.append(Candidate(spec, source, m.score))
         if not built or self._named:
             return ranked + built  # the request named a call, a function or a tracepoint: that comes first
         mine = _placed_weight(words, built[0].spec, "")
