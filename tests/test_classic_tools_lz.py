@@ -50,6 +50,7 @@ def test_every_tool_l_z_is_covered_or_has_a_reason() -> None:
             assert tool in (_raw(entry_id).get("tools") or []), f"{entry_id}.yaml does not list {tool} in tools:"
 
 
+@pytest.mark.kernel
 def test_table_says_what_runs_here() -> None:
     """'runs here' rows fit this kernel; 'needs' rows carry needs_only and their spec does not fit."""
     from gpttrace_py.cli.examples import runnable_here
