@@ -50,6 +50,7 @@ def test_every_tool_l_z_is_covered_or_has_a_reason() -> None:
             assert tool in (_raw(entry_id).get("tools") or []), f"{entry_id}.yaml does not list {tool} in tools:"
 
 
+@pytest.mark.kernel
 def test_table_says_what_runs_here() -> None:
     """'runs here' rows fit this kernel; 'needs' rows carry needs_only and their spec does not fit."""
     from gpttrace_py.cli.examples import runnable_here
@@ -70,29 +71,32 @@ def test_table_says_what_runs_here() -> None:
                 assert runnable_here(entry, catalog) is not None, f"{entry_id} is marked needs-only but fits here"
 
 
-# (entry, workload, regexes its stdout must match, seconds to run at most)
+# Debian's python3 by path: a python3 earlier in PATH (pyenv) may be another build with another process name.
+PY = "/usr/bin/python3"
+
+# (entry, workload, regexes its stdout must match)
 RUNS = [
-    ("solisten", "python3 -c \"import socket,time; s=socket.socket(); s.bind(('127.0.0.1', 47123)); s.listen(); "
+    ("solisten", PY + " -c \"import socket,time; s=socket.socket(); s.bind(('127.0.0.1', 47123)); s.listen(); "
      "time.sleep(0.5)\"", [r"python3\s.*127\.0\.0\.1\s+47123"]),
-    ("tcptracer", "python3 -c \"import socket; s=socket.socket(); "
+    ("tcptracer", PY + " -c \"import socket; s=socket.socket(); "
      "s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('127.0.0.1', 47124)); s.listen(); "
      "c=socket.create_connection(('127.0.0.1', 47124)); a,_=s.accept(); "
      "c.close(); a.close()\"", [r"^connect\s.*127\.0\.0\.1\s+47124\s*$", r"^close\s.*47124"]),
-    ("tcptop", "python3 -c \"import socket; s=socket.socket(); s.bind(('127.0.0.1', 47125)); s.listen(); "
+    ("tcptop", PY + " -c \"import socket; s=socket.socket(); s.bind(('127.0.0.1', 47125)); s.listen(); "
      "c=socket.create_connection(('127.0.0.1', 47125)); a,_=s.accept(); c.sendall(b'x' * 3000000); c.close(); "
      "n=0\nwhile (d := a.recv(65536)): n += len(d)\"", [r"python3\s+tracepoint:sock:sock_send_length\s+[0-9]{7}"]),
     ("shmsnoop", "sh -c 'id=$(ipcmk -M 4096 | tr -dc 0-9); ipcrm -m \"$id\"'",
      [r"ipcmk\s+tracepoint:syscalls:sys_exit_shmget\s+\d+", r"ipcrm\s+tracepoint:syscalls:sys_exit_shmctl\s+0\b"]),
     ("pidpersec", "sh -c 'for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25; do /bin/true; "
      "done; sleep 1.2'", [r"New processes in the last second\nCOUNT: (2[5-9]|[3-9]\d|\d{3,})"]),
-    ("uthreads", "python3 -c \"import threading; t=threading.Thread(target=len, args=('x',)); t.start(); t.join()\"",
-     [r"python3\s+\S+"]),
+    ("uthreads", PY + " -c \"import threading; t=threading.Thread(target=len, args=('x',)); t.start(); t.join()\"",
+     [r"^\d+\s+\d+\s+python3\s+\S+$"]),
     ("vfsstat", "dd if=/dev/zero of=/dev/null bs=1 count=20000",
      [r"sys_enter_read\s+\d*[2-9]\d{4}|sys_enter_read\s+\d{6}"]),
     ("offwaketime", "sleep 1", [r"^sleep,\s*$", r"do_nanosleep", r"hrtimer_wakeup"]),
-    ("tcpdrop", "python3 -c \"import socket\ntry: socket.create_connection(('127.0.0.1', 9))\nexcept OSError: pass\"",
+    ("tcpdrop", PY + " -c \"import socket\ntry: socket.create_connection(('127.0.0.1', 9))\nexcept OSError: pass\"",
      [r"^python3\s+IPv4\s+NO_SOCKET\s+tcp_v4_rcv"]),
-    ("netqtop", "python3 -c \"import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); "
+    ("netqtop", PY + " -c \"import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); "
      "[s.sendto(b'y' * 1000, ('127.0.0.1', 9)) for _ in range(300)]\"",
      [r"^lo\s+\d+\s+tracepoint:net:net_dev_start_xmit\s+\d{3,}"]),
     ("wqlat", "sleep 1.5", [r"Time from queueing to execution \(us\)", r"^\[\d+, \d+\)\s+\d+"]),
