@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Literal
 
-from .corpus import Example, load
+from .corpus import Example, load, unmet_need
 from .kernel.catalog import Catalog
 from .spec import ProgramSpec
 
@@ -84,6 +84,8 @@ def _load(spec: ProgramSpec, catalog: Catalog, backend: str) -> str | None:
 def check_entry(entry: Example, catalog: Catalog | None = None, backend: str = "bpftrace") -> CheckResult:
     catalog = catalog or Catalog()
     started = time.monotonic()
+    if entry.need and (why := unmet_need(entry.need, catalog)):  # the original only: never loaded without it
+        return CheckResult(entry.id, "skipped", why, needs=entry.need, seconds=time.monotonic() - started)
     specs = [("spec", entry.spec)] + [(f"alternative {i + 1}", s) for i, s in enumerate(entry.alternatives)]
     first_missing: tuple[str, str] | None = None
     for which, spec in specs:

@@ -127,7 +127,7 @@ def _trace(intent: str, planner: Planner, options: TraceOptions, ui: UI, catalog
         starting = (os.path.basename(options.command[0]),) if options.command else ()
         try:
             plan = make_plan(planner, intent, ctx, options.unsafe, starting)
-        except MissingFeature as exc:
+        except MissingFeature as exc:  # a program for a machine that has it: shown, saved with -o
             _show_unloadable(exc, options, ui, catalog)
             raise
         spec, plan_record = plan.spec, plan.record()
@@ -206,7 +206,7 @@ def _show_unloadable(exc: MissingFeature, options: TraceOptions, ui: UI, catalog
 
     if not isinstance(exc.program, ProgramSpec):
         return
-    program = render(exc.program, "bpftrace", catalog)
+    program = render(exc.program, choose_backend(exc.program, options.backend, catalog), catalog)
     ui.talk("(the program a kernel with this feature would run; it is not loaded here)")
     ui.show_program(program, exc.program)
     if options.output and options.dry_run:

@@ -7,6 +7,7 @@
   gpttrace examples run execsnoop -d 5 run an entry like a one-shot trace
   gpttrace examples --check            load every entry here (dry run): loaded / skipped / failed
   gpttrace examples --refresh          re-render the program: field of every entry file
+  gpttrace examples --tools            the classic tools (BCC, bpftrace) and the entries that cover them
 """
 
 from __future__ import annotations
@@ -44,10 +45,20 @@ class _ExamplesGroup(click.Group):
 @click.option("--jobs", type=click.IntRange(1, 16), default=4, show_default=True,
               help="Programs --check loads at the same time.")
 @click.option("--refresh", is_flag=True, help="Re-render the program: field of every entry file.")
+@click.option("--tools", "tools_table", is_flag=True,
+              help="The classic BCC and bpftrace tools and the entries that cover them (a markdown table).")
 @click.pass_context
-def examples(ctx: click.Context, check: bool, backend: str, jobs: int, refresh: bool) -> None:
+def examples(ctx: click.Context, check: bool, backend: str, jobs: int, refresh: bool, tools_table: bool) -> None:
     """Worked examples: list them (ranked for QUERY), show, run or check them."""
     if ctx.invoked_subcommand is not None:
+        return
+    if tools_table:
+        from ..classic_tools import counts, table
+
+        click.echo(table(), nl=False)
+        n = counts()
+        click.echo(f"{n['tools']} tools: {n['covered']} covered by {n['entries']} entries, {n['reason']} listed with "
+                   f"a reason, {n['missing']} missing", err=True)
         return
     if refresh:
         changed = refresh_programs()
@@ -95,7 +106,10 @@ def list_cmd(query: tuple[str, ...] = (), limit: int = 10) -> None:
 
 
 def needs_text(e: Example) -> str:
-    """What the entry's spec needs from the kernel: probe kinds (uprobes with their target)."""
+    """What the entry's spec needs from the kernel: probe kinds (uprobes with their target); a needs_only
+    entry's declared need."""
+    if e.need:
+        return e.need
     parts: list[str] = []
     for p in e.spec.all_probes:
         item = f"{p.kind}:{p.target}" if p.kind in ("uprobe", "uretprobe") else p.kind
@@ -107,8 +121,11 @@ def needs_text(e: Example) -> str:
 
 def runnable_here(e: Example, catalog: Catalog) -> str | None:
     """None when the spec (or an alternative) fits this kernel, else why not (a catalog check, no load)."""
+    from ..corpus import unmet_need
     from ..corpus_check import missing
 
+    if e.need and (why := unmet_need(e.need, catalog)):
+        return f"needs {e.need}: {why}"
     first: str | None = None
     for spec in [e.spec, *e.alternatives]:
         gap = missing(spec, catalog)
@@ -134,6 +151,8 @@ def show(entry_id: str, backend: str) -> None:
         click.echo(f"Tutorial lesson {e.lesson}")
     if e.tags:
         click.echo(f"Tags: {', '.join(e.tags)}")
+    if e.tools:
+        click.echo(f"Classic tools: {', '.join(e.tools)}")
     click.echo("")
     click.echo(textwrap.fill(" ".join(e.explanation.split()), width=100))
     if e.paraphrases:
@@ -142,14 +161,18 @@ def show(entry_id: str, backend: str) -> None:
             click.echo(f'  gpttrace "{p}"')
     gap = runnable_here(e, catalog)
     click.echo(f"\nRunnable here: {'yes' if gap is None else 'no (' + gap + ')'}")
+    if e.substitute:
+        click.echo(textwrap.fill("Substitute for " + "/".join(e.tools) + ": " + " ".join(e.substitute.split()),
+                                 width=100))
     if e.original:
         o = e.original
-        click.echo(f"\nThe lesson's original method: {o.method} (needs {o.needs}: "
+        click.echo(f"\nThe original method: {o.method} (needs {o.needs}: "
                    f"{_availability(o.needs, catalog, e.id)})")
         if o.note:
             click.echo(textwrap.fill(" ".join(o.note.split()), width=100, initial_indent="  ",
                                      subsequent_indent="  "))
-    click.echo(f"\n# The program ({backend}, rendered for this kernel):")
+    label = "the original method; not loaded where its need is missing" if e.needs_only else "rendered for this kernel"
+    click.echo(f"\n# The program ({backend}, {label}):")
     click.echo(_render_text(e.spec, backend, catalog).rstrip("\n"))
     if e.original and e.original.spec is not None:
         spec = e.original.spec
@@ -163,17 +186,14 @@ def show(entry_id: str, backend: str) -> None:
 
 def _availability(need: str, catalog: Catalog, entry_id: str) -> str:
     """Whether this machine has what an original method needs, in words."""
-    f = catalog.features
-    if need in ("xdp", "tc"):
-        from ..kernel.features import find_bcc_python
+    from ..corpus import unmet_need
 
-        if find_bcc_python():
-            return f"available here with the BCC backend (gpttrace examples run {entry_id} --original)"
-        return "needs the BCC backend, which is not installed"
-    have = {"kprobes": f.kprobes, "fentry": f.kfunc, "kfunc": f.kfunc, "lsm": f.lsm, "uprobes": f.uprobes}.get(need)
-    if have is None:
-        return "not probed yet (`gpttrace doctor` finds out)"
-    return f"available here (gpttrace examples run {entry_id} --original)" if have else "not available on this kernel"
+    why = unmet_need(need, catalog)
+    if why:
+        return f"not available here: {why}"
+    how = " with the BCC backend" if need in ("xdp", "tc") else ""
+    e = _entry(entry_id)
+    return f"available here{how} (gpttrace examples run {entry_id}{'' if e.needs_only else ' --original'})"
 
 
 def _render_text(spec: ProgramSpec, backend: str, catalog: Catalog) -> str:
@@ -216,6 +236,8 @@ def run(entry_id: str, yes: bool, backend: str, original: bool, command: str | N
 
     e = _entry(entry_id)
     catalog = Catalog()
+    if e.need and not original and (gap := runnable_here(e, catalog)):
+        raise UsageError(f"{e.id} cannot run here: {gap}", f"`gpttrace examples show {e.id}` shows its program")
     candidates = [e.spec, *e.alternatives]
     if original:
         if e.original is None or e.original.spec is None:

@@ -100,6 +100,14 @@ class Catalog:
             if syms and probe.name not in syms:
                 return f"{path} has no function {probe.name!r}"
             return None
+        if k == "hardware":
+            return None if f.hw_counters else "this machine has no hardware performance counters (no CPU PMU)"
+        if k == "usdt":
+            if not f.uprobes:
+                return "this kernel has no uprobes (USDT probes are uprobes)"
+            if resolve_target(probe.target or "") is None:
+                return f"cannot find a library or program called {probe.target!r} (is it installed?)"
+            return None
         if k in ("xdp", "tc"):
             if not os.path.exists(f"/sys/class/net/{probe.target}"):
                 return f"no network interface {probe.target!r}"

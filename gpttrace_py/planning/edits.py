@@ -322,6 +322,10 @@ def add_named_syscalls(spec: ProgramSpec, calls: list[str], catalog: Catalog) ->
 STATUS_LABELS = {"RET", "RESULT", "FD", "ERR", "ERRNO", "STATUS", "RC"}
 
 
+# builtins a call can change: read at the exit they say what the call did (setresuid: the user id after it)
+CHANGED_BY_CALL = frozenset({"uid", "gid"})
+
+
 def without_result(spec: ProgramSpec, keep_data: bool = True) -> ProgramSpec | None:
     """A syscall start/end pair kept only to print the result at the exit, made one probe per call at the entry:
     the arguments the start saved are read where they are, the result column goes. ``None`` when the pair does
@@ -333,7 +337,8 @@ def without_result(spec: ProgramSpec, keep_data: bool = True) -> ProgramSpec | N
             or not all(p.is_syscall_exit for p in spec.probes)
             or not all(p.is_syscall_enter for p in start.probes)
             or any(k != "tid" for k in start.key)
-            or (spec.filter.expr and E.fields_used(spec.filter.expr))):
+            or (spec.filter.expr and E.fields_used(spec.filter.expr))
+            or any(E.builtins_used(f.expr) & CHANGED_BY_CALL for f in spec.print)):
         return None
 
     def at_exit(expr: str) -> bool:  # reads what the exit sees: the result

@@ -65,6 +65,7 @@ ACTIONS = {
         "delay",
         "delays",
         "time spent",
+        "how much time",
         "slow",
         "slowest",
         "took",

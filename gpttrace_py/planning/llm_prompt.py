@@ -368,13 +368,16 @@ def _program_text(program: str | None, limit: int) -> str:
 
 
 def examples_for(text: str, catalog: Catalog, n: int = 3) -> list[tuple[str, ProgramSpec, str | None]]:
-    """The closest corpus entries: title, spec, and the bpftrace program (the entry's, or rendered here)."""
+    """The closest corpus entries: title, spec, and the bpftrace program (the entry's, or rendered here). An
+    original that needs what this machine lacks (a needs_only entry) is no example to follow here."""
+    from ..corpus import unmet_need
     from .retrieval import index
 
     try:
-        hits = index().search(text, limit=n)
+        hits = index().search(text, limit=n + 3)
     except Exception:  # a broken corpus entry must not stop the LLM planner
         return []
+    hits = [h for h in hits if not (h.example.need and unmet_need(h.example.need, catalog))][:n]
     return [(h.example.title, h.example.spec, h.example.program or _render(h.example.spec, catalog)) for h in hits]
 
 

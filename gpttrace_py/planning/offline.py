@@ -194,11 +194,16 @@ class OfflinePlanner:
     def candidates(self, it: Intent, catalog: Catalog) -> list[Candidate]:
         """Corpus examples and named calls, ranked; a program built on the tracepoints whose names the request
         says goes first when it accounts for more of the request's words than the best of those."""
+        ranked = self._ranked(it, catalog)
+        tools = self._named_tools(it, catalog)
+        if tools:  # a classic tool by name: its worked example (adapted to the request), then the rest
+            return tools + [c for c in ranked if c.source not in {t.source for t in tools}]
         from . import catalog_match, understand
 
         words = understand.content_words(it)
-        ranked = _most_placed_first(self._ranked(it, catalog), words, it)
-        if ranked and ranked[0].fits and _placed_weight(words, ranked[0].spec, ranked[0].source)[0] == len(words):
+        ranked = _runnable_first(_most_placed_first(ranked, words, it), words, catalog)
+        if (ranked and ranked[0].fits and not _cannot_run_here(ranked[0].source, catalog)
+                and _placed_weight(words, ranked[0].spec, ranked[0].source)[0] == len(words)):
             return ranked  # the best example accounts for every word: the catalog has nothing to add
         found = catalog_match.match(words, it, catalog)
         if not found:
@@ -213,7 +218,8 @@ class OfflinePlanner:
             else:
                 spec = _safe(lambda m=m: ProgramSpec.model_validate(catalog_match.spec_for(m, it)))
                 source = f"tracepoint:{tp.category}:{tp.name}"
-            spec = (_safe(lambda spec=spec: _latency_threshold(_column_format(_set_processes(spec, it), it), it))
+            # (a process name the spec refuses, e.g. one with control characters, leaves the candidate out)
+            spec = (_safe(lambda s=spec: _latency_threshold(_column_format(_set_processes(s, it), it), it))
                     if spec is not None else None)
             if spec is not None:
                 built.append(Candidate(spec, source, m.score))
@@ -223,7 +229,10 @@ class OfflinePlanner:
         theirs = _placed_weight(words, ranked[0].spec, ranked[0].source) if ranked else (0, 0.0)
         wanted = intent_shape(it)
         fits = wanted in ("events", "count") or wanted in spec_shapes(built[0].spec)
-        if mine > theirs and (fits or not ranked):  # it says more of the request, in the shape asked
+        if (mine > theirs and (fits or not ranked)) or (mine[0] >= theirs[0] and _cannot_run_here(ranked[0].source,
+                                                                                                  catalog)):
+            # it says more of the request, in the shape asked; or the example could only run with a missing
+            # feature and this kernel's program says as many of the request's words
             return built[:1] + ranked + built[1:]
         return ranked + built
 
@@ -321,6 +330,21 @@ class OfflinePlanner:
             # weak evidence: accept only when at least two content words agree with the example
             if out[0].score < MIN_SCORE / 2:
                 return []
+        return out
+
+    def _named_tools(self, it: Intent, catalog: Catalog) -> list[Candidate]:
+        """Candidates from the worked examples of the classic tools the request names; a word written as a
+        syscall ("the cachestat syscall", "cachestat()") names the call, not the tool."""
+        from ..corpus import named_tools
+
+        out: list[Candidate] = []
+        for example in named_tools(it.text, _ordinary_word):
+            if set(example.tool_names) & set(it.explicit_calls + it.syscall_words):
+                continue
+            for spec in [example.spec, *example.alternatives]:
+                adapted = _safe(lambda s=spec: adapt(s, it, catalog, tool=True))
+                if adapted is not None:
+                    out.append(Candidate(adapted, f"corpus:{example.id}", float("inf")))
         return out
 
     def named_syscalls(self, it: Intent, catalog: Catalog) -> list[str]:
@@ -459,6 +483,27 @@ def _most_placed_first(ranked: list[Candidate], words: list[str], it: Intent, am
     return [top[best], *[c for i, c in enumerate(ranked) if i != best]]
 
 
+def _runnable_first(ranked: list[Candidate], words: list[str], catalog: Catalog) -> list[Candidate]:
+    """An example that only a missing feature could run (a needs_only entry) yields the first place to the next
+    example that runs here and says as many of the request's words; with none, it stays first (and the plan
+    is refused with what it needs, rather than answered with something that does less)."""
+    if not ranked or not _cannot_run_here(ranked[0].source, catalog):
+        return ranked
+    need = _placed_weight(words, ranked[0].spec, ranked[0].source)[0]
+    for i, cand in enumerate(ranked[1:], 1):
+        if cand.source.startswith("corpus:") and not _cannot_run_here(cand.source, catalog) \
+                and _placed_weight(words, cand.spec, cand.source)[0] >= need:
+            return [cand, *ranked[:i], *ranked[i + 1:]]
+    return ranked
+
+
+def _cannot_run_here(source: str, catalog: Catalog) -> bool:
+    """The candidate is a worked example whose program is an original that needs what this machine lacks."""
+    from . import understand
+
+    return understand.unmet_example_need(source, catalog) is not None
+
+
 def _placed_weight(words: list[str], spec: ProgramSpec, source: str) -> tuple[int, float]:
     """How much of the request a candidate's probes, fields and example account for: how many of its content
     words they place, then how specific those are (a word the corpus rarely uses says more; one it never uses
@@ -585,12 +630,14 @@ def _safe(make: Any) -> ProgramSpec | None:
 
 
 # -- adapting a corpus spec to an intent ---------------------------------------------------------------
-def adapt(spec: ProgramSpec, it: Intent, catalog: Catalog) -> ProgramSpec:
+def adapt(spec: ProgramSpec, it: Intent, catalog: Catalog, tool: bool = False) -> ProgramSpec:
+    """The example adapted to the request; ``tool``: the request named the classic tool the example covers, whose
+    columns (the result included) are what was asked for."""
     spec = edits.fit_to_kernel(spec, catalog)
     # An example's own process filter is an illustration: the intent's (or none) replaces it.
     spec = edits.clear_process(spec)
     spec = _set_processes(spec, it)
-    if not wants_result(it):
+    if not tool and not wants_result(it):
         # a count of the calls ("count writes by file descriptor") needs none of what the exit sees
         spec = (edits.without_result(spec) or (_counts_events(spec, it) and edits.without_result(spec, False))
                 or spec)

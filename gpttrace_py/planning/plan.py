@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..errors import UnmappableIntent
+from ..errors import MissingFeature, UnmappableIntent
 from . import lexicon, understand
 from .language import Reading, read
 
@@ -65,17 +65,34 @@ def make_plan(planner: Planner, request: str, ctx: PlanContext, unsafe: bool = F
     return check_plan(reading, spec, ctx, suggest=suggest, source=getattr(planner, "name", ""), starting=starting)
 
 
+class NeedMissing(MissingFeature):
+    """The request reached a worked example that only the original method answers, and this machine lacks what
+    that needs. ``spec`` is the original, for ``--dry-run -o FILE`` to save (it is never loaded here)."""
+
+    def __init__(self, message: str, spec: ProgramSpec, entry_id: str) -> None:
+        super().__init__(message, spec)
+        self.hint = (f"`gpttrace examples show {entry_id}` shows its program; --dry-run -o FILE saves it for a "
+                     "machine that has what it needs")
+        self.spec = spec
+
+
 def check_plan(reading: Reading | str, spec: ProgramSpec, ctx: PlanContext, suggest: Any = None,
                source: str = "", starting: tuple[str, ...] = ()) -> Plan:
     """The spec as a Plan for this request; refused (exit 2) when it leaves the request's subject out."""
     from .intent import parse
 
+    refusal = understand.unmet_example_need(ctx.source, ctx.catalog)
+    if refusal is not None:
+        raise NeedMissing(refusal, spec, ctx.source.removeprefix("corpus:"))
     if isinstance(reading, str):
         reading = read(reading)
     say = lexicon.load(reading.language).say
     it = parse(reading.text)
     acc = understand.account(it, spec, ctx.catalog, _example_text(ctx.source), reading.language, starting)
     acc.unplaced += reading.unknown  # words of the request its language's lexicon did not know
+    substitute = understand.substitute_note(ctx.source, reading.text)
+    if substitute:
+        acc.notes.append(substitute)
     unknown = [w for w in acc.unplaced if not understand.known_word(w)]
     placed = len(understand.content_words(it)) - (len(acc.unplaced) - len(reading.unknown))
     # refused: nothing placed; more words unplaced than placed, when some of them no vocabulary knows (the very
@@ -105,4 +122,5 @@ def _example_text(source: str) -> str:
     example = by_id(source.removeprefix("corpus:"))
     if example is None:
         return ""
-    return " ".join([example.title, example.id.replace("-", " "), *example.tags, *example.paraphrases])
+    return " ".join([example.title, example.id.replace("-", " "), *example.tags, *example.tool_names,
+                     *example.paraphrases])

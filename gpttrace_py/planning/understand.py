@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..errors import MissingFeature, UnmappableIntent
 from . import lexicon as lexicon_mod
@@ -143,6 +143,43 @@ def missing_need(text: str, catalog: Catalog, lang: str = "en") -> str | None:
         if sub is not None and not categories & set(sub.categories):
             return say("subsystem_missing", what=sub.what, categories=", ".join(sub.categories))
     return None
+
+
+def unmet_example_need(source: str, catalog: Catalog) -> str | None:
+    """Why a plan taken from a needs_only worked example (``corpus:<id>``) cannot run here, or None."""
+    example = _example(source)
+    if example is None or example.need is None:
+        return None
+    from ..corpus import unmet_need
+
+    why = unmet_need(example.need, catalog)
+    if why is None:
+        return None
+    name = "/".join(example.tool_names) or example.id
+    return (f"{name} ({example.title}) needs {example.need}, and {why}; there is no substitute that runs here "
+            f"(its original method: {example.original.method if example.original else example.need})")
+
+
+def substitute_note(source: str, request: str) -> str | None:
+    """The label of a plan taken from a worked example that stands in for a classic tool, or None. An example
+    with a purpose of its own (unlinksnoop stands in for filegone) is labelled when the request names the tool."""
+    example = _example(source)
+    if example is None or not example.substitute:
+        return None
+    from ..corpus import named_tools
+    from .intent import _ordinary_word
+
+    if example.id not in example.tool_names and example not in named_tools(request, _ordinary_word):
+        return None
+    return f"a substitute for {'/'.join(example.tool_names)}: {' '.join(example.substitute.split())}"
+
+
+def _example(source: str) -> Any:
+    if not source.startswith("corpus:"):
+        return None
+    from ..corpus import by_id
+
+    return by_id(source.removeprefix("corpus:"))
 
 
 def _observing_version(text: str, verb: str) -> str | None:
