@@ -193,7 +193,7 @@ def test_a_program_for_a_missing_feature_is_shown_and_saved_not_loaded(cli, cata
 
 
 def test_chat_takes_chinese_refinements(cli):
-    r = cli("chat", "--offline", input="统计 dd 的 read 调用\n改成直方图\n换成 BCC\n只看 pid 42\n/quit\n", timeout=120)
+    r = cli("chat", "--offline", input="统计 dd 读取的字节数\n改成直方图\n换成 BCC\n只看 pid 42\n/quit\n", timeout=120)
     assert "理解为:" in r.stderr + r.stdout
     out = r.stderr + r.stdout
     assert "Changed: histogram" in out and "Changed: backend bcc" in out and "Changed: only pid 42" in out, out[-3000:]

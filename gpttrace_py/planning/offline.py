@@ -201,7 +201,9 @@ class OfflinePlanner:
         from . import catalog_match, understand
 
         words = understand.content_words(it)
-        ranked = _runnable_first(_most_placed_first(ranked, words, it), words, catalog)
+        if not self._named:  # (a named call has put the examples that use it first)
+            ranked = _most_placed_first(ranked, words, catalog)
+        ranked = _runnable_first(ranked, words, catalog)
         if (ranked and ranked[0].fits and not _cannot_run_here(ranked[0].source, catalog)
                 and _placed_weight(words, ranked[0].spec, ranked[0].source)[0] == len(words)):
             return ranked  # the best example accounts for every word: the catalog has nothing to add
@@ -470,13 +472,16 @@ class OfflinePlanner:
         ]
 
 
-def _most_placed_first(ranked: list[Candidate], words: list[str], it: Intent, among: int = 4) -> list[Candidate]:
-    """Of the best few candidates of the asked shape, the one that accounts for more of the request's words goes
-    first ("bytes sent over tcp": the example about TCP and UDP before the one about UDP alone)."""
+def _most_placed_first(ranked: list[Candidate], words: list[str], catalog: Catalog,
+                       among: int = 4) -> list[Candidate]:
+    """Of the best few candidates of the asked shape that run here, the one that accounts for more of the
+    request's words goes first ("bytes sent over tcp": the example about TCP and UDP before the one about UDP
+    alone)."""
     if len(ranked) < 2 or not words or ranked[0].source.startswith(("syscall:", "uprobe:", "tracepoint:")):
         return ranked
     top = ranked[:among]
-    counts = [_placed_weight(words, c.spec, c.source)[0] for c in top]
+    counts = [-1 if _cannot_run_here(c.source, catalog) else _placed_weight(words, c.spec, c.source)[0]
+              for c in top]
     best = max(range(len(top)), key=lambda i: (counts[i], -i))
     if best == 0 or counts[best] <= counts[0] or (top[0].fits and not top[best].fits):
         return ranked
