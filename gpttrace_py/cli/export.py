@@ -32,7 +32,7 @@ def export() -> None:
 @click.option("--no-check", is_flag=True, help="Do not load the program on this machine first.")
 def k8s(request: tuple[str, ...], program_file: str | None, kind: str, node: str | None, selectors: tuple[str, ...],
         seconds: int | None, image: str | None, name: str | None, namespace: str | None, offline: bool,
-        model: str | None, unsafe: bool, no_check: bool) -> None:
+        model: str | None, no_fallback: bool, unsafe: bool, no_check: bool) -> None:
     """Print Kubernetes manifests (YAML) that run REQUEST's program with bpftrace on the nodes.
 
     \b
@@ -69,7 +69,8 @@ def k8s(request: tuple[str, ...], program_file: str | None, kind: str, node: str
     else:
         from ..planning.select import get_planner
 
-        planned = fleet.from_request(text, get_planner(offline=offline, model=model), seconds, unsafe)
+        planned = fleet.from_request(text, get_planner(offline=offline, model=model, fallback=not no_fallback),
+                                     seconds, unsafe)
         assert planned.plan is not None
         ui.talk(f"understood: {planned.plan.understood()}")
         if planned.plan.not_honoured:
@@ -108,29 +109,29 @@ def _project_options(f):
 @export.command(context_settings={"help_option_names": ["-h", "--help"]})
 @_project_options
 def libbpf(request: tuple[str, ...], spec_file: str | None, directory: str | None, name: str | None,
-           offline: bool, model: str | None) -> None:
+           offline: bool, model: str | None, no_fallback: bool) -> None:
     """Write the program for REQUEST as a libbpf CO-RE tool in C; `make` in the directory builds it.
 
     \b
       gpttrace export libbpf "trace files opened by cat" -o opensnoop
     """
-    _project("libbpf", request, spec_file, directory, name, offline, model)
+    _project("libbpf", request, spec_file, directory, name, offline, model, no_fallback)
 
 
 @export.command(context_settings={"help_option_names": ["-h", "--help"]})
 @_project_options
 def go(request: tuple[str, ...], spec_file: str | None, directory: str | None, name: str | None,
-       offline: bool, model: str | None) -> None:
+       offline: bool, model: str | None, no_fallback: bool) -> None:
     """Write the program for REQUEST as a Go tool on cilium/ebpf; `make` in the directory builds it (offline).
 
     \b
       gpttrace export go "count syscalls by process" -n syscount
     """
-    _project("go", request, spec_file, directory, name, offline, model)
+    _project("go", request, spec_file, directory, name, offline, model, no_fallback)
 
 
 def _project(lang: str, request: tuple[str, ...], spec_file: str | None, directory: str | None, name: str | None,
-             offline: bool, model: str | None) -> None:
+             offline: bool, model: str | None, no_fallback: bool = False) -> None:
     from ..errors import UsageError
     from ..kernel.catalog import Catalog
     from ..project_files import write_files
@@ -147,7 +148,8 @@ def _project(lang: str, request: tuple[str, ...], spec_file: str | None, directo
         from ..planning.plan import make_plan
         from ..planning.select import get_planner
 
-        plan = make_plan(get_planner(offline=offline, model=model), text, PlanContext(catalog=catalog))
+        plan = make_plan(get_planner(offline=offline, model=model, fallback=not no_fallback), text,
+                         PlanContext(catalog=catalog))
         spec = plan.spec
         click.echo(f"understood: {plan.understood()}", err=True)
     else:

@@ -762,7 +762,9 @@ def _counts_events(spec: ProgramSpec, it: Intent, keys: list[dict[str, Any]] | N
 
 def _counts_instead(spec: ProgramSpec, it: Intent) -> bool:
     """An example that sums or histograms a value, asked for how many times ("count softirqs by vector")?"""
-    return (intent_shape(it) == "count" and bool(spec.aggregates) and not spec.print
+    return (intent_shape(it) == "count" and it.has("count", "counts", "counting", "how many", "number of", "how often",
+                                                  "tally", "frequency of")
+            and bool(spec.aggregates) and not spec.print
             and all(a.func not in ("count", "stats") for a in spec.aggregates)
             and not it.has("time", "bytes", "how long", "total", "sum", "amount", "latency", "size", "sizes")
             and not any(p.kind == "profile" for p in spec.probes))
