@@ -13,13 +13,13 @@ fi
 
 log() { printf '\n== %s\n' "$*" >&2; }
 
-log "apt packages: bpftrace, BCC, bpftool, kernel headers, tmux (for the chat tests), cmake and g++ (llama-cpp-python), passwd and util-linux (useradd and runuser: tests/test_root_safe.py attacks as a second user)"
+log "apt packages: bpftrace, BCC, bpftool, kernel headers, tmux (for the chat tests), cmake and g++ (llama-cpp-python), passwd, login and util-linux (useradd, nologin and runuser: tests/test_root_safe.py attacks as a second user)"
 export DEBIAN_FRONTEND=noninteractive
 if ! command -v bpftrace >/dev/null || ! command -v bpftool >/dev/null || ! /usr/bin/python3 -c 'import bcc' 2>/dev/null \
-   || ! dpkg -s python3-pyroute2 tmux python3-venv passwd util-linux cmake g++ >/dev/null 2>&1 || ! ls -d /usr/src/linux-headers-*-amd64 >/dev/null 2>&1; then
+   || ! dpkg -s python3-pyroute2 tmux python3-venv passwd login util-linux cmake g++ >/dev/null 2>&1 || ! ls -d /usr/src/linux-headers-*-amd64 >/dev/null 2>&1; then
   apt-get update -qq
   apt-get install -y -qq bpftrace bpftool bpfcc-tools python3-bpfcc linux-headers-amd64 python3-pyroute2 tmux \
-    iproute2 python3-venv passwd util-linux cmake g++ >/dev/null
+    iproute2 python3-venv passwd login util-linux cmake g++ >/dev/null
 fi
 
 log "apt packages for gpttrace export: clang, libbpf-dev, make, gcc (libbpf tools), golang-go and cilium/ebpf (Go tools)"

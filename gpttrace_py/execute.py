@@ -129,7 +129,7 @@ def show_and_run(planned: PlannedProgram, options: TraceOptions, ui: UI, confirm
     elif uses and not options.dry_run:
         ui.warn(f"gpttrace: --unsafe: this program CHANGES THE SYSTEM: {safety.describe(uses)}")
     if options.output:  # only once the run is accepted (or only checked, with --dry-run)
-        _save(program, options.output, ui)
+        save_program(program, options.output, ui)
     log(options, "spec", planned.spec)
     log(options, "program", program)
     duration = options.duration
@@ -277,7 +277,7 @@ def _isatty(stream: Any) -> bool:
         return False
 
 
-def _save(program: RenderedProgram, path: str, ui: UI) -> None:
+def save_program(program: RenderedProgram, path: str, ui: UI) -> None:
     from . import safefs
 
     try:  # a new file renamed over the name: a symlink planted there is replaced, never followed

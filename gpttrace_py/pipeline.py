@@ -6,6 +6,8 @@ the error goes back to the planner, which revises the spec; each attempt is show
 
 from __future__ import annotations
 
+import os
+
 from .errors import ExitCode, GpttraceError, MissingFeature, UsageError
 from .execute import (
     DEFAULT_MAX_EVENT_RATE,
@@ -120,8 +122,6 @@ def _trace(intent: str, planner: Planner, options: TraceOptions, ui: UI, catalog
         planner.progress = not options.json_out  # type: ignore[attr-defined]
     plan_record = None
     if spec is None:
-        import os
-
         from .planning.plan import make_plan
 
         starting = (os.path.basename(options.command[0]),) if options.command else ()
@@ -202,7 +202,7 @@ def _trace(intent: str, planner: Planner, options: TraceOptions, ui: UI, catalog
 
 def _show_unloadable(exc: MissingFeature, options: TraceOptions, ui: UI, catalog: Catalog) -> None:
     """A program for a machine that has what this one lacks: shown, and saved with --dry-run -o; never loaded."""
-    from .execute import _save
+    from .execute import save_program
 
     if not isinstance(exc.program, ProgramSpec):
         return
@@ -210,7 +210,7 @@ def _show_unloadable(exc: MissingFeature, options: TraceOptions, ui: UI, catalog
     ui.talk("(the program a kernel with this feature would run; it is not loaded here)")
     ui.show_program(program, exc.program)
     if options.output and options.dry_run:
-        _save(program, options.output, ui)
+        save_program(program, options.output, ui)
 
 
 def planned(spec: ProgramSpec, program: RenderedProgram, source: str,

@@ -188,15 +188,20 @@ def test_the_table_is_large_and_has_negatives():
     assert len(negatives) >= 30
 
 
-@pytest.mark.parametrize("request_text,expected", ROWS, ids=[r[0][:50] for r in ROWS])
-def test_phrase(request_text: str, expected: dict) -> None:
-    it = parse(request_text)
+def check_slots(said: str, text: str, expected: dict) -> None:
+    """``text`` (the request as the extractors read it; ``said`` as typed, for messages) fills ``expected``."""
+    it = parse(text)
     for key, want in expected.items():
         if key == "shape":
-            assert intent_shape(it) == want, f"{request_text!r}: shape {intent_shape(it)!r}, wanted {want!r}"
+            got = intent_shape(it)
         elif key == "action":
-            got = system_action(request_text)
-            assert (got[0] if got else None) == want, f"{request_text!r}: action {got!r}, wanted {want!r}"
+            act = system_action(text)
+            got = act[0] if act else None
         else:
             got = getattr(it, FIELDS[key])
-            assert got == want, f"{request_text!r}: {key} = {got!r}, wanted {want!r}"
+        assert got == want, f"{said!r} read as {text!r}: {key} = {got!r}, wanted {want!r}"
+
+
+@pytest.mark.parametrize("request_text,expected", ROWS, ids=[r[0][:50] for r in ROWS])
+def test_phrase(request_text: str, expected: dict) -> None:
+    check_slots(request_text, request_text, expected)

@@ -6,11 +6,9 @@ a question about one), and requests with words the lexicon does not know must re
 from __future__ import annotations
 
 import pytest
+from test_phrases import check_slots
 
-from gpttrace_py.planning.intent import parse
 from gpttrace_py.planning.language import read
-from gpttrace_py.planning.offline import intent_shape
-from gpttrace_py.planning.understand import system_action
 
 ROWS: list[tuple[str, dict]] = [
     ("跟踪 ls 打开的文件", {"comm": "ls", "shape": "events"}),
@@ -87,11 +85,6 @@ UNKNOWN: list[tuple[str, list[str]]] = [
     ("统计 nginx 的猫咪", ["猫咪"]),
 ]
 
-FIELDS = {"comm": "comm", "comms": "comms", "not": "not_comms", "pid": "pid", "unit": "unit", "duration": "duration_s",
-          "interval": "interval_s", "top": "top", "path": "path", "port": "port", "signal": "signal",
-          "size": "size_bound", "errors": "errors_only", "format": "output_format"}
-
-
 def test_the_table_is_large_and_has_negatives():
     assert len(ROWS) >= 60
     assert len([r for r in ROWS if None in r[1].values()]) >= 20
@@ -102,18 +95,7 @@ def test_phrase(request_text: str, expected: dict) -> None:
     reading = read(request_text)
     assert reading.language == "zh"
     assert not reading.unknown, f"{request_text!r}: the lexicon does not know {reading.unknown}"
-    it = parse(reading.text)
-    for key, want in expected.items():
-        if key == "shape":
-            got = intent_shape(it)
-            assert got == want, f"{request_text!r} read as {reading.text!r}: shape {got!r}, wanted {want!r}"
-        elif key == "action":
-            act = system_action(reading.text)
-            got = act[0] if act else None
-            assert got == want, f"{request_text!r} read as {reading.text!r}: action {got!r}, wanted {want!r}"
-        else:
-            got = getattr(it, FIELDS[key])
-            assert got == want, f"{request_text!r} read as {reading.text!r}: {key} = {got!r}, wanted {want!r}"
+    check_slots(request_text, reading.text, expected)
 
 
 @pytest.mark.parametrize("request_text,unknown", UNKNOWN)

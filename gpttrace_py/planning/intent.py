@@ -6,6 +6,7 @@ Only words are read here; whether a named syscall or tracepoint exists is the ca
 from __future__ import annotations
 
 import re
+import socket
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -341,7 +342,7 @@ SIZE_THRESHOLD = re.compile(
     r"|at most|no more than|smaller|less|fewer|shorter|under|below|<=|<)\s*(?:than\s+)?"
     r"(?P<n>\d+(?:\.\d+)?)\s*(?P<unit>" + "|".join(sorted(BYTE_UNITS, key=len, reverse=True)) + r")\b"
 )
-PROTOCOLS = {"icmp": 1, "tcp": 6, "udp": 17, "sctp": 132}  # IPPROTO_* numbers
+PROTOCOLS = {name: int(getattr(socket, f"IPPROTO_{name.upper()}")) for name in ("icmp", "tcp", "udp", "sctp")}
 NUMBER_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,
                 "ten": 10, "twelve": 12, "fifteen": 15, "twenty": 20, "fifty": 50, "hundred": 100}
 LATENCY_THRESHOLD = re.compile(
@@ -652,8 +653,12 @@ def _ordinary_word(word: str) -> bool:
     )
 
 
-_NEGATION_WORDS = {"except", "excluding", "exclude", "but", "not", "other", "apart", "aside", "besides", "ignoring",
-                   "without", "or", "and", "nor", "than"}
+@lru_cache(maxsize=1)
+def _negation_words() -> frozenset[str]:
+    """The words of the lexicon's exclusions ("except", "other than"...) and of lists: never a program's name."""
+    from .lexicon import load
+
+    return frozenset(w for phrase in load().negation for w in phrase.split()) | {"or", "and", "nor", "than"}
 
 
 @lru_cache(maxsize=1)
@@ -697,7 +702,7 @@ def _plausible_process(name: str, text: str, match: re.Match[str]) -> bool:
         return False
     if name in KNOWN_PROCESSES:
         return True
-    if name in _action_words() or name in _NEGATION_WORDS:  # "by process tally", "process except java"
+    if name in _action_words() or name in _negation_words():  # "by process tally", "process except java"
         return False
     if _tracing_vocabulary(name) or name.endswith(_ENGLISH_SUFFIXES):
         return False

@@ -57,6 +57,7 @@ def _longest(language: str) -> int:
 
 def _through_lexicon(request: str, lex: lexicon_mod.Lexicon) -> Reading:
     terms = lex.terms
+    particles = lex.particles
     longest = _longest(lex.language)
     out: list[str] = []
     unknown: list[str] = []
@@ -78,15 +79,17 @@ def _through_lexicon(request: str, lex: lexicon_mod.Lexicon) -> Reading:
                                       len(_ASCII_RUN.match(request, i).group(0)) > len(found)):
             flush()
             english = terms[found]
-            if found == "的" and after_name and out[-1][:1].isalpha() and len(out[-1]) <= 15:
+            if found in particles.get("possessive", ()) and after_name and out[-1][:1].isalpha() \
+                    and len(out[-1]) <= 15:
                 out[-1] += "'s"  # "dd 的 read 调用": dd's read calls
-            elif found in ("以外", "之外") and after_name and "except" not in out[-3:-1]:
+            elif found in particles.get("postposed_exclusion", ()) and after_name and "except" not in out[-3:-1]:
                 out.insert(len(out) - 1, "except")  # "sshd 以外的进程": processes other than sshd
             elif english.startswith(("by ", "per ")) and english != "per second":
                 grouping.append(english)  # "按进程统计...": English says how to group at the end
             elif english:
                 out.append(english)
-            elif found == "被" and _ASCII_RUN.match(request, _skip_spaces(request, i + 1)):
+            elif found in particles.get("agent_before_name", ()) and _ASCII_RUN.match(request,
+                                                                                      _skip_spaces(request, i + 1)):
                 out.append("by")  # "被 nginx 打开的文件": opened by nginx (before a verb it only marks the passive)
             after_name = False
             i += len(found)

@@ -49,6 +49,7 @@ class Lexicon:
     terms: dict[str, str]  # a language read through English: its phrases and the English they mean
     foreign_markers: dict[str, frozenset[str]]  # words of languages the planner does not read, by language
     verbs: dict[str, str]  # the action verbs (system_actions) as this language says them
+    particles: dict[str, tuple[str, ...]]  # words read by what stands beside them (possessive, exclusion, agent)
 
     def say(self, key: str, **values: object) -> str:
         text = self.messages.get(key) or load("en").messages[key]
@@ -83,4 +84,5 @@ def load(language: str = "en") -> Lexicon:
         terms=_public(data.get("terms", {})),
         foreign_markers={k: frozenset(v) for k, v in _public(data.get("foreign_markers", {})).items()},
         verbs=_public(data.get("verbs", {})),
+        particles={k: tuple(v) for k, v in _public(data.get("particles", {})).items()},
     )

@@ -514,15 +514,13 @@ def _placed_weight(words: list[str], spec: ProgramSpec, source: str) -> tuple[in
     words they place, then how specific those are (a word the corpus rarely uses says more; one it never uses
     counts as the commonest one)."""
     from . import lexicon, understand
-    from .plan import _example_text
     from .retrieval import index, stem
 
-    vocab = understand._spec_vocabulary(spec) | understand._text_vocabulary(_example_text(source))
+    vocab = understand.vocabulary(spec, understand.example_text(source), groups=False)
     lex = lexicon.load()
-    idf = index().idf
-    middle = min(idf.values(), default=1.0)
+    ix = index()
     placed = [w for w in words if understand._placed(w, vocab, lex)]
-    return len(placed), sum(idf.get(stem(w), middle) for w in placed)
+    return len(placed), sum(ix.idf.get(stem(w), ix.min_idf) for w in placed)
 
 
 def _set_processes(spec: ProgramSpec, it: Intent) -> ProgramSpec:

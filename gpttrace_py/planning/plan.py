@@ -51,7 +51,7 @@ def make_plan(planner: Planner, request: str, ctx: PlanContext, unsafe: bool = F
     """Read the request, check it, plan it, and check the plan against it."""
     reading = read(request)
     understand.check_request(reading.text, ctx.catalog, unsafe, reading.language,
-                             can_act=getattr(planner, "name", "") != "offline")
+                             can_act=planner.name != "offline")
     ctx.source = ""
     suggest = getattr(planner, "suggestions", None)
     try:
@@ -62,7 +62,7 @@ def make_plan(planner: Planner, request: str, ctx: PlanContext, unsafe: bool = F
         say = lexicon.load(reading.language).say
         raise UnmappableIntent(say("no_match", request=repr(request.strip()[:60])) + _unknown(reading),
                                exc.suggestions) from None
-    return check_plan(reading, spec, ctx, suggest=suggest, source=getattr(planner, "name", ""), starting=starting)
+    return check_plan(reading, spec, ctx, suggest=suggest, source=planner.name, starting=starting)
 
 
 class NeedMissing(MissingFeature):
@@ -88,13 +88,13 @@ def check_plan(reading: Reading | str, spec: ProgramSpec, ctx: PlanContext, sugg
         reading = read(reading)
     say = lexicon.load(reading.language).say
     it = parse(reading.text)
-    acc = understand.account(it, spec, ctx.catalog, _example_text(ctx.source), reading.language, starting)
+    acc = understand.account(it, spec, ctx.catalog, understand.example_text(ctx.source), reading.language, starting)
     acc.unplaced += reading.unknown  # words of the request its language's lexicon did not know
     substitute = understand.substitute_note(ctx.source, reading.text)
     if substitute:
         acc.notes.append(substitute)
     unknown = [w for w in acc.unplaced if not understand.known_word(w)]
-    placed = len(understand.content_words(it)) - (len(acc.unplaced) - len(reading.unknown))
+    placed = acc.placed
     # refused: nothing placed; more words unplaced than placed, when some of them no vocabulary knows (the very
     # subject, likely) or there are two or more; as many, when they are words of a language read through its
     # lexicon that the lexicon does not know (its function words are all there: what is left is content)
@@ -111,16 +111,3 @@ def _unknown(reading: Reading) -> str:
     if not reading.unknown:
         return ""
     return "; " + lexicon.load(reading.language).say("not_understood", words=", ".join(map(repr, reading.unknown)))
-
-
-def _example_text(source: str) -> str:
-    """The words of the worked example a plan was adapted from: its title, tags and paraphrases."""
-    if not source.startswith("corpus:"):
-        return ""
-    from ..corpus import by_id
-
-    example = by_id(source.removeprefix("corpus:"))
-    if example is None:
-        return ""
-    return " ".join([example.title, example.id.replace("-", " "), *example.tags, *example.tool_names,
-                     *example.paraphrases])

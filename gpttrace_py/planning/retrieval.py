@@ -190,6 +190,7 @@ class Index:
             df.update(set(d))
         n = len(self.docs)
         self.idf = {t: math.log(1 + (n - c + 0.5) / (c + 0.5)) for t, c in df.items()}
+        self.min_idf = min(self.idf.values(), default=1.0)  # the commonest term's
 
     def search(self, query: str, limit: int = 5) -> list[Hit]:
         q = tokens(query, expand=True)

@@ -34,6 +34,7 @@ class Accounting:
 
     not_honoured: list[str] = field(default_factory=list)
     unplaced: list[str] = field(default_factory=list)
+    placed: int = 0  # how many of the request's content words the program accounts for
     notes: list[str] = field(default_factory=list)
 
 
@@ -198,10 +199,12 @@ def account(it: Intent, spec: ProgramSpec, catalog: Catalog, example_text: str =
     """Check the plan against the request: slots it did not honour and content words it did not place."""
     acc = Accounting()
     acc.not_honoured = _slots_not_honoured(it, spec, catalog)
-    vocab = _spec_vocabulary(spec) | _text_vocabulary(example_text) | _group_vocabulary(spec)
+    vocab = vocabulary(spec, example_text)
     lex = lexicon_mod.load("en")
     for word in content_words(it):
-        if not _placed(word, vocab, lex):
+        if _placed(word, vocab, lex):
+            acc.placed += 1
+        else:
             acc.unplaced.append(word)
     names = it.comms or ([it.comm] if it.comm else [])
     idle = [n for n in names if n[:15] not in {s[:15] for s in starting} and not _running(n)]
@@ -265,6 +268,23 @@ def _placed(word: str, vocab: set[str], lex: lexicon_mod.Lexicon) -> bool:
 
     w = _word(word, lex.language)
     return any(w.closeness(v) for v in vocab)
+
+
+def vocabulary(spec: ProgramSpec, example_text: str = "", groups: bool = True) -> set[str]:
+    """The words a program accounts for: its probes, fields, labels and title, its worked example's words, and
+    (``groups``) the grouping words of what it keys, prints or filters by."""
+    words = _spec_vocabulary(spec) | _text_vocabulary(example_text)
+    return words | _group_vocabulary(spec) if groups else words
+
+
+def example_text(source: str) -> str:
+    """The words of the worked example a plan was adapted from (``corpus:<id>``): title, id, tags, the tools it
+    covers, paraphrases."""
+    example = _example(source)
+    if example is None:
+        return ""
+    return " ".join([example.title, example.id.replace("-", " "), *example.tags, *example.tool_names,
+                     *example.paraphrases])
 
 
 def _spec_vocabulary(spec: ProgramSpec) -> set[str]:
