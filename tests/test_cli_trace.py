@@ -137,8 +137,8 @@ def test_no_plugin_scan_at_start_and_pydantic_still_whole():
 
     code = (
         "import sys\n"
-        "from gpttrace_py.cli import _no_pydantic_plugins\n"
-        "_no_pydantic_plugins()\n"
+        "from gpttrace_py.speedups import no_pydantic_plugins\n"
+        "no_pydantic_plugins()\n"
         "from gpttrace_py.spec import ProgramSpec\n"
         "s = ProgramSpec.model_validate({'title': 't', 'probes': ['BEGIN'], 'print': [{'expr': 'pid'}]})\n"
         "assert s.probes[0].text == 'BEGIN'\n"

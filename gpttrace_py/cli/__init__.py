@@ -47,34 +47,6 @@ class DefaultToTrace(click.Group):
         return super().parse_args(ctx, args)
 
 
-PYDANTIC_PLUGIN_LOADER = "pydantic.plugin._loader"
-
-
-def _no_pydantic_plugins() -> None:
-    """gpttrace uses no pydantic plugin, and looking for one costs every start 20-40 ms: pydantic's plugin
-    loader imports importlib.metadata (email, zipfile, csv...) to scan the installed packages' entry points,
-    when the first model is built. Stand in for that loader with one that finds no plugin, which is what
-    PYDANTIC_DISABLE_PLUGINS=__all__ makes the real one answer. Any other name asked of it comes from the real
-    loader, so a pydantic that uses more of it still works."""
-    import types
-
-    if PYDANTIC_PLUGIN_LOADER in sys.modules:
-        return
-    stand_in = types.ModuleType(PYDANTIC_PLUGIN_LOADER)
-    stand_in.get_plugins = lambda: ()  # type: ignore[attr-defined]
-
-    def real(name: str) -> object:
-        if name.startswith("__"):  # the import system asks a module for __path__ and the like
-            raise AttributeError(name)
-        import importlib
-
-        sys.modules.pop(PYDANTIC_PLUGIN_LOADER, None)
-        return getattr(importlib.import_module(PYDANTIC_PLUGIN_LOADER), name)
-
-    stand_in.__getattr__ = real  # type: ignore[attr-defined]
-    sys.modules[PYDANTIC_PLUGIN_LOADER] = stand_in
-
-
 def _module_exists(module: str) -> bool:
     from importlib.util import find_spec
 
@@ -101,15 +73,13 @@ def cli() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI, turning expected failures into one message and an exit code."""
-    import gc
+    from .. import speedups
 
-    # Start-up (pydantic's schemas, the corpus) allocates many objects and few cycles: collecting every 700
-    # allocations costs ~8% of it. A long trace still collects, every 100,000.
-    gc.set_threshold(100_000, 50, 100)
-    _no_pydantic_plugins()
+    speedups.fewer_collections()
+    speedups.no_pydantic_plugins()
     code = _run(argv)
     if argv is None:  # the gpttrace command itself, not a caller in this process
-        _exit_now(code)
+        speedups.exit_now(code)
     sys.exit(code)
 
 
@@ -145,21 +115,6 @@ def _run(argv: list[str] | None) -> int:
               "this is a bug in gpttrace; run again with GPTTRACE_DEBUG=1 for the traceback")
         return ExitCode.TRACE_FAILED
     return ExitCode.OK
-
-
-def _exit_now(code: int) -> None:
-    """End the process without the interpreter's teardown, which frees every object still alive one at a time
-    (the corpus, pydantic's schemas): 10-20 ms after each trace, for a process about to end anyway. What
-    teardown would do that matters is done first: the atexit callbacks, and flushing standard output."""
-    import atexit
-
-    atexit._run_exitfuncs()
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):  # a closed pipe (| head) or a closed stream: nothing more to say
-            pass
-    os._exit(code)
 
 
 def _fail(message: str, hint: str | None) -> None:
