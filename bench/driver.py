@@ -3,7 +3,7 @@
 
     driver.py [--text] [--direct] [--linger S] [-c CMD] PROGRAM.bt
 
-Like gpttrace's runner (gpttrace_py/run/process.py): bpftrace starts in its own session with stdin from
+Like gpttrace's runner (gpttrace_py/run/session.py): bpftrace starts in its own session with stdin from
 /dev/null and SIGINT as its parent-death signal, and the same BPFTRACE_STRLEN/BPFTRACE_MAP_KEYS_MAX defaults;
 the driver waits for the program's first line (its BEGIN printf: every probe is attached by then), starts
 CMD (no shell; its stdout goes to our stderr, as with gpttrace -c), and sends SIGINT ``--linger`` seconds

@@ -25,9 +25,10 @@ def main() -> int:
     ap.add_argument("--lines", type=int, default=200000)
     args = ap.parse_args()
     from gpttrace_py.render.program import ProgramLayout
+    from gpttrace_py.run import RunOptions
     from gpttrace_py.run.failure import LoadFailure
-    from gpttrace_py.run.process import RunOptions, run_tracer
     from gpttrace_py.run.records import Printer
+    from gpttrace_py.run.session import run_tracer
     from gpttrace_py.ui import UI
 
     layout = ProgramLayout(ready="Tracing reads... Hit Ctrl-C to end.", header="PID     COMM             FD      BYTES",

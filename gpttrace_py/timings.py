@@ -27,7 +27,7 @@ class Timings:
         self.phases: dict[str, float] = {}
         self.attached: float | None = None
         self.attempts = 0
-        self.end_cut = False  # the tracer's wait after END was cut short (run/process.py, END_CUT_REPEATS)
+        self.end_cut = False  # the tracer's wait after END was cut short (run/endings.py, END_CUT_REPEATS)
 
     def mark(self, phase: str) -> None:
         """The time since the previous mark goes to ``phase``."""

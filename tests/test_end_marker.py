@@ -19,10 +19,11 @@ import pytest
 from conftest import GPTTRACE
 
 from gpttrace_py.render.program import ProgramLayout
+from gpttrace_py.run import RunOptions
 from gpttrace_py.run.bpftrace import END_MARKER_PREFIX, end_marker, with_end_marker
 from gpttrace_py.run.failure import LoadFailure
-from gpttrace_py.run.process import RunOptions, run_tracer
 from gpttrace_py.run.records import Printer
+from gpttrace_py.run.session import run_tracer
 
 PROGRAM = """BEGIN
 {

@@ -129,7 +129,7 @@ def _pump_bytes(data: bytes, chunk: int = 1 << 16) -> list[dict]:
     """Feed ``data`` through the runner's reader (written into a pipe in pieces of ``chunk`` bytes)."""
     import threading
 
-    from gpttrace_py.run.process import _pump, _PumpState
+    from gpttrace_py.run.pump import PumpState, pump_output
 
     r, w = os.pipe()
 
@@ -144,7 +144,7 @@ def _pump_bytes(data: bytes, chunk: int = 1 << 16) -> list[dict]:
     t = threading.Thread(target=writer)
     t.start()
     rec = _Recorder()
-    _pump(Proc(), rec, _PumpState())  # type: ignore[arg-type]
+    pump_output(Proc(), rec, PumpState())  # type: ignore[arg-type]
     t.join()
     Proc.stdout.close()
     return rec.records

@@ -12,8 +12,7 @@ import pytest
 
 from gpttrace_py.kernel.catalog import Catalog
 from gpttrace_py.render.bpftrace import render
-from gpttrace_py.run import bpftrace
-from gpttrace_py.run.process import RunOptions
+from gpttrace_py.run import RunOptions, bpftrace
 from gpttrace_py.spec import ProgramSpec
 
 pytestmark = [pytest.mark.kernel,

@@ -13,9 +13,10 @@ import time
 from pathlib import Path
 
 from gpttrace_py.render.program import ProgramLayout
+from gpttrace_py.run import RunOptions
 from gpttrace_py.run.failure import LoadFailure
-from gpttrace_py.run.process import RunOptions, run_tracer
 from gpttrace_py.run.records import Printer
+from gpttrace_py.run.session import run_tracer
 
 READY = "Tracing x... Hit Ctrl-C to end."
 TRACER = """
@@ -60,7 +61,7 @@ def test_a_backlog_is_worked_off_before_the_stop(tmp_path: Path) -> None:
 
 
 def test_a_stop_steers_clear_of_the_epoll_timeout() -> None:
-    from gpttrace_py.run.process import EPOLL_MARGIN, EPOLL_PERIOD, clear_of_epoll_timeout
+    from gpttrace_py.run.pump import EPOLL_MARGIN, EPOLL_PERIOD, clear_of_epoll_timeout
 
     for since in (0.0, 0.1, 0.2, 0.3005, 0.099, 0.1949, 1.0):
         phase = (since + clear_of_epoll_timeout(since)) % EPOLL_PERIOD

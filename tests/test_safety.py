@@ -19,7 +19,7 @@ from gpttrace_py import pipeline, safety
 from gpttrace_py.errors import ExitCode, GpttraceError, UsageError
 from gpttrace_py.pipeline import FixedPlanner, TraceOptions
 from gpttrace_py.render.program import AggregateLayout, ProgramLayout, RenderedProgram
-from gpttrace_py.run.process import RunOutcome
+from gpttrace_py.run import RunOutcome
 from gpttrace_py.run.records import Printer
 from gpttrace_py.spec import ProgramSpec
 from gpttrace_py.ui import UI
@@ -214,8 +214,8 @@ def test_no_terminal_and_no_yes_is_a_usage_error(fake_run: list[Any]) -> None:
 
 
 def test_bpftrace_runner_passes_unsafe_and_bounds_maps(monkeypatch: pytest.MonkeyPatch) -> None:
+    from gpttrace_py.run import RunOptions
     from gpttrace_py.run import bpftrace as run_bt
-    from gpttrace_py.run.process import RunOptions
 
     seen: dict[str, Any] = {}
 
@@ -432,7 +432,7 @@ def test_session_log_receives_events_aggregates_and_losses() -> None:
 
 
 def test_broken_session_log_warns_once_and_tracing_goes_on() -> None:
-    from gpttrace_py.run.process import _SessionLogSink
+    from gpttrace_py.run.session import SessionLogSink
 
     class FullDisk:
         path = "/full/session.jsonl"
@@ -441,7 +441,7 @@ def test_broken_session_log_warns_once_and_tracing_goes_on() -> None:
             raise OSError(errno.ENOSPC, "No space left on device")
 
     warnings: list[str] = []
-    sink = _SessionLogSink(FullDisk(), warnings.append)
+    sink = SessionLogSink(FullDisk(), warnings.append)
     for _ in range(5):
         sink.call("event", "x", a=1)
         sink.call("output", "line")
@@ -453,7 +453,7 @@ def test_real_session_log_on_a_full_disk(tmp_path: Path) -> None:
         from gpttrace_py.sessionlog import SessionLog
     except ImportError:
         pytest.skip("no session log module")
-    from gpttrace_py.run.process import _SessionLogSink
+    from gpttrace_py.run.session import SessionLogSink
 
     if not os.path.exists("/dev/full"):
         pytest.skip("needs /dev/full")
@@ -464,7 +464,7 @@ def test_real_session_log_on_a_full_disk(tmp_path: Path) -> None:
     os.dup2(full, log._fd)
     os.close(full)  # every append now fails with ENOSPC
     warnings: list[str] = []
-    sink = _SessionLogSink(log, warnings.append)
+    sink = SessionLogSink(log, warnings.append)
     sink.call("event", "aggregate", name="c", data={})
     sink.call("output", "line")
     assert len(warnings) == 2 and "cannot write the session log" in warnings[0]

@@ -4,7 +4,7 @@ Runs always detach. A run works in a thread of its own; when its call is cancell
 notifications/cancelled, or goes away and the transport closes) or the server stops, the run is told to
 stop (the tracer gets SIGINT, as on Ctrl-C) and the call waits, shielded from the cancellation, until the
 tracer has exited. A server killed outright still leaves nothing: the tracer gets SIGINT when the thread
-that started it dies (run/process.py, PR_SET_PDEATHSIG).
+that started it dies (run/session.py, PR_SET_PDEATHSIG).
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from ..render.program import RenderedProgram
 from .failure import LoadFailure
-from .process import LoadFailed, RunOptions, RunOutcome
+from .session import LoadFailed, RunOptions, RunOutcome
 
 
 def run_program(program: RenderedProgram, options: RunOptions, write: Callable[[str], None],

@@ -18,8 +18,8 @@ from ..errors import ExitCode, GpttraceError
 from ..kernel.features import find_bcc_python
 from ..render.program import RenderedProgram
 from .failure import LoadFailure, clean_stderr
-from .process import RunOptions, RunOutcome, run_tracer
 from .records import Printer
+from .session import RunOptions, RunOutcome, run_tracer
 
 LAUNCHER = Path(__file__).with_name("bcc_cache.py")
 

@@ -17,8 +17,8 @@ from ..errors import ExitCode, GpttraceError
 from ..kernel.features import find_bpftrace
 from ..render.program import RenderedProgram
 from .failure import parse_bpftrace_error
-from .process import RunOptions, RunOutcome, run_tracer, spawn_tracer
 from .records import Printer
+from .session import RunOptions, RunOutcome, run_tracer, spawn_tracer
 
 MAP_KEYS_MAX = 4096  # keys per map; BPFTRACE_MAP_KEYS_MAX in the environment overrides it
 PERF_RB_BYTES = 16 << 20  # bpftrace's perf ring buffers, all CPUs together; BPFTRACE_PERF_RB_PAGES overrides it

@@ -161,12 +161,12 @@ class Printer:
 
     def _rate_allows(self) -> bool:
         """Count the event in its one-second window; False when it is over the cap in a flood on a terminal."""
+        assert self.max_rate is not None  # called only with a cap
         now = self.clock()
         if self._t0 is None:
             self._t0 = now
         window = int(now - self._t0)
         if window != self._window:
-            assert self.max_rate is not None
             hot = self._window_count > self.max_rate
             self._hot = self._hot + 1 if hot and window == self._window + 1 else (1 if hot else 0)
             if self._hot >= self.sustain and not self.overloaded:
