@@ -10,6 +10,7 @@ from ..spec import Aggregate, OutputField, ProbeRef, ProgramSpec
 from ..spec import expr as E
 from ..spec.model import Filter
 from . import lower
+from .dialect import Dialect, installed
 from .escape import Code, comment, environment, ident, integer, string_literal
 from .lower import Context
 from .program import COLUMN_SEP, NAME_MARK, AggregateLayout, ProgramLayout, RenderedProgram
@@ -31,7 +32,7 @@ def compile_expr(node: E.Node, ctx: Context) -> str:
             )
         return _BUILTIN_TEXT.get(node.name, node.name)
     if isinstance(node, E.Field):
-        return f"args->{ident(node.name)}"
+        return ctx.dialect.field(ident(node.name))
     if isinstance(node, E.Saved):
         return f"$s_{ident(node.name)}"
     if isinstance(node, E.Call):
@@ -106,10 +107,12 @@ class Rendered:
 
 
 class _Builder:
-    def __init__(self, spec: ProgramSpec, catalog: Catalog) -> None:
+    def __init__(self, spec: ProgramSpec, catalog: Catalog, dialect: Dialect) -> None:
         self.spec = spec
         self.catalog = catalog
+        self.dialect = dialect
         self.ctx = lower.main_context(spec, catalog)
+        self.ctx.dialect = dialect
         self.begin: list[str] = []
         self.names_maps: list[str] = []
         self.layout = ProgramLayout()
@@ -126,8 +129,12 @@ class _Builder:
         name = f"@names_{len(self.names_maps)}"
         self.names_maps.append(name)
         for k in sorted(table):
-            self.begin.append(f"{name}[{integer(k)}] = {string_literal(table[k], 40)};")
+            self.begin.append(f"{name}[{integer(k)}] = {string_literal(table[k], self.arg_max(40))};")
         return name
+
+    def arg_max(self, limit: int) -> int:
+        """``limit``, or less if this bpftrace refuses string arguments that long."""
+        return min(limit, self.dialect.string_arg_max)
 
     def column(self, out: OutputField, ctx: Context, last: bool) -> Column:
         node = E.parse(out.expr)
@@ -182,6 +189,8 @@ class _Builder:
                 labels.append(c.label)
                 self.layout.widths.append(0)
                 break
+            if c.fmt.replace(NAME_MARK, "") not in self.dialect.printf_conversions:
+                raise ValueError(f"bpftrace {'.'.join(map(str, self.dialect.version))} has no printf {c.fmt!r}")
             if c.names is not None:  # named by the runner
                 self.layout.column_names.append((c.names, 0))
                 self.layout.named_at.append(i)
@@ -193,7 +202,7 @@ class _Builder:
         else:
             stmts.append(f"printf({string_literal(COLUMN_SEP.join(fmt_parts) + chr(10), marks=True)}, "
                          f"{', '.join(args)});")
-        header_args = ", ".join(string_literal(lab, 40) for lab in labels)
+        header_args = ", ".join(string_literal(lab, self.arg_max(40)) for lab in labels)
         header = f"printf({string_literal(' '.join(head_parts) + chr(10))}, {header_args});"
         self.layout.header = " ".join(head_parts) % tuple(labels)
         self.layout.columns = labels
@@ -240,7 +249,7 @@ class _Builder:
                 _value_label(agg),
                 [t if t and len(t) > MAX_INLINE_NAMES else None for t in key_names],
             )
-            # Constant text goes in the format itself: bpftrace 0.17 refuses string arguments over 64 bytes.
+            # Constant text goes in the format itself: a string argument has a limit (Dialect.string_arg_max).
             out.append(f"printf({string_literal(chr(10) + title + chr(10), 200)});")
             top = f", {integer(agg.top)}" if agg.top else ""
             out.append(f"print(@{ident(agg.name or 'x')}{top});")
@@ -335,9 +344,11 @@ def _value_label(agg: Aggregate) -> str:
     return f"{label}({agg.unit})" if agg.unit and agg.func not in ("hist", "lhist") else label
 
 
-def render(spec: ProgramSpec, catalog: Catalog) -> RenderedProgram:
+def render(spec: ProgramSpec, catalog: Catalog, dialect: Dialect | None = None) -> RenderedProgram:
+    """The program for bpftrace of ``dialect`` (default: the bpftrace installed here)."""
     spec = lower.read_saves_only(spec)
-    b = _Builder(spec, catalog)
+    dialect = dialect or installed()
+    b = _Builder(spec, catalog, dialect)
     print_stmts, header = b.print_statements()
     agg_stmts = [b.aggregate_statement(a) for a in spec.aggregates]
     main_terms = b.filter_terms(b.ctx, spec.filter.expr)
@@ -360,6 +371,7 @@ def render(spec: ProgramSpec, catalog: Catalog) -> RenderedProgram:
                            for n in E.walk(conj))
             (body_terms if uses_end else end_terms).append(f"({compile_expr(conj, b.ctx)})")
         sctx = lower.start_context(spec, catalog)
+        sctx.dialect = dialect
         start_terms = b.filter_terms(sctx, spec.start.filter.expr, spec.start.filter)  # its comm/pid too
         key = ", ".join(compile_expr(E.parse(k), sctx) for k in spec.start.key)
         end_key = ", ".join(compile_expr(E.parse(k), b.ctx) for k in (spec.end_key or spec.start.key))
@@ -381,7 +393,7 @@ def render(spec: ProgramSpec, catalog: Catalog) -> RenderedProgram:
         view["predicate"] = Code(" && ".join(main_terms)) if main_terms else None
         template = "events.bt.j2"
     b.layout.ready = f"Tracing {_ready_title(spec.title)}... Hit Ctrl-C to end."
-    # In the format itself: bpftrace 0.17 refuses string literal arguments over 64 bytes, not formats.
+    # In the format itself: a string literal argument has a limit (Dialect.string_arg_max), a format has not.
     ready = f"printf({string_literal(b.layout.ready + chr(10), 200)});"
     view["begin"] = [Code(s) for s in b.begin] + [Code(ready)] + ([Code(header)] if header else [])
     view["clear"] = [Code(s) for s in b.clear_statements()]

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from ..kernel.catalog import Catalog
 from ..spec import OutputField, ProbeRef, ProgramSpec
 from ..spec import expr as E
+from .dialect import Dialect, dialect_for
 
 # Types of values: 'int', 'str' (text in the event), 'ptr_str' (pointer to text), 'ip4'/'ip6' (raw address
 # bytes), 'stack', 'sym' (function name), 'join' (argv array printed joined).
@@ -21,6 +22,7 @@ class Context:
     catalog: Catalog
     probes: list[ProbeRef]
     saved: dict[str, tuple[str, Context]] = field(default_factory=dict)
+    dialect: Dialect = field(default_factory=lambda: dialect_for(None))  # the bpftrace written for
 
     def field_kind(self, name: str) -> str:
         for p in self.probes:

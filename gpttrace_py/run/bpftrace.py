@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from ..errors import ExitCode, GpttraceError
 from ..kernel.features import find_bpftrace
+from ..render.dialect import Dialect, installed
 from ..render.program import RenderedProgram
 from .failure import parse_bpftrace_error
 from .records import Printer
@@ -165,13 +166,20 @@ def _open_for_writing(pre: _Prestarted, wait: float = 5.0) -> int | None:
         time.sleep(0.002)
 
 
+def marked_program(text: str, dialect: Dialect) -> tuple[str, str | None]:
+    """The program to run, and the marker it prints last in END (None: it prints none): only for a bpftrace
+    whose wait after END is cut (Dialect.end_wait_cut)."""
+    if not dialect.end_wait_cut:
+        return text, None
+    marker = end_marker()
+    marked = with_end_marker(text, marker)
+    return (text, None) if marked is None else (marked, marker)
+
+
 def run(program: RenderedProgram, options: RunOptions, write: Callable[[str], None],
         warn: Callable[[str], None]) -> RunOutcome:
     printer = Printer(program.layout, write, json_mode=options.json, warn=warn)
-    marker: str | None = end_marker()
-    text = with_end_marker(program.text, marker)
-    if text is None:
-        text, marker = program.text, None
+    text, marker = marked_program(program.text, installed())
     pre = _take_prestarted(text, options.unsafe)
     if pre is not None:
         try:
