@@ -112,7 +112,8 @@ def value_names(out: OutputField, ctx: Context) -> dict[int, str] | None:
             if table is None and node.name == "id" and any(p.category == "raw_syscalls" for p in ctx.probes):
                 from ..kernel.syscalls import number_to_name
 
-                table = number_to_name()  # raw_syscalls' id is a syscall number; the runner names it
+                # raw_syscalls' id is a syscall number; the runner names it (an architecture without a table: none)
+                table = number_to_name()
             return table
     return None
 
