@@ -15,10 +15,11 @@ log() { printf '\n== %s\n' "$*" >&2; }
 
 log "apt packages: bpftrace, BCC, bpftool, kernel headers, tmux (for the chat tests), cmake and g++ (llama-cpp-python), passwd, login and util-linux (useradd, nologin and runuser: tests/test_root_safe.py attacks as a second user)"
 export DEBIAN_FRONTEND=noninteractive
+debarch=$(dpkg --print-architecture)  # amd64, arm64...: the kernel headers' package and directory are named by it
 if ! command -v bpftrace >/dev/null || ! command -v bpftool >/dev/null || ! /usr/bin/python3 -c 'import bcc' 2>/dev/null \
-   || ! dpkg -s python3-pyroute2 tmux python3-venv passwd login util-linux cmake g++ >/dev/null 2>&1 || ! ls -d /usr/src/linux-headers-*-amd64 >/dev/null 2>&1; then
+   || ! dpkg -s python3-pyroute2 tmux python3-venv passwd login util-linux cmake g++ >/dev/null 2>&1 || ! ls -d /usr/src/linux-headers-*-$debarch >/dev/null 2>&1; then
   apt-get update -qq
-  apt-get install -y -qq bpftrace bpftool bpfcc-tools python3-bpfcc linux-headers-amd64 python3-pyroute2 tmux \
+  apt-get install -y -qq bpftrace bpftool bpfcc-tools python3-bpfcc linux-headers-$debarch python3-pyroute2 tmux \
     iproute2 python3-venv passwd login util-linux cmake g++ >/dev/null
 fi
 
@@ -37,7 +38,7 @@ log "kernel headers for BCC and bpftrace at /lib/modules/$(uname -r)"
 moddir="/lib/modules/$(uname -r)"
 mkdir -p "$moddir"
 if [ ! -e "$moddir/build/Makefile" ]; then
-  hdr=$(ls -d /usr/src/linux-headers-*-amd64 2>/dev/null | sort -V | tail -n 1 || true)
+  hdr=$(ls -d /usr/src/linux-headers-*-$debarch 2>/dev/null | sort -V | tail -n 1 || true)
   [ -n "$hdr" ] && ln -sfn "$hdr" "$moddir/build"
 fi
 if [ ! -e "$moddir/source/Makefile" ]; then
