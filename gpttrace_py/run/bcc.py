@@ -2,7 +2,7 @@
 
 The program prints bpftrace-compatible JSON records with ``--records``, so the same Printer formats its
 output. It is started through ``bcc_cache.py`` (same interpreter), which reuses the compiled bytecode of an
-identical earlier program (see there); ``GPTTRACE_BCC_CACHE=0`` turns that off.
+identical earlier program (see there); ``GPTTRACE_BCC_CACHE=0`` or ``GPTTRACE_SPEEDUPS=0`` turns that off.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from .. import speedups
 from ..errors import ExitCode, GpttraceError
 from ..kernel.features import find_bcc_python
 from ..render.program import RenderedProgram
@@ -37,7 +38,9 @@ BCC_NOISE = (
 
 
 def cache_dir() -> Path | None:
-    if os.environ.get("GPTTRACE_BCC_CACHE", "1").lower() in ("0", "no", "off", "false"):
+    """Where the launcher keeps compiled programs; None: no launcher, plain BCC (GPTTRACE_BCC_CACHE=0, or the
+    speed tricks off: GPTTRACE_SPEEDUPS=0, since the launcher reaches into BCC's internals)."""
+    if os.environ.get("GPTTRACE_BCC_CACHE", "1").lower() in ("0", "no", "off", "false") or not speedups.enabled():
         return None
     from .. import paths
 

@@ -28,6 +28,8 @@ import os
 import runpy
 import sys
 import time
+from types import ModuleType
+from typing import TypedDict, cast
 
 FORMAT = 1
 MAX_ENTRIES = 200  # cache files kept (the oldest are removed)
@@ -35,6 +37,38 @@ AUTOLOAD_PREFIXES = (b"kprobe__", b"kretprobe__", b"tracepoint__", b"raw_tracepo
                      b"kretfunc__", b"kmod_ret__", b"lsm__", b"bpf_iter__")
 BPF_LD_IMM64 = 0x18
 BPF_PSEUDO_MAP_FD = 1
+
+
+class TableMeta(TypedDict):
+    """A map, as the compile defined it."""
+
+    id: int
+    name: str
+    type: int
+    key_size: int
+    leaf_size: int
+    max_entries: int
+    flags: int
+    key_desc: str
+    leaf_desc: str
+
+
+class FunctionCode(TypedDict):
+    insns: str  # base64 of the instructions
+    relocs: list[list[int]]  # [instruction index, table id]: where a map's file descriptor goes
+
+
+class Entry(TypedDict):
+    """What one compile produced (a cache file)."""
+
+    format: int
+    key: str
+    bcc: str
+    kernel: str
+    license: str
+    kern_version: int
+    tables: list[TableMeta]
+    functions: dict[str, FunctionCode]
 
 
 def _timing(message: str) -> None:
@@ -59,7 +93,7 @@ def cache_key(text: bytes, bcc_version: str) -> str:
     return h.hexdigest()
 
 
-def _safefs():
+def _safefs() -> ModuleType:
     """gpttrace's safefs module, loaded by path (this runs in BCC's interpreter, without gpttrace's package)."""
     import importlib.util
 
@@ -67,13 +101,15 @@ def _safefs():
     if mod is None:
         path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "safefs.py")
         spec = importlib.util.spec_from_file_location("gpttrace_safefs", path)
+        if spec is None or spec.loader is None:
+            raise ImportError(f"cannot load {path}")
         mod = importlib.util.module_from_spec(spec)
         sys.modules["gpttrace_safefs"] = mod
         spec.loader.exec_module(mod)
     return mod
 
 
-def _read_entry(cache_dir: str, key: str) -> dict | None:
+def _read_entry(cache_dir: str, key: str) -> Entry | None:
     """The entry for ``key``, read through safefs (the directory's whole path and the file are root's or this
     user's, writable by nobody else, opened by descriptor without following symlinks)."""
     d = _safefs().trusted(cache_dir)
@@ -90,10 +126,10 @@ def _read_entry(cache_dir: str, key: str) -> dict | None:
         if not isinstance(entry, dict) or entry.get("format") != FORMAT or entry.get("key") != key:
             return None
         d.touch(key + ".json")  # most recently used
-    return entry
+    return cast(Entry, entry)
 
 
-def _write_entry(cache_dir: str, key: str, entry: dict) -> None:
+def _write_entry(cache_dir: str, key: str, entry: Entry) -> None:
     with _safefs().TrustedDir(cache_dir, create=True) as d:
         d.write_text(key + ".json", json.dumps(entry))
         try:
@@ -135,27 +171,29 @@ def install(cache_dir: str) -> None:
         """Stands in for libbcc in bcc.table while a table object is built: the three questions it asks the
         (absent) compiled module are answered from the cache entry."""
 
-        def __init__(self, meta: dict) -> None:
+        def __init__(self, meta: TableMeta) -> None:
             self._meta = meta
 
-        def bpf_table_type_id(self, module, map_id):
+        def bpf_table_type_id(self, module: object, map_id: int) -> int:
             return self._meta["type"]
 
-        def bpf_table_flags_id(self, module, map_id):
+        def bpf_table_flags_id(self, module: object, map_id: int) -> int:
             return self._meta["flags"]
 
-        def bpf_table_max_entries_id(self, module, map_id):
+        def bpf_table_max_entries_id(self, module: object, map_id: int) -> int:
             return self._meta["max_entries"]
 
-        def __getattr__(self, name):
+        def __getattr__(self, name: str) -> object:
             return getattr(lib, name)
 
-    class CachingBPF(Base):
-        def __init__(self, src_file=b"", hdr_file=b"", text=None, debug=0, cflags=None, usdt_contexts=None,
-                     allow_rlimit=True, device=None, attach_usdt_ignore_pid=False):
+    class CachingBPF(Base):  # type: ignore[misc,valid-type]  # bcc has no type information: BPF is Any
+        def __init__(self, src_file: bytes | str = b"", hdr_file: bytes | str = b"", text: bytes | str | None = None,
+                     debug: int = 0, cflags: list[str] | None = None, usdt_contexts: list[object] | None = None,
+                     allow_rlimit: bool = True, device: str | None = None,
+                     attach_usdt_ignore_pid: bool = False) -> None:
             cflags = cflags or []
             usdt_contexts = usdt_contexts or []
-            self._cached = None
+            self._cached: Entry | None = None
             key = None
             data = text.encode() if isinstance(text, str) else text
             if data and not src_file and not hdr_file and not debug and not cflags and not usdt_contexts \
@@ -186,10 +224,10 @@ def install(cache_dir: str) -> None:
                     _timing(f"not cached: {exc}")
 
         # -- saving ---------------------------------------------------------------------------------
-        def _snapshot(self, key: str) -> dict | None:
+        def _snapshot(self, key: str) -> Entry | None:
             module = self.module
-            tables = []
-            by_fd = {}
+            tables: list[TableMeta] = []
+            by_fd: dict[int, int] = {}
             for i in range(lib.bpf_num_tables(module)):
                 fd = lib.bpf_table_fd_id(module, i)
                 by_fd[fd] = i
@@ -204,7 +242,7 @@ def install(cache_dir: str) -> None:
                     "key_desc": (lib.bpf_table_key_desc_id(module, i) or b"").decode(),
                     "leaf_desc": (lib.bpf_table_leaf_desc_id(module, i) or b"").decode(),
                 })
-            functions = {}
+            functions: dict[str, FunctionCode] = {}
             for i in range(lib.bpf_num_functions(module)):
                 name = lib.bpf_function_name(module, i)
                 if name.startswith(AUTOLOAD_PREFIXES):
@@ -212,7 +250,7 @@ def install(cache_dir: str) -> None:
                 start = lib.bpf_function_start(module, name)
                 size = lib.bpf_function_size(module, name)
                 insns = ct.string_at(start, size)
-                relocs = []
+                relocs: list[list[int]] = []
                 j = 0
                 while j < len(insns) // 8:
                     code, regs = insns[8 * j], insns[8 * j + 1]
@@ -241,24 +279,31 @@ def install(cache_dir: str) -> None:
             }
 
         # -- loading --------------------------------------------------------------------------------
-        def _init_cached(self, entry: dict) -> None:
+        def _init_cached(self, entry: Entry) -> None:
             # The attributes BPF.__init__ sets, without a compiled module.
-            self.kprobe_fds, self.uprobe_fds, self.tracepoint_fds, self.raw_tracepoint_fds = {}, {}, {}, {}
-            self.kfunc_entry_fds, self.kfunc_exit_fds, self.lsm_fds = {}, {}, {}
-            self.perf_buffers, self.open_perf_events = {}, {}
+            self.kprobe_fds: dict[object, object] = {}
+            self.uprobe_fds: dict[object, object] = {}
+            self.tracepoint_fds: dict[object, object] = {}
+            self.raw_tracepoint_fds: dict[object, object] = {}
+            self.kfunc_entry_fds: dict[object, object] = {}
+            self.kfunc_exit_fds: dict[object, object] = {}
+            self.lsm_fds: dict[object, object] = {}
+            self.perf_buffers: dict[object, object] = {}
+            self.open_perf_events: dict[object, object] = {}
             self._ringbuf_manager = None
             self.tracefile = None
             self.debug = 0
-            self.funcs, self.tables = {}, {}
+            self.funcs: dict[bytes, object] = {}
+            self.tables: dict[bytes, object] = {}
             self.module = None
-            self._map_fds = {}
+            self._map_fds: dict[int, int] = {}
             for t in entry["tables"]:
                 fd = lib.bcc_create_map(t["type"], t["name"].encode(), t["key_size"], t["leaf_size"],
                                         t["max_entries"], t["flags"])
                 if fd < 0:
                     raise OSError(ct.get_errno(), f"cannot create map {t['name']}: {os.strerror(ct.get_errno())}")
                 self._map_fds[t["id"]] = fd
-            self._code = {}
+            self._code: dict[bytes, bytes] = {}
             for name, fn in entry["functions"].items():
                 insns = bytearray(base64.b64decode(fn["insns"]))
                 for j, table in fn["relocs"]:
@@ -277,14 +322,15 @@ def install(cache_dir: str) -> None:
                     pass
             self._map_fds = {}
 
-        def load_func(self, func_name, prog_type, device=None, attach_type=-1):
+        def load_func(self, func_name: bytes | str, prog_type: int, device: str | None = None,
+                      attach_type: int = -1) -> object:
             if self._cached is None:
                 return super().load_func(func_name, prog_type, device, attach_type)
             name = func_name.encode() if isinstance(func_name, str) else func_name
             if name in self.funcs:
                 return self.funcs[name]
             if name not in self._code:
-                raise Exception(f"Unknown program {name}")
+                raise Exception(f"Unknown program {name!r}")
             code = self._code[name]
             buf = ct.create_string_buffer(code, len(code))
             license = self._cached["license"].encode()
@@ -301,12 +347,13 @@ def install(cache_dir: str) -> None:
                 else:
                     sys.stderr.write("bpf: Failed to load program: {}\n{}\n".format(
                         os.strerror(err), log.value.decode("utf-8", "replace")))
-                    raise Exception(f"Failed to load BPF program {name}: {os.strerror(err)}")
+                    raise Exception(f"Failed to load BPF program {name!r}: {os.strerror(err)}")
             fn = Base.Function(self, name, fd)
             self.funcs[name] = fn
             return fn
 
-        def get_table(self, name, keytype=None, leaftype=None, reducer=None):
+        def get_table(self, name: bytes | str, keytype: object = None, leaftype: object = None,
+                      reducer: object = None) -> object:
             if self._cached is None:
                 return super().get_table(name, keytype, leaftype, reducer)
             name = name.encode() if isinstance(name, str) else name
@@ -325,7 +372,7 @@ def install(cache_dir: str) -> None:
             finally:
                 bcc_table.lib = saved
 
-        def cleanup(self):
+        def cleanup(self) -> None:
             super().cleanup()
             if self._cached is not None:
                 self._release_maps()
