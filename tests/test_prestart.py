@@ -42,17 +42,17 @@ def run(program, command, unsafe=False):
 
 def test_the_prestarted_bpftrace_runs_the_program(opens) -> None:
     bpftrace.prestart(unsafe=False)
-    pre = bpftrace._prestarted
+    pre = bpftrace.prestarted()
     assert pre is not None and pre.proc.poll() is None  # waiting for its program
     run(*opens)
-    assert bpftrace._prestarted is None
+    assert bpftrace.prestarted() is None
     assert pre.proc.returncode == 0  # it was the one that ran, and it ended
     assert not os.path.exists(pre.directory)
 
 
 def test_an_unused_prestarted_bpftrace_is_killed_and_cleaned_up() -> None:
     bpftrace.prestart(unsafe=False)
-    pre = bpftrace._prestarted
+    pre = bpftrace.prestarted()
     assert pre is not None
     bpftrace.discard_prestarted()
     assert pre.proc.returncode == -signal.SIGKILL and not os.path.exists(pre.directory)
@@ -61,11 +61,11 @@ def test_an_unused_prestarted_bpftrace_is_killed_and_cleaned_up() -> None:
 @pytest.mark.parametrize("how", ["it died", "other options"])
 def test_a_prestarted_bpftrace_that_does_not_suit_gives_way(opens, how) -> None:
     bpftrace.prestart(unsafe=False)
-    pre = bpftrace._prestarted
+    pre = bpftrace.prestarted()
     assert pre is not None
     if how == "it died":
         pre.proc.kill()
         pre.proc.wait()
     run(*opens, unsafe=how == "other options")  # a bpftrace of its own
-    assert bpftrace._prestarted is None and pre.proc.returncode == -signal.SIGKILL
+    assert bpftrace.prestarted() is None and pre.proc.returncode == -signal.SIGKILL
     assert not os.path.exists(pre.directory)

@@ -85,7 +85,7 @@ def _argv(bpftrace: str, unsafe: bool, path: str) -> list[str]:
 
 
 @dataclass
-class _Prestarted:
+class Prestarted:
     proc: subprocess.Popen[bytes]
     argv: list[str]
     env: dict[str, str]  # what it was started with: a program it suits needs the same
@@ -93,7 +93,12 @@ class _Prestarted:
     fifo: str
 
 
-_prestarted: _Prestarted | None = None
+_prestarted: Prestarted | None = None
+
+
+def prestarted() -> Prestarted | None:
+    """The bpftrace started ahead of its program and not yet given one, if any."""
+    return _prestarted
 
 
 def prestart(unsafe: bool) -> None:
@@ -114,7 +119,7 @@ def prestart(unsafe: bool) -> None:
     except (OSError, GpttraceError):
         shutil.rmtree(directory, ignore_errors=True)
         return
-    _prestarted = _Prestarted(proc, argv, env, directory, fifo)
+    _prestarted = Prestarted(proc, argv, env, directory, fifo)
 
 
 @atexit.register
@@ -132,7 +137,7 @@ def discard_prestarted() -> None:
         shutil.rmtree(pre.directory, ignore_errors=True)
 
 
-def _take_prestarted(text: str, unsafe: bool) -> _Prestarted | None:
+def _take_prestarted(text: str, unsafe: bool) -> Prestarted | None:
     """The prestarted bpftrace, its program written into the FIFO; None if there is none or it does not suit."""
     global _prestarted
     pre = _prestarted
@@ -153,7 +158,7 @@ def _take_prestarted(text: str, unsafe: bool) -> _Prestarted | None:
     return pre
 
 
-def _open_for_writing(pre: _Prestarted, wait: float = 5.0) -> int | None:
+def _open_for_writing(pre: Prestarted, wait: float = 5.0) -> int | None:
     """The FIFO's writing end, once bpftrace opens it for reading (it may still be loading its libraries);
     None if it dies first. A non-blocking open fails (ENXIO) while nobody reads, so it is tried again."""
     deadline = time.monotonic() + wait
