@@ -1,7 +1,7 @@
 """Render a ProgramSpec as a standalone project: a libbpf CO-RE program in C, or the same on cilium/ebpf in Go.
 
 Both projects share ``NAME.bpf.c`` (the kernel side) and ``NAME.h`` (the structs both sides read). The kernel
-side's expressions are compiled by the BCC renderer's expression compiler (``bcc.CGen``: plain C with BPF
+side's expressions are compiled by the BCC renderer's expression compiler (``bcc.cgen.CGen``: plain C with BPF
 helpers); everything around them (sections, maps, the ring buffer, the start map of a pair) is written here
 in libbpf's style. User space prints the same columns and aggregate tables as gpttrace's BCC programs.
 
@@ -20,27 +20,17 @@ from ..kernel.tracefs import TpField
 from ..spec import ProbeRef, ProgramSpec
 from ..spec import expr as E
 from . import lower
-from .bcc import (
-    _SOFTWARE,
-    LOG2_SLOTS,
-    CGen,
-    ProbeFn,
-    RenderError,
-    Slot,
-    _Builder,
-    _indent,
-    _lhist_slots,
-    _top,
-    _unit_label,
-    _width,
-    _wrap,
-)
-from .bpftrace import _ready_title
+from .bcc.aggregates import LOG2_SLOTS, lhist_slots, unit_label
+from .bcc.builder import Builder
+from .bcc.cgen import CGen
+from .bcc.ctext import RenderError, indent, wrap
+from .bcc.probes import ProbeFn
+from .bcc.slots import Slot
+from .common import column_width, probe_comment, ready_title
 from .escape import Code, comment, environment, ident, string_literal
 from .lower import Context
 
 MAP_ENTRIES = 10240
-SOFTWARE_CONFIG = _SOFTWARE  # software perf event name → PERF_COUNT_SW_* suffix
 RINGBUF_BYTES = 256 * 1024
 EXPORTABLE_SLOTS = {"int", "hex", "oct", "names", "str", "ip4", "ip6", "ip4int", "probe", "func", "join"}
 PROBE_KINDS = ("tracepoint", "uprobe", "uretprobe", "software", "profile")
@@ -292,7 +282,7 @@ class _Kernel:
     def __init__(self, spec: ProgramSpec, catalog: Catalog, name: str) -> None:
         self.spec = spec
         self.catalog = catalog
-        self.b = _Builder(spec, catalog)
+        self.b = Builder(spec, catalog)
         self.p = Project(name, spec)
         self.helpers: dict[str, list[str]] = {"lookup_or_init": _LOOKUP_OR_INIT} if spec.aggregates else {}
 
@@ -330,7 +320,7 @@ class _Kernel:
                 self.check_slot(s, f"key {k.expr!r} of {plan.title!r}")
         p.event_slots = ev_slots
         p.header_line = header
-        p.ready = b.layout.ready = f"Tracing {_ready_title(spec.title)}... Hit Ctrl-C to end."  # as gpttrace says
+        p.ready = b.layout.ready = f"Tracing {ready_title(spec.title)}... Hit Ctrl-C to end."  # as gpttrace says
         p.names = b.names
 
         shared: list[str] = []
@@ -403,7 +393,7 @@ class _Kernel:
             label = lower.label_for(f)
             last = i == len(slots) - 1 or s.kind == "join"
             conv = {"int": "%d", "hex": "0x%x", "oct": "%04o"}.get(s.kind, "%s")
-            w = _width(label, conv)
+            w = column_width(label, conv)
             if last:
                 fmt = "%s"
             elif s.kind == "oct":
@@ -420,9 +410,9 @@ class _Kernel:
         if plan.keyed:
             trail = [Member("slot", "__u32", ())] if hist else None
             key = struct_layout(f"{plan.map}_key_t", plan.slots, trail=trail)
-        nslots = LOG2_SLOTS if hist == 1 else _lhist_slots(plan.buckets) if hist == 2 else 0
+        nslots = LOG2_SLOTS if hist == 1 else lhist_slots(plan.buckets) if hist == 2 else 0
         return AggView(agg.name or "x", plan.map, agg.func, plan.title, plan.labels, plan.value_label,
-                       _unit_label(agg) if hist else "", agg.top or 0, hist, plan.buckets or (0, 0, 1), key,
+                       unit_label(agg) if hist else "", agg.top or 0, hist, plan.buckets or (0, 0, 1), key,
                        plan.slots, nslots)
 
     def agg_decl(self, v: AggView) -> list[str]:
@@ -437,11 +427,10 @@ class _Kernel:
 
     # -- function bodies ------------------------------------------------------------------------------
     def function(self, fn: ProbeFn, body: list[str]) -> dict[str, object]:
-        from .bcc import _probe_comment
 
         return {"name": fn.name, "probe": comment(fn.probe.text),
-                "comment": comment(_probe_comment(fn.probe, self.catalog), 300),
-                "head": Code(fn.head), "body": [Code(x) for x in _indent(body)]}
+                "comment": comment(probe_comment(fn.probe, self.catalog), 300),
+                "head": Code(fn.head), "body": [Code(x) for x in indent(body)]}
 
     def main_function(self, fn: ProbeFn, ev_slots: list[Slot], plans) -> list[str]:
         spec = self.spec
@@ -450,7 +439,7 @@ class _Kernel:
         gen = CGen(self.b, fn, Context(self.catalog, [fn.probe]))
         filt = self.b.filter_lines(gen, spec.filter.comm, spec.filter.pid, spec.filter.expr)
         body = self.body(gen, ev_slots, plans)
-        return _top(gen) + filt + body + ["return 0;"]
+        return gen.top_lines() + filt + body + ["return 0;"]
 
     def body(self, gen: CGen, ev_slots: list[Slot], plans) -> list[str]:
         lines: list[str] = []
@@ -460,7 +449,7 @@ class _Kernel:
                 fill += gen.fill(s, "e->")
             lines += ["// Send one event to user space through the ring buffer.",
                       "struct event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);",
-                      "if (e) {", *_indent(fill), "    bpf_ringbuf_submit(e, 0);", "} else {",
+                      "if (e) {", *indent(fill), "    bpf_ringbuf_submit(e, 0);", "} else {",
                       "    __u32 zero = 0;", "    __u64 *n = bpf_map_lookup_elem(&lost, &zero);",
                       "    if (n)", "        __sync_fetch_and_add(n, 1);  // the buffer was full", "}"]
         for plan, view in zip(plans, self.p.aggs):
@@ -507,8 +496,8 @@ class _Kernel:
         head = [f"// {comment(v.title)}"]
         if agg.filter:
             c = gen.cond(agg.filter)
-            return head + gen.take_pre() + [f"if ({c}) {{", *_indent(body), "}"]
-        return [*head, "{", *_indent(body), "}"]
+            return head + gen.take_pre() + [f"if ({c}) {{", *indent(body), "}"]
+        return [*head, "{", *indent(body), "}"]
 
     def start_function(self, fn: ProbeFn, key_slots: list[Slot], saved: list[Slot]) -> list[str]:
         assert self.spec.start is not None
@@ -524,7 +513,7 @@ class _Kernel:
         for s in saved:
             body += gen.fill(s, "s->")
         body += ["bpf_map_update_elem(&start, &sk, s, BPF_ANY);", "return 0;"]
-        return _top(gen) + body
+        return gen.top_lines() + body
 
     def uses_delta(self) -> bool:
         return any("delta" in E.builtins_used(x) for x in self.spec.expressions())
@@ -545,10 +534,10 @@ class _Kernel:
         inner = [*self.body(gen, ev_slots, plans), "bpf_map_delete_elem(&start, &sk);"]
         if self.spec.filter.expr:
             c = gen.cond(self.spec.filter.expr)
-            lines += [*gen.take_pre(), f"if ({_wrap(c)}) {{", *_indent(inner), "}"]
+            lines += [*gen.take_pre(), f"if ({wrap(c)}) {{", *indent(inner), "}"]
         else:
             lines += inner
-        return _top(gen) + lines + ["return 0;"]
+        return gen.top_lines() + lines + ["return 0;"]
 
 
 def kernel_side(spec: ProgramSpec, catalog: Catalog, name: str) -> Project:

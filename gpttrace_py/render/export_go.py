@@ -4,7 +4,7 @@ README, around the shared kernel side of ``export.kernel_side``. It prints what 
 from __future__ import annotations
 
 from ..spec import ProgramSpec
-from .bcc import Slot
+from .bcc.slots import Slot
 from .escape import Code, environment, ident, integer, string_literal
 from .export import StructLayout, kernel_side
 from .export_libbpf import loader_view, perf_attr

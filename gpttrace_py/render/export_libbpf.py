@@ -4,9 +4,11 @@ kernel side of ``export.kernel_side``."""
 from __future__ import annotations
 
 from ..spec import ProgramSpec
-from .bcc import _UNIT_NS, Slot
+from ..spec.units import NS
+from .bcc.probes import SOFTWARE
+from .bcc.slots import Slot
 from .escape import Code, comment, environment, ident, integer, string_literal
-from .export import SOFTWARE_CONFIG, Project, kernel_side
+from .export import Project, kernel_side
 
 
 def c_cell(slot: Slot, obj: str) -> Code:
@@ -39,10 +41,10 @@ def perf_attr(fn) -> tuple[Code, Code, Code]:
     """(config, sample field, value) of the perf event a perf_event program is attached to."""
     p = fn.probe
     if p.kind == "software":
-        return Code(f"PERF_COUNT_SW_{SOFTWARE_CONFIG[p.name or '']}"), Code("sample_period"), integer(int(p.rate or 1))
+        return Code(f"PERF_COUNT_SW_{SOFTWARE[p.name or '']}"), Code("sample_period"), integer(int(p.rate or 1))
     if p.unit == "hz":
         return Code("PERF_COUNT_SW_CPU_CLOCK"), Code("sample_freq"), integer(int(p.rate or 49))
-    return Code("PERF_COUNT_SW_CPU_CLOCK"), Code("sample_period"), integer(int(p.rate or 1) * _UNIT_NS[p.unit or "s"])
+    return Code("PERF_COUNT_SW_CPU_CLOCK"), Code("sample_period"), integer(int(p.rate or 1) * NS[p.unit or "s"])
 
 
 def loader_view(p: Project) -> dict[str, object]:
