@@ -33,7 +33,7 @@ from .lower import Context
 MAP_ENTRIES = 10240
 RINGBUF_BYTES = 256 * 1024
 EXPORTABLE_SLOTS = {"int", "hex", "oct", "names", "str", "ip4", "ip6", "ip4int", "probe", "func", "join"}
-PROBE_KINDS = ("tracepoint", "uprobe", "uretprobe", "software", "profile")
+EXPORTABLE_KINDS = ("tracepoint", "uprobe", "uretprobe", "software", "profile")
 NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,30}\Z")
 # Names a struct member cannot have in user space: libc macros (errno, stdin...) and GNU C's predefined
 # macros (linux, unix); such a member gets a trailing underscore.
@@ -176,7 +176,7 @@ def tracepoint_struct(catalog: Catalog, probe: ProbeRef) -> list[str]:
 def _probe_fn(probe: ProbeRef, index: int, name: str, catalog: Catalog) -> tuple[ProbeFn, str]:
     """The function for one probe and its SEC() name."""
     k = probe.kind
-    if k not in PROBE_KINDS:
+    if k not in EXPORTABLE_KINDS:
         raise ExportError(f"{probe.text}: an export supports tracepoints, uprobes/uretprobes and software/profile "
                           f"perf events, not {k} probes yet",
                           "trace it with gpttrace itself, or export a program on a tracepoint")

@@ -4,8 +4,8 @@ kernel side of ``export.kernel_side``."""
 from __future__ import annotations
 
 from ..spec import ProgramSpec
+from ..spec.kinds import SOFTWARE_EVENTS
 from ..spec.units import NS
-from .bcc.probes import SOFTWARE
 from .bcc.slots import Slot
 from .escape import Code, comment, environment, ident, integer, string_literal
 from .export import Project, kernel_side
@@ -41,7 +41,7 @@ def perf_attr(fn) -> tuple[Code, Code, Code]:
     """(config, sample field, value) of the perf event a perf_event program is attached to."""
     p = fn.probe
     if p.kind == "software":
-        return Code(f"PERF_COUNT_SW_{SOFTWARE[p.name or '']}"), Code("sample_period"), integer(int(p.rate or 1))
+        return Code(f"PERF_COUNT_SW_{SOFTWARE_EVENTS[p.name or '']}"), Code("sample_period"), integer(int(p.rate or 1))
     if p.unit == "hz":
         return Code("PERF_COUNT_SW_CPU_CLOCK"), Code("sample_freq"), integer(int(p.rate or 49))
     return Code("PERF_COUNT_SW_CPU_CLOCK"), Code("sample_period"), integer(int(p.rate or 1) * NS[p.unit or "s"])

@@ -16,18 +16,6 @@ from .ctext import RenderError
 PACKET_KINDS = kinds.of_family("packet")
 PERF_KINDS = kinds.of_family("timer", "perf")
 
-# perf event names → PerfSWConfig/PerfHWConfig (and PERF_COUNT_SW_*/PERF_COUNT_HW_*) suffixes
-SOFTWARE = {"cpu-clock": "CPU_CLOCK", "task-clock": "TASK_CLOCK", "page-faults": "PAGE_FAULTS",
-             "faults": "PAGE_FAULTS", "context-switches": "CONTEXT_SWITCHES", "cs": "CONTEXT_SWITCHES",
-             "cpu-migrations": "CPU_MIGRATIONS", "migrations": "CPU_MIGRATIONS", "minor-faults": "PAGE_FAULTS_MIN",
-             "major-faults": "PAGE_FAULTS_MAJ", "alignment-faults": "ALIGNMENT_FAULTS",
-             "emulation-faults": "EMULATION_FAULTS"}
-HARDWARE = {"cpu-cycles": "CPU_CYCLES", "cycles": "CPU_CYCLES", "instructions": "INSTRUCTIONS",
-             "cache-references": "CACHE_REFERENCES", "cache-misses": "CACHE_MISSES",
-             "branch-instructions": "BRANCH_INSTRUCTIONS", "branches": "BRANCH_INSTRUCTIONS",
-             "branch-misses": "BRANCH_MISSES", "bus-cycles": "BUS_CYCLES", "ref-cycles": "REF_CPU_CYCLES"}
-
-
 @dataclass
 class ProbeFn:
     probe: ProbeRef
@@ -134,11 +122,11 @@ def make_probe_fn(probe: ProbeRef, index: int, name: str, catalog: Catalog, expr
                       f"fn_name={fname}, sample_period={integer(period)}, cpu=0)"]
             cmt = f"fires on CPU 0 every {probe.rate} {probe.unit} (a cpu-clock perf event)"
         elif k == "software":
-            config = SOFTWARE[probe.name or ""]
+            config = kinds.SOFTWARE_EVENTS[probe.name or ""]
             attach = [f"b.attach_perf_event(ev_type=PerfType.SOFTWARE, ev_config=PerfSWConfig.{config}, "
                       f"fn_name={fname}, sample_period={integer(int(probe.rate or 1))})"]
         else:
-            config = HARDWARE[probe.name or ""]
+            config = kinds.HARDWARE_EVENTS[probe.name or ""]
             attach = [f"b.attach_perf_event(ev_type=PerfType.HARDWARE, ev_config=PerfHWConfig.{config}, "
                       f"fn_name={fname}, sample_period={integer(int(probe.rate or 1000000))})"]
             cmt = f"hardware perf event {probe.name} (every {probe.rate or 1000000} events)"
