@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from ..kernel.catalog import Catalog
 from ..spec import Aggregate, OutputField, ProbeRef, ProgramSpec
 from ..spec import expr as E
+from ..spec.kinds import PACKET_KINDS
 from ..spec.model import Filter
 from . import lower
 from .common import column_width, default_title, probe_comment, ready_title, value_label
@@ -154,7 +155,10 @@ class _Builder:
             return [], None
         cols = [self.column(f, self.ctx, i == len(self.spec.print) - 1) for i, f in enumerate(self.spec.print)]
         widths = [_width(c) for c in cols]
-        fmt_parts, head_parts, args, labels = [], [], [], []
+        fmt_parts: list[str] = []
+        head_parts: list[str] = []
+        args: list[str] = []
+        labels: list[str] = []
         stmts: list[str] = []
         for i, (c, w) in enumerate(zip(cols, widths)):
             last = i == len(cols) - 1
@@ -277,7 +281,7 @@ def probe_text(probe: ProbeRef, catalog: Catalog) -> str:
     if probe.kind == "usdt":
         path = attach_path(catalog.uprobe_path(probe.target or "") or probe.target or "")
         return f"usdt:{path}:{probe.category}:{probe.name}"
-    if probe.kind in ("xdp", "tc"):
+    if probe.kind in PACKET_KINDS:
         raise ValueError(f"bpftrace cannot attach {probe.kind} programs; use --backend bcc")
     return probe.text
 
@@ -301,7 +305,8 @@ def render(spec: ProgramSpec, catalog: Catalog) -> RenderedProgram:
         "separated": len(b.layout.columns) > 1,
     }
     if spec.start:
-        end_terms, body_terms = [], []
+        end_terms: list[str] = []
+        body_terms: list[str] = []
         for conj in E.conjuncts(spec.filter.expr) if spec.filter.expr else []:
             uses_end = any(isinstance(n, E.Saved) or (isinstance(n, E.Builtin) and n.name == "delta")
                            for n in E.walk(conj))

@@ -20,7 +20,7 @@ from ..kernel.tracefs import TpField
 from ..spec import ProbeRef, ProgramSpec
 from ..spec import expr as E
 from . import lower
-from .bcc.aggregates import LOG2_SLOTS, lhist_slots, unit_label
+from .bcc.aggregates import LOG2_SLOTS, AggPlan, lhist_slots, unit_label
 from .bcc.builder import Builder
 from .bcc.cgen import CGen
 from .bcc.ctext import RenderError, indent, wrap
@@ -337,11 +337,11 @@ class _Kernel:
                       "struct {", "    __uint(type, BPF_MAP_TYPE_ARRAY);", "    __uint(max_entries, 1);",
                       "    __type(key, __u32);", "    __type(value, __u64);", "} lost SEC(\".maps\");", ""]
         for plan in plans:
-            view = self.agg_view(plan)
-            p.aggs.append(view)
-            if view.key:
-                shared += [f"// The key of {comment(view.title)}", *view.key.lines(), ""]
-            decls += self.agg_decl(view)
+            agg = self.agg_view(plan)
+            p.aggs.append(agg)
+            if agg.key:
+                shared += [f"// The key of {comment(agg.title)}", *agg.key.lines(), ""]
+            decls += self.agg_decl(agg)
         if spec.start:
             self.start_key = struct_layout("start_key_t", key_slots)
             self.start_val = struct_layout("start_t", saved, lead=[Member("ts", "__u64", ())])
@@ -403,7 +403,7 @@ class _Kernel:
             out.append((label, fmt))
         return out
 
-    def agg_view(self, plan) -> AggView:
+    def agg_view(self, plan: AggPlan) -> AggView:
         agg = plan.agg
         hist = {"hist": 1, "lhist": 2}.get(agg.func, 0)
         key = None
@@ -432,7 +432,7 @@ class _Kernel:
                 "comment": comment(probe_comment(fn.probe, self.catalog), 300),
                 "head": Code(fn.head), "body": [Code(x) for x in indent(body)]}
 
-    def main_function(self, fn: ProbeFn, ev_slots: list[Slot], plans) -> list[str]:
+    def main_function(self, fn: ProbeFn, ev_slots: list[Slot], plans: list[AggPlan]) -> list[str]:
         spec = self.spec
         if spec.start:
             return self.end_function(fn, ev_slots, plans)
@@ -441,7 +441,7 @@ class _Kernel:
         body = self.body(gen, ev_slots, plans)
         return gen.top_lines() + filt + body + ["return 0;"]
 
-    def body(self, gen: CGen, ev_slots: list[Slot], plans) -> list[str]:
+    def body(self, gen: CGen, ev_slots: list[Slot], plans: list[AggPlan]) -> list[str]:
         lines: list[str] = []
         if ev_slots:
             fill: list[str] = []
@@ -456,7 +456,7 @@ class _Kernel:
             lines += self.agg_lines(gen, plan, view)
         return lines
 
-    def agg_lines(self, gen: CGen, plan, v: AggView) -> list[str]:
+    def agg_lines(self, gen: CGen, plan: AggPlan, v: AggView) -> list[str]:
         agg = plan.agg
         body: list[str] = []
         if v.key:
@@ -518,7 +518,7 @@ class _Kernel:
     def uses_delta(self) -> bool:
         return any("delta" in E.builtins_used(x) for x in self.spec.expressions())
 
-    def end_function(self, fn: ProbeFn, ev_slots: list[Slot], plans) -> list[str]:
+    def end_function(self, fn: ProbeFn, ev_slots: list[Slot], plans: list[AggPlan]) -> list[str]:
         assert self.spec.start is not None
         ctx = Context(self.catalog, [fn.probe], saved=self.b.ctx.saved)
         gen = CGen(self.b, fn, ctx, self.b.saved, in_end=True)

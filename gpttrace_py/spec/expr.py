@@ -21,7 +21,7 @@ program text without passing this grammar.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -322,7 +322,7 @@ def parse(text: str) -> Node:
     return _Parser(text).parse()
 
 
-def walk(node: Node):
+def walk(node: Node) -> Iterator[Node]:
     """Yield every node of a tree, parents first."""
     yield node
     if isinstance(node, Call):

@@ -131,3 +131,4 @@ HARDWARE_EVENTS: dict[str, str] = {
 
 FUNCTION_KINDS = of_family("kernel-function", "user-function")
 USER_KINDS = of_family("user-function")
+PACKET_KINDS = of_family("packet")

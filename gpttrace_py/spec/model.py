@@ -140,14 +140,14 @@ def probe_parts(text: str) -> dict[str, object]:
     m = _PROBE_PATTERNS[kind].fullmatch(rest)
     if not m:
         raise ValueError(f"malformed {kind} probe {text[:80]!r}")
-    parts: dict[str, object] = {k: v for k, v in m.groupdict().items() if v is not None}
-    if "rate" in parts:
-        parts["rate"] = int(parts["rate"])
-    if kind == "software" and parts["name"] not in SOFTWARE_EVENTS:
-        raise ValueError(f"unknown software event {parts['name']!r}; known: {', '.join(SOFTWARE_EVENTS)}")
-    if kind == "hardware" and parts["name"] not in HARDWARE_EVENTS:
-        raise ValueError(f"unknown hardware event {parts['name']!r}; known: {', '.join(HARDWARE_EVENTS)}")
-    if kind == "profile" and parts.get("unit") == "hz" and parts["rate"] > 10000:
+    groups: dict[str, str] = {k: v for k, v in m.groupdict().items() if v is not None}
+    rate = int(groups["rate"]) if "rate" in groups else None
+    parts: dict[str, object] = {k: rate if k == "rate" else v for k, v in groups.items()}
+    if kind == "software" and groups["name"] not in SOFTWARE_EVENTS:
+        raise ValueError(f"unknown software event {groups['name']!r}; known: {', '.join(SOFTWARE_EVENTS)}")
+    if kind == "hardware" and groups["name"] not in HARDWARE_EVENTS:
+        raise ValueError(f"unknown hardware event {groups['name']!r}; known: {', '.join(HARDWARE_EVENTS)}")
+    if kind == "profile" and groups.get("unit") == "hz" and rate is not None and rate > 10000:
         raise ValueError("profile frequency above 10000 Hz is refused (it would swamp the machine)")
     return {"kind": kind, **parts}
 

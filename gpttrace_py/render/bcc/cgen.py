@@ -6,11 +6,12 @@ from typing import TYPE_CHECKING
 
 from ...kernel.tracefs import TpField
 from ...spec import expr as E
+from ...spec.kinds import PACKET_KINDS
 from .. import lower
 from ..escape import ident
 from ..lower import Context
 from .ctext import COMM_LEN, JOIN_ARG_LEN, JOIN_ARGS, PT_REGS_ARGS, TASK_BUILTINS, RenderError, wrap
-from .probes import PACKET_KINDS, ProbeFn
+from .probes import ProbeFn
 from .slots import Slot
 
 if TYPE_CHECKING:

@@ -13,7 +13,6 @@ from ..escape import ident, integer, string_literal
 from .btf import btf_func_arg_count
 from .ctext import RenderError
 
-PACKET_KINDS = kinds.of_family("packet")
 PERF_KINDS = kinds.of_family("timer", "perf")
 
 @dataclass
@@ -87,26 +86,26 @@ def make_probe_fn(probe: ProbeRef, index: int, name: str, catalog: Catalog, expr
                         f"usdt_probe={string_literal(f'{probe.category}:{probe.name}')}"],
                        f"USDT probe {probe.category}:{probe.name} in {probe.target}")
     if k in ("kfunc", "kretfunc", "lsm"):
-        fn = ident(probe.name or "")
+        func = ident(probe.name or "")
         nargs = _args_used(exprs)
         params = [f"u64 arg{i}" for i in range(nargs)]
         macro = {"kfunc": "KFUNC_PROBE", "kretfunc": "KRETFUNC_PROBE", "lsm": "LSM_PROBE"}[k]
         if k == "kretfunc":
-            total = btf_func_arg_count(fn)
+            total = btf_func_arg_count(func)
             if total is None:
-                raise RenderError(f"kretfunc:{fn}: no function {fn} in the kernel's BTF (/sys/kernel/btf/vmlinux)")
+                raise RenderError(f"kretfunc:{func}: no function {func} in the kernel's BTF (/sys/kernel/btf/vmlinux)")
             if nargs > total:
-                raise RenderError(f"kretfunc:{fn}: {fn}() has {total} arguments, arg{nargs - 1} does not exist")
+                raise RenderError(f"kretfunc:{func}: {func}() has {total} arguments, arg{nargs - 1} does not exist")
             params = [f"u64 arg{i}" for i in range(total)] + ["s64 ret"]
         elif k == "kfunc":
-            total = btf_func_arg_count(fn)
+            total = btf_func_arg_count(func)
             if total is not None and nargs > total:
-                raise RenderError(f"kfunc:{fn}: {fn}() has {total} arguments, arg{nargs - 1} does not exist")
-        head = f"{macro}({', '.join([fn, *params])})"
-        cname = {"kfunc": "kfunc__", "kretfunc": "kretfunc__", "lsm": "lsm__"}[k] + fn
+                raise RenderError(f"kfunc:{func}: {func}() has {total} arguments, arg{nargs - 1} does not exist")
+        head = f"{macro}({', '.join([func, *params])})"
+        cname = {"kfunc": "kfunc__", "kretfunc": "kretfunc__", "lsm": "lsm__"}[k] + func
         note = ("BCC loads and attaches it while compiling (the kernel must permit "
                 + ("BPF LSM programs)" if k == "lsm" else "fentry/fexit programs)"))
-        what = f"BPF LSM hook {fn} (runs at the security check; returning 0 allows it)" if k == "lsm" else cmt
+        what = f"BPF LSM hook {func} (runs at the security check; returning 0 allows it)" if k == "lsm" else cmt
         return ProbeFn(probe, index, cname, head, "ctx", "0", None, False, [], f"{what}; {note}")
     if k in PERF_KINDS:
         head = f"int {name}(struct bpf_perf_event_data *ctx)"
