@@ -358,8 +358,8 @@ class Bench:
 
     # -- bcc --------------------------------------------------------------------------------------------------
     def bcc(self) -> None:
-        if not (ROOT / "gpttrace_py" / "render" / "bcc.py").exists():
-            self.results["sections"]["bcc"] = {"skipped": "gpttrace_py/render/bcc.py is not there yet"}
+        if not (ROOT / "gpttrace_py" / "render" / "bcc" / "program.py").exists():
+            self.results["sections"]["bcc"] = {"skipped": "gpttrace_py/render/bcc/ is not there yet"}
             return
         if not any(os.path.exists(p) and subprocess.run([p, "-c", "import bcc"], capture_output=True).returncode == 0
                    for p in (SYSTEM_PYTHON,)):

@@ -66,7 +66,7 @@ def choose_backend(spec: ProgramSpec, requested: str, catalog: Catalog) -> str:
 def render(spec: ProgramSpec, backend: str, catalog: Catalog) -> RenderedProgram:
     if backend == "bcc":
         try:
-            from .render import bcc
+            from .render.bcc import program as bcc
         except ImportError:
             raise UsageError("the BCC backend is not available in this build", "use --backend bpftrace") from None
         return bcc.render(spec, catalog)

@@ -1,16 +1,19 @@
 """Write an exported project's files into a directory without following symlinks (gpttrace runs as root).
 
-Each file is written to a new temporary file in the same directory (O_CREAT|O_EXCL|O_NOFOLLOW, relative to
-the directory's descriptor) and renamed over its name, so a symlink planted at a name is replaced, never
-written through. A directory that others can write, or that is not the caller's, is refused.
+The directory and its subdirectories are opened through ``safefs`` (the one safe-open path: every component
+root's or the caller's and writable by nobody else, the directory itself not a symlink). Each file is written
+to a new temporary file in its directory (O_CREAT|O_EXCL|O_NOFOLLOW, relative to the directory's descriptor)
+and renamed over its name, so a symlink planted at a name is replaced, never written through.
 """
 
 from __future__ import annotations
 
+import errno
 import os
-import secrets
 import stat
+from collections.abc import Callable
 
+from . import safefs
 from .errors import UsageError
 
 
@@ -23,28 +26,29 @@ def write_files(directory: str, files: dict[str, str]) -> list[str]:
         pass
     except OSError as exc:
         raise UsageError(f"cannot create {directory}: {exc.strerror}") from None
-    dfd = _open_dir(directory)
     try:
+        st = os.lstat(directory)
+    except OSError as exc:
+        raise UsageError(f"cannot open {directory}: {exc.strerror} (a symlink is refused)") from None
+    with _opened(st, lambda: safefs.TrustedDir(directory), directory) as top:
         written = []
         for name, text in files.items():
             sub, _, base = name.rpartition("/")
             if sub:
                 _check_name(sub)
                 try:
-                    os.mkdir(sub, 0o755, dir_fd=dfd)
+                    os.mkdir(sub, 0o755, dir_fd=top.fd)
                 except FileExistsError:
                     pass
-                sfd = _open_dir(sub, dfd, os.path.join(directory, sub))
-                try:
-                    _write(sfd, base, text)
-                finally:
-                    os.close(sfd)
+                with _subdir(top, sub, os.path.join(directory, sub)) as d:
+                    _write(d, base, text)
             else:
-                _write(dfd, base, text)
+                _write(top, base, text)
             written.append(os.path.join(directory, name))
         return written
-    finally:
-        os.close(dfd)
+
+
+_UNTRUSTED = "{} is not yours or others can write to it; choose another -o DIRECTORY"
 
 
 def _check_name(name: str) -> None:
@@ -52,29 +56,28 @@ def _check_name(name: str) -> None:
         raise ValueError(f"not a file name: {name!r}")
 
 
-def _open_dir(path: str, dir_fd: int | None = None, shown: str | None = None) -> int:
-    """A descriptor of a directory of this user's that nobody else can write (a symlink is refused)."""
-    shown = shown or path
+def _opened(st: os.stat_result, open_dir: Callable[[], safefs.TrustedDir], shown: str) -> safefs.TrustedDir:
+    """The directory ``open_dir`` opens through safefs, whose lstat is ``st`` (a symlink is refused)."""
+    if not stat.S_ISDIR(st.st_mode):
+        why = os.strerror(errno.ELOOP if stat.S_ISLNK(st.st_mode) else errno.ENOTDIR)
+        raise UsageError(f"cannot open {shown}: {why} (a symlink is refused)")
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=dir_fd)
+        return open_dir()
+    except safefs.UnsafePath:
+        raise UsageError(_UNTRUSTED.format(shown)) from None
     except OSError as exc:
         raise UsageError(f"cannot open {shown}: {exc.strerror} (a symlink is refused)") from None
-    st = os.fstat(fd)
-    if st.st_uid != os.geteuid() or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        os.close(fd)
-        raise UsageError(f"{shown} is not yours or others can write to it; choose another -o DIRECTORY")
-    return fd
 
 
-def _write(dfd: int, name: str, text: str) -> None:
+def _subdir(parent: safefs.TrustedDir, name: str, shown: str) -> safefs.TrustedDir:
+    try:
+        st = parent.lstat(name)
+    except OSError as exc:
+        raise UsageError(f"cannot open {shown}: {exc.strerror} (a symlink is refused)") from None
+    return _opened(st, lambda: parent.subdir(name), shown)
+
+
+def _write(d: safefs.TrustedDir, name: str, text: str) -> None:
     """Write a new temporary file next to ``name`` and rename it over ``name``."""
     _check_name(name)
-    tmp = f".{name}.{secrets.token_hex(4)}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644, dir_fd=dfd)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
-    except BaseException:
-        os.unlink(tmp, dir_fd=dfd)
-        raise
+    d.write_text(name, text, 0o644)

@@ -15,7 +15,8 @@ import pytest
 from gpttrace_py.errors import GpttraceError
 from gpttrace_py.kernel.catalog import Catalog
 from gpttrace_py.kernel.features import find_bcc_python
-from gpttrace_py.render import bcc
+from gpttrace_py.render.bcc import program as bcc
+from gpttrace_py.render.bcc.ctext import RenderError, c_text_of
 from gpttrace_py.render.bpftrace import render as render_bpftrace
 from gpttrace_py.render.program import RenderedProgram
 from gpttrace_py.run import LoadFailed, RunOptions, run_program
@@ -74,7 +75,7 @@ def test_render_events_program_is_readable_python(catalog: Catalog) -> None:
     program = bcc.render(opens(), catalog)
     assert program.backend == "bcc" and program.suffix == ".py"
     compile(program.text, "program.py", "exec")  # valid Python
-    c = bcc.c_text_of(program.text)
+    c = c_text_of(program.text)
     assert "int probe_0(struct tracepoint__syscalls__sys_enter_openat *args)" in c
     assert "BPF_RINGBUF_OUTPUT(events" in c and "struct event {" in c
     assert "bpf_probe_read_user_str(&e->file, 128, (void *)args->filename);" in c
@@ -91,7 +92,7 @@ def test_render_aggregates_and_perf_buffer_fallback(catalog: Catalog) -> None:
              aggregates=[{"func": "hist", "value": "args.count", "keys": [{"expr": "comm"}]},
                          {"func": "lhist", "value": "args.count", "lhist": {"min": 0, "max": 1000, "step": 100}},
                          {"func": "max", "value": "args.count"}, {"func": "stats", "value": "args.count"}])
-    c = bcc.c_text_of(bcc.render(s, catalog).text)
+    c = c_text_of(bcc.render(s, catalog).text)
     assert "BPF_PERF_OUTPUT(events);" in c and "events.perf_submit(args, e, sizeof(*e));" in c
     assert "BPF_HISTOGRAM(agg_hist, struct agg_hist_key_t, 10240);" in c and "bpf_log2l" in c
     assert "BPF_HISTOGRAM(agg_lhist, int, 12);" in c and "lhist_slot(args->count, 0, 1000, 100)" in c
@@ -99,9 +100,9 @@ def test_render_aggregates_and_perf_buffer_fallback(catalog: Catalog) -> None:
 
 
 def test_render_kfunc_and_lsm(catalog: Catalog) -> None:
-    c = bcc.c_text_of(bcc.render(spec(probes=["kretfunc:do_unlinkat"], print=[{"expr": "retval"}]), catalog).text)
+    c = c_text_of(bcc.render(spec(probes=["kretfunc:do_unlinkat"], print=[{"expr": "retval"}]), catalog).text)
     assert "KRETFUNC_PROBE(do_unlinkat, u64 arg0, u64 arg1, s64 ret)" in c  # the argument count is from BTF
-    c = bcc.c_text_of(bcc.render(spec(probes=["lsm:socket_connect"], print=[{"expr": "pid"}, {"expr": "arg2"}]),
+    c = c_text_of(bcc.render(spec(probes=["lsm:socket_connect"], print=[{"expr": "pid"}, {"expr": "arg2"}]),
                                  catalog).text)
     assert "LSM_PROBE(socket_connect, u64 arg0, u64 arg1, u64 arg2)" in c
 
@@ -112,25 +113,25 @@ def test_render_same_tracepoint_twice_and_enum_fields(catalog: Catalog) -> None:
                     "filter": {"expr": "args.newstate == 2"}},
              probes=["tracepoint:sock:inet_sock_set_state"], filter={"expr": "args.oldstate == 2"},
              print=[{"expr": "delta"}])
-    c = bcc.c_text_of(bcc.render(s, catalog).text)
+    c = c_text_of(bcc.render(s, catalog).text)
     assert "int start_0(struct tracepoint__sock__inet_sock_set_state *args)" in c
     assert "int probe_0(void *ctx)" in c and "struct tracepoint__sock__inet_sock_set_state *args = ctx;" in c
     if catalog.tracepoint("tracepoint:skb:kfree_skb") is None:
         return
-    c = bcc.c_text_of(bcc.render(spec(probes=["tracepoint:skb:kfree_skb"],
+    c = c_text_of(bcc.render(spec(probes=["tracepoint:skb:kfree_skb"],
                                       aggregates=[{"func": "count", "keys": [{"expr": "args.reason"}]}]), catalog).text)
     assert "enum skb_drop_reason { gpttrace_skb_drop_reason_placeholder = 0 };" in c
 
 
 def test_bad_field_is_a_readable_error(catalog: Catalog) -> None:
-    with pytest.raises(bcc.RenderError, match=r"has no field 'nosuchfield'; fields: .*filename"):
+    with pytest.raises(RenderError, match=r"has no field 'nosuchfield'; fields: .*filename"):
         bcc.render(spec(probes=["tracepoint:syscalls:sys_enter_openat"], print=[{"expr": "args.nosuchfield"}]),
                    catalog)
-    with pytest.raises(bcc.RenderError, match="xdp/tc programs run for packets"):
+    with pytest.raises(RenderError, match="xdp/tc programs run for packets"):
         bcc.render(spec(probes=["xdp:lo"], print=[{"expr": "comm"}]), catalog)
-    with pytest.raises(bcc.RenderError, match="only at xdp:IFACE"):
+    with pytest.raises(RenderError, match="only at xdp:IFACE"):
         bcc.render(spec(probes=["tracepoint:syscalls:sys_enter_openat"], print=[{"expr": "pkt_len"}]), catalog)
-    with pytest.raises(bcc.RenderError, match="retval is only set at return probes"):
+    with pytest.raises(RenderError, match="retval is only set at return probes"):
         bcc.render(spec(probes=["tracepoint:syscalls:sys_exit_openat"], print=[{"expr": "retval"}]), catalog)
 
 
@@ -360,7 +361,7 @@ def _compile_only(c_text: str) -> subprocess.CompletedProcess[str]:
 ])
 def test_fentry_and_lsm_compile_but_are_refused_readably(catalog: Catalog, probe: str, fields: list[str]) -> None:
     program = bcc.render(spec(probes=[probe], print=[{"expr": f} for f in fields]), catalog)
-    result = _compile_only(bcc.c_text_of(program.text))
+    result = _compile_only(c_text_of(program.text))
     assert result.stdout.strip() == "compiled", result.stderr[-2000:]
     allowed = catalog.features.lsm if probe.startswith("lsm") else catalog.features.kfunc
     if allowed:

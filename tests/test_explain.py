@@ -256,7 +256,7 @@ def _program_of(entry_id: str, backend: str, which: str, catalog: Catalog) -> st
     if which == "bcc_program":
         return e.bcc_program
     if which == "bcc_rendered":
-        from gpttrace_py.render import bcc as render_bcc
+        from gpttrace_py.render.bcc import program as render_bcc
 
         try:
             return render_bcc.render(e.spec, catalog).text
@@ -272,7 +272,7 @@ def _program_of(entry_id: str, backend: str, which: str, catalog: Catalog) -> st
     except (ValueError, TypeError) as exc:
         if not HAVE_BCC_RENDERER:
             pytest.skip(f"the original method does not render for bpftrace: {exc}")
-    from gpttrace_py.render import bcc as render_bcc
+    from gpttrace_py.render.bcc import program as render_bcc
 
     try:
         return render_bcc.render(e.original.spec, catalog).text

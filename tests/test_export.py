@@ -112,7 +112,7 @@ def gpttrace_header(request: str) -> str:
     from gpttrace_py.planning.base import PlanContext
     from gpttrace_py.planning.offline import OfflinePlanner
     from gpttrace_py.planning.plan import make_plan
-    from gpttrace_py.render.bcc import render
+    from gpttrace_py.render.bcc.program import render
 
     catalog = Catalog()
     spec = make_plan(OfflinePlanner(), request, PlanContext(catalog=catalog)).spec
@@ -349,7 +349,7 @@ def test_same_tables_as_gpttrace_bcc_program(tmp_path, lang):
     workload, print the same rows (syscall numbers named from the same table)."""
     from gpttrace_py.kernel.catalog import Catalog
     from gpttrace_py.kernel.features import find_bcc_python
-    from gpttrace_py.render.bcc import render
+    from gpttrace_py.render.bcc.program import render
     from gpttrace_py.spec import ProgramSpec
 
     python = find_bcc_python()

@@ -32,7 +32,7 @@ leaf = st.one_of(
 
 def _extend(children: st.SearchStrategy[E.Node]) -> st.SearchStrategy[E.Node]:
     return st.one_of(
-        st.tuples(st.sampled_from(sorted(E._BINARY_PRECEDENCE)), children, children).map(lambda t: E.Binary(*t)),
+        st.tuples(st.sampled_from(sorted(E.BINARY_PRECEDENCE)), children, children).map(lambda t: E.Binary(*t)),
         st.tuples(st.sampled_from(["!", "-", "~"]), children).map(lambda t: E.Unary(*t)),
         st.tuples(children, children, children).map(lambda t: E.Ternary(*t)),
         st.tuples(children, st.integers(0, 9)).map(lambda t: E.Index(*t)),

@@ -412,7 +412,7 @@ def test_outline_agrees_with_bpftrace_parser(fake_catalog: Catalog):
 # -- the BCC renderer: Python around C ---------------------------------------------------------------------------
 def _bcc_render():
     try:
-        from gpttrace_py.render import bcc
+        from gpttrace_py.render.bcc import program as bcc
     except ImportError:
         return None
     return bcc.render

@@ -15,7 +15,7 @@ from gpttrace_py.corpus import load
 from gpttrace_py.planning import llm_prompt as P
 from gpttrace_py.planning.llm import ReplyError, parse_reply
 from gpttrace_py.spec import ProgramSpec
-from gpttrace_py.spec.model import PROBE_KINDS
+from gpttrace_py.spec.kinds import SPEC_KINDS
 
 
 def schemas(node, path="$"):
@@ -71,7 +71,7 @@ def test_probe_pattern_takes_probes_and_refuses_bare_kinds():
     for good in ("tracepoint:syscalls:sys_enter_openat", "BEGIN", "uprobe:/usr/bin/bash:readline",
                  "software:page-faults:1", "profile:hz:99", "interval:s:1", "tc:eth0:ingress"):
         assert pattern.search(good), good
-    for bad in (*PROBE_KINDS[:13], "syscalls:sys_enter_openat", "tracepoint:sys_enter_openat", "openat",
+    for bad in (*SPEC_KINDS[:13], "syscalls:sys_enter_openat", "tracepoint:sys_enter_openat", "openat",
                 "tracepoint:syscalls:sys_enter_openat extra"):
         if bad in ("BEGIN", "END"):
             continue

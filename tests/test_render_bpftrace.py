@@ -133,7 +133,8 @@ def test_no_program_keeps_a_start_value_it_never_reads(catalog):
     every variable a rendered program assigns is read, and a start value is saved only when the end uses it."""
     from gpttrace_py import corpus
     from gpttrace_py.planning import edits
-    from gpttrace_py.render import bcc
+    from gpttrace_py.render.bcc import program as bcc
+    from gpttrace_py.render.bcc.ctext import c_text_of
     from gpttrace_py.spec import expr as E
 
     checked = 0
@@ -153,4 +154,4 @@ def test_no_program_keeps_a_start_value_it_never_reads(catalog):
     text = render(failed_exec.spec, catalog).text
     assert "str($s_path)" in text.split("sys_exit_execve", 2)[2]  # the listing prints the path it saved
     counted = edits.to_aggregate(failed_exec.spec, "count", [{"expr": "comm"}])
-    assert "path" not in bcc.c_text_of(bcc.render(counted, catalog).text)  # nor does BCC copy it
+    assert "path" not in c_text_of(bcc.render(counted, catalog).text)  # nor does BCC copy it

@@ -407,7 +407,7 @@ def _attached_in(ns: str) -> list[dict]:
 def test_packet_programs_detach_when_the_tracer_is_killed(veth_netns, tmp_path, probe):
     from gpttrace_py.kernel.catalog import Catalog
     from gpttrace_py.kernel.features import find_bcc_python
-    from gpttrace_py.render import bcc
+    from gpttrace_py.render.bcc import program as bcc
     from gpttrace_py.spec import ProgramSpec
 
     python = find_bcc_python()
@@ -505,7 +505,7 @@ def test_model_reply_is_capped_in_bytes(model_server):
 # -- 6. the BCC check is an allowlist ---------------------------------------------------------------------
 def _a_bcc_program() -> str:
     from gpttrace_py.kernel.catalog import Catalog
-    from gpttrace_py.render import bcc
+    from gpttrace_py.render.bcc import program as bcc
     from gpttrace_py.spec import ProgramSpec
 
     spec = ProgramSpec.model_validate({"title": "t", "probes": ["tracepoint:syscalls:sys_enter_openat"],
@@ -547,7 +547,7 @@ def test_bcc_c_outside_the_allowlist_is_refused(c):
 def test_every_bcc_program_of_the_corpus_is_inside_the_allowlist():
     from gpttrace_py import corpus, safety
     from gpttrace_py.kernel.catalog import Catalog
-    from gpttrace_py.render import bcc
+    from gpttrace_py.render.bcc import program as bcc
     from gpttrace_py.spec import ProgramSpec
 
     catalog, rendered = Catalog(), 0

@@ -542,7 +542,7 @@ class ChatSession:
 
 def explain_spec(spec: ProgramSpec, program: RenderedProgram, catalog: Catalog) -> str:
     """A plain account of a program from its spec (used when the line-by-line explainer is not available)."""
-    from ..render.bpftrace import _probe_comment
+    from ..render.common import probe_comment as _probe_comment
 
     lines = [f"{spec.title}.", ""]
     if spec.rationale:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 # bpftrace's short probe names: the spec's own table, plus kinds only explanations meet
-from ..spec.model import ALIASES
+from ..spec.kinds import ALIASES
 from .glossary import Glossary
 from .glossary import load as load_glossary
 from .model import Access, Block, Filter, Probe, ProgramModel, Variable

@@ -8,10 +8,19 @@ from functools import cached_property
 
 from ..spec import ProbeRef, ProgramSpec
 from ..spec import expr as E
+from ..spec.kinds import KINDS
 from . import syscalls
 from .features import Features, detect
 from .tracefs import TpField, Tracepoint, TracepointIndex, tracefs_root
 from .uprobes import TARGET_ERROR, function_symbols, resolve_target
+
+# Why a probe cannot be used, by what its kind needs (kinds.Kind.needs) that this kernel lacks.
+_MISSING = {
+    "kprobes": "this kernel has no kprobes (CONFIG_KPROBES is off); use a tracepoint",
+    "lsm": "this kernel refuses BPF LSM programs",
+    "uprobes": "this kernel has no uprobes",
+    "hw_counters": "this machine has no hardware performance counters (no CPU PMU)",
+}
 
 
 @dataclass
@@ -82,17 +91,20 @@ class Catalog:
                 near = self.near_tracepoints(probe.name or "")
                 return "no such tracepoint on this kernel" + (f"; nearby: {', '.join(near)}" if near else "")
             return None
-        if k in ("kprobe", "kretprobe"):
-            return None if f.kprobes else "this kernel has no kprobes (CONFIG_KPROBES is off); use a tracepoint"
-        if k in ("kfunc", "kretfunc"):
+        need = KINDS[k].needs
+        if need == "kfunc":
             if f.kfunc is False:
                 return "this kernel refuses fentry/fexit (kfunc) programs; use a tracepoint"
             return None if f.btf else "kfunc needs BTF (/sys/kernel/btf/vmlinux)"
-        if k == "lsm":
-            return None if f.lsm else "this kernel refuses BPF LSM programs"
-        if k in ("uprobe", "uretprobe"):
+        if k == "usdt":
             if not f.uprobes:
-                return "this kernel has no uprobes"
+                return "this kernel has no uprobes (USDT probes are uprobes)"
+            if resolve_target(probe.target or "") is None:
+                return f"cannot find a library or program called {probe.target!r} (is it installed?)"
+            return None
+        if need in _MISSING and not f.supports_probe_kind(k):
+            return _MISSING[need]
+        if need == "uprobes":  # uprobe, uretprobe: the function must be in the file
             path = resolve_target(probe.target or "")
             if path is None:  # one answer for every reason (missing, root-only, not ELF, too large, a FIFO)
                 return TARGET_ERROR.format(target=probe.target or "")
@@ -100,15 +112,7 @@ class Catalog:
             if syms and probe.name not in syms:
                 return f"{path} has no function {probe.name!r}"
             return None
-        if k == "hardware":
-            return None if f.hw_counters else "this machine has no hardware performance counters (no CPU PMU)"
-        if k == "usdt":
-            if not f.uprobes:
-                return "this kernel has no uprobes (USDT probes are uprobes)"
-            if resolve_target(probe.target or "") is None:
-                return f"cannot find a library or program called {probe.target!r} (is it installed?)"
-            return None
-        if k in ("xdp", "tc"):
+        if KINDS[k].family == "packet":
             if not os.path.exists(f"/sys/class/net/{probe.target}"):
                 return f"no network interface {probe.target!r}"
             return None

@@ -39,17 +39,16 @@ class Features:
     notes: dict[str, str] = field(default_factory=dict)
 
     def supports_probe_kind(self, kind: str) -> bool:
-        if kind in ("kprobe", "kretprobe"):
-            return self.kprobes
-        if kind in ("uprobe", "uretprobe", "usdt"):
-            return self.uprobes
-        if kind in ("kfunc", "kretfunc"):
-            return bool(self.kfunc)
-        if kind == "lsm":
-            return bool(self.lsm)
-        if kind in ("tracepoint", "rawtracepoint"):
-            return self.tracefs is not None
-        return True
+        """Whether this kernel has what probes of ``kind`` need (kinds.Kind.needs); kfunc and lsm count only
+        once a trial load proved them."""
+        from ..spec.kinds import KINDS  # (here: spec/ loads pydantic, which the quick paths that read features skip)
+
+        need = KINDS[kind].needs if kind in KINDS else None
+        if need is None:
+            return True
+        have = {"tracefs": self.tracefs is not None, "kprobes": self.kprobes, "uprobes": self.uprobes,
+                "kfunc": self.kfunc, "lsm": self.lsm, "hw_counters": self.hw_counters}
+        return bool(have[need])
 
 
 def _kernel_version() -> tuple[int, int]:

@@ -18,7 +18,8 @@ from typing import Any
 from ..kernel.catalog import Catalog
 from ..spec import ProgramSpec
 from ..spec import expr as E
-from ..spec.model import PROBE_KINDS, ProbeRef, probe_text_pattern
+from ..spec.kinds import SPEC_KINDS
+from ..spec.model import ProbeRef, probe_text_pattern
 from .base import PlanContext
 
 REQUEST_BUDGET = 16_000  # bytes of JSON request body, below 16 KiB
@@ -447,7 +448,7 @@ def system_prompt(catalog: Catalog) -> str:
     if key not in _SYSTEM_CACHE:
         _SYSTEM_CACHE.clear()
         _SYSTEM_CACHE[key] = render("system.j2", spec_reference=spec_reference(), probe_doc=_probe_doc(),
-                                    probe_kinds=", ".join(PROBE_KINDS), expr_doc=_expr_doc(),
+                                    probe_kinds=", ".join(SPEC_KINDS), expr_doc=_expr_doc(),
                                     facts=kernel_facts(catalog))
     return _SYSTEM_CACHE[key]
 

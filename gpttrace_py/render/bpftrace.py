@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ..kernel.catalog import Catalog
 from ..spec import Aggregate, OutputField, ProbeRef, ProgramSpec
 from ..spec import expr as E
+from ..spec.kinds import PACKET_KINDS
 from ..spec.model import Filter
 from . import lower
+from .common import column_width, default_title, probe_comment, ready_title, value_label
 from .dialect import Dialect, installed
 from .escape import Code, comment, environment, ident, integer, string_literal
 from .lower import Context
@@ -39,9 +41,7 @@ def compile_expr(node: E.Node, ctx: Context) -> str:
         if node.fn == "strncmp":
             text, literal, n = node.args
             return f"strncmp({as_text(text, ctx)}, {compile_expr(literal, ctx)}, {compile_expr(n, ctx)})"
-        inner = ", ".join(
-            _as_string(a, ctx) if node.fn == "str" and i == 0 else compile_expr(a, ctx) for i, a in enumerate(node.args)
-        )
+        inner = ", ".join(compile_expr(a, ctx) for a in node.args)
         return f"{node.fn}({inner})"
     if isinstance(node, E.Unary):
         return f"{node.op}{_paren(node.operand, ctx)}"
@@ -54,11 +54,6 @@ def compile_expr(node: E.Node, ctx: Context) -> str:
     if isinstance(node, E.Index):
         return f"{compile_expr(node.base, ctx)}[{node.index}]"
     raise TypeError(node)
-
-
-def _as_string(node: E.Node, ctx: Context) -> str:
-    # str(x) of a field that is already text (data_loc/char array) is what bpftrace wants for data_loc.
-    return compile_expr(node, ctx)
 
 
 def _paren(node: E.Node, ctx: Context) -> str:
@@ -98,12 +93,6 @@ class Column:
     value: str  # bpftrace text
     join: bool = False
     names: dict[int, str] | None = None  # named by the runner (the table is too large for the program)
-
-
-@dataclass
-class Rendered:
-    begin: list[str] = field(default_factory=list)
-    end: list[str] = field(default_factory=list)
 
 
 class _Builder:
@@ -173,7 +162,10 @@ class _Builder:
             return [], None
         cols = [self.column(f, self.ctx, i == len(self.spec.print) - 1) for i, f in enumerate(self.spec.print)]
         widths = [_width(c) for c in cols]
-        fmt_parts, head_parts, args, labels = [], [], [], []
+        fmt_parts: list[str] = []
+        head_parts: list[str] = []
+        args: list[str] = []
+        labels: list[str] = []
         stmts: list[str] = []
         for i, (c, w) in enumerate(zip(cols, widths)):
             last = i == len(cols) - 1
@@ -238,7 +230,7 @@ class _Builder:
     def end_statements(self) -> list[str]:
         out: list[str] = []
         for agg in self.spec.aggregates:
-            title = (agg.title or _default_title(agg))[:120].replace("%", " percent")
+            title = (agg.title or default_title(agg))[:120].replace("%", " percent")
             self.layout.titles.add(title)
             key_names = [lower.value_names(k, self.ctx) for k in agg.keys]
             self.layout.aggregates[agg.name or "x"] = AggregateLayout(
@@ -246,7 +238,7 @@ class _Builder:
                 agg.func,
                 title,
                 [lower.label_for(k) for k in agg.keys],
-                _value_label(agg),
+                value_label(agg),
                 [t if t and len(t) > MAX_INLINE_NAMES else None for t in key_names],
             )
             # Constant text goes in the format itself: a string argument has a limit (Dialect.string_arg_max).
@@ -260,9 +252,6 @@ class _Builder:
         if self.spec.start:
             maps += ["@start_ts"] + [f"@start_{ident(s.name)}" for s in self.spec.start.save]
         return [f"clear({m});" for m in maps]
-
-    def predicate(self, probes_filter: list[str]) -> str | None:
-        return " && ".join(probes_filter) if probes_filter else None
 
     def filter_terms(self, ctx: Context, use_expr: str | None, extra: Filter | None = None) -> list[str]:
         terms = []
@@ -279,32 +268,7 @@ class _Builder:
 def _width(c: Column) -> int:
     if c.names is not None:
         return max(16, len(c.label))
-    if c.label in ("COMM", "PCOMM", "PARENT_COMM", "CHILD_COMM", "PREV_COMM", "NEXT_COMM", "PROCESS"):
-        return 16
-    if c.fmt == "%ld":
-        return max(7, len(c.label))
-    if c.fmt == "%s":
-        return max(16, len(c.label))
-    return max(10, len(c.label))
-
-
-def _default_title(agg: Aggregate) -> str:
-    what = {
-        "count": "count",
-        "sum": "total",
-        "avg": "average",
-        "min": "minimum",
-        "max": "maximum",
-        "hist": "histogram",
-        "lhist": "linear histogram",
-        "stats": "count/average/total",
-    }[agg.func]
-    value = f" of {lower.default_label(E.parse(agg.value)).lower()}" if agg.value else ""
-    unit = f" ({agg.unit})" if agg.unit else ""
-    by = ""
-    if agg.keys:
-        by = " by " + ", ".join(lower.label_for(k).lower() for k in agg.keys)
-    return f"{what.capitalize()}{value}{unit}{by}"
+    return column_width(c.label, c.fmt)
 
 
 _ATTACH_PATH = re.compile(r"[A-Za-z0-9_./+@-]{1,4096}\Z")
@@ -326,22 +290,9 @@ def probe_text(probe: ProbeRef, catalog: Catalog) -> str:
     if probe.kind == "usdt":
         path = attach_path(catalog.uprobe_path(probe.target or "") or probe.target or "")
         return f"usdt:{path}:{probe.category}:{probe.name}"
-    if probe.kind in ("xdp", "tc"):
+    if probe.kind in PACKET_KINDS:
         raise ValueError(f"bpftrace cannot attach {probe.kind} programs; use --backend bcc")
     return probe.text
-
-
-def _ready_title(title: str) -> str:
-    """The title as it will read after escaping (the runner compares the line it gets back)."""
-    text = title[:80].replace("%", " percent")
-    return "".join(c if " " <= c <= "~" else "?" for c in text)
-
-
-def _value_label(agg: Aggregate) -> str:
-    if agg.func == "count":
-        return "COUNT"
-    label = {"sum": "TOTAL", "avg": "AVERAGE", "min": "MIN", "max": "MAX", "stats": "STATS"}.get(agg.func, "COUNT")
-    return f"{label}({agg.unit})" if agg.unit and agg.func not in ("hist", "lhist") else label
 
 
 def render(spec: ProgramSpec, catalog: Catalog, dialect: Dialect | None = None) -> RenderedProgram:
@@ -357,7 +308,7 @@ def render(spec: ProgramSpec, catalog: Catalog, dialect: Dialect | None = None) 
         "rationale": comment(spec.rationale) if spec.rationale else None,
         "probes": [Code(probe_text(p, catalog)) for p in spec.probes],
         "probe_list": Code(",\n".join(probe_text(p, catalog) for p in spec.probes)),
-        "probe_comments": [comment(_probe_comment(p, catalog)) for p in spec.probes],
+        "probe_comments": [comment(probe_comment(p, catalog)) for p in spec.probes],
         "body": [Code(s) for s in print_stmts + agg_stmts],
         "end": [Code(s) for s in b.end_statements()],
         "interval": integer(spec.interval_s) if spec.interval_s else None,
@@ -365,7 +316,8 @@ def render(spec: ProgramSpec, catalog: Catalog, dialect: Dialect | None = None) 
         "separated": len(b.layout.columns) > 1,
     }
     if spec.start:
-        end_terms, body_terms = [], []
+        end_terms: list[str] = []
+        body_terms: list[str] = []
         for conj in E.conjuncts(spec.filter.expr) if spec.filter.expr else []:
             uses_end = any(isinstance(n, E.Saved) or (isinstance(n, E.Builtin) and n.name == "delta")
                            for n in E.walk(conj))
@@ -378,7 +330,7 @@ def render(spec: ProgramSpec, catalog: Catalog, dialect: Dialect | None = None) 
         view.update(
             start_probes=[Code(probe_text(p, catalog)) for p in spec.start.probes],
             start_probe_list=Code(",\n".join(probe_text(p, catalog) for p in spec.start.probes)),
-            start_comments=[comment(_probe_comment(p, catalog)) for p in spec.start.probes],
+            start_comments=[comment(probe_comment(p, catalog)) for p in spec.start.probes],
             start_predicate=Code(" && ".join(start_terms)) if start_terms else None,
             start_key=Code(key),
             end_key=Code(end_key),
@@ -392,7 +344,7 @@ def render(spec: ProgramSpec, catalog: Catalog, dialect: Dialect | None = None) 
     else:
         view["predicate"] = Code(" && ".join(main_terms)) if main_terms else None
         template = "events.bt.j2"
-    b.layout.ready = f"Tracing {_ready_title(spec.title)}... Hit Ctrl-C to end."
+    b.layout.ready = f"Tracing {ready_title(spec.title)}... Hit Ctrl-C to end."
     # In the format itself: a string literal argument has a limit (Dialect.string_arg_max), a format has not.
     ready = f"printf({string_literal(b.layout.ready + chr(10), 200)});"
     view["begin"] = [Code(s) for s in b.begin] + [Code(ready)] + ([Code(header)] if header else [])
@@ -400,26 +352,3 @@ def render(spec: ProgramSpec, catalog: Catalog, dialect: Dialect | None = None) 
     view["interval_clear"] = [Code(f"clear(@{ident(a.name or 'x')});") for a in spec.aggregates]
     text = environment("bpftrace").get_template(template).render(**view)
     return RenderedProgram("bpftrace", text, b.layout)
-
-
-def _probe_comment(probe: ProbeRef, catalog: Catalog) -> str:
-    k = probe.kind
-    if k == "tracepoint":
-        if probe.category == "syscalls":
-            phase, _, call = (probe.name or "").removeprefix("sys_").partition("_")
-            when = "entry to" if phase == "enter" else "return from"
-            return f"fires on {when} the {call}() system call (stable tracepoint)"
-        return f"kernel tracepoint {probe.category}:{probe.name} (a stable interface)"
-    if k in ("uprobe", "uretprobe"):
-        return f"user-space {'return from' if k == 'uretprobe' else 'entry to'} {probe.name}() in {probe.target}"
-    if k == "profile":
-        return f"samples every CPU {probe.rate} times per {'second' if probe.unit == 'hz' else probe.unit}"
-    if k == "interval":
-        return f"fires on one CPU every {probe.rate} {probe.unit}"
-    if k == "software":
-        return f"software perf event {probe.name} (every {probe.rate or 1} events)"
-    if k in ("kprobe", "kretprobe"):
-        return f"dynamic kernel probe on {probe.name}() (unstable: may change between kernels)"
-    if k in ("kfunc", "kretfunc"):
-        return f"BTF-typed kernel function probe on {probe.name}() (fentry/fexit)"
-    return f"{k} probe"

@@ -10,10 +10,13 @@ from __future__ import annotations
 import os
 import re
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..spec.expr import IDENT_RE
 from .program import COLUMN_SEP, NAME_MARK
+
+if TYPE_CHECKING:
+    import jinja2
 
 
 class Code(str):
@@ -70,7 +73,7 @@ def _finalize(value: Any) -> Any:
 
 
 @lru_cache(maxsize=2)
-def environment(backend: str):
+def environment(backend: str) -> jinja2.Environment:
     import jinja2
 
     from ..paths import data_dir

@@ -1,7 +1,7 @@
 """Render a ProgramSpec as a standalone project: a libbpf CO-RE program in C, or the same on cilium/ebpf in Go.
 
 Both projects share ``NAME.bpf.c`` (the kernel side) and ``NAME.h`` (the structs both sides read). The kernel
-side's expressions are compiled by the BCC renderer's expression compiler (``bcc.CGen``: plain C with BPF
+side's expressions are compiled by the BCC renderer's expression compiler (``bcc.cgen.CGen``: plain C with BPF
 helpers); everything around them (sections, maps, the ring buffer, the start map of a pair) is written here
 in libbpf's style. User space prints the same columns and aggregate tables as gpttrace's BCC programs.
 
@@ -20,30 +20,20 @@ from ..kernel.tracefs import TpField
 from ..spec import ProbeRef, ProgramSpec
 from ..spec import expr as E
 from . import lower
-from .bcc import (
-    _SOFTWARE,
-    LOG2_SLOTS,
-    CGen,
-    ProbeFn,
-    RenderError,
-    Slot,
-    _Builder,
-    _indent,
-    _lhist_slots,
-    _top,
-    _unit_label,
-    _width,
-    _wrap,
-)
-from .bpftrace import _ready_title
+from .bcc.aggregates import LOG2_SLOTS, AggPlan, lhist_slots, unit_label
+from .bcc.builder import Builder
+from .bcc.cgen import CGen
+from .bcc.ctext import RenderError, indent, wrap
+from .bcc.probes import ProbeFn
+from .bcc.slots import Slot
+from .common import column_width, probe_comment, ready_title
 from .escape import Code, comment, environment, ident, string_literal
 from .lower import Context
 
 MAP_ENTRIES = 10240
-SOFTWARE_CONFIG = _SOFTWARE  # software perf event name → PERF_COUNT_SW_* suffix
 RINGBUF_BYTES = 256 * 1024
 EXPORTABLE_SLOTS = {"int", "hex", "oct", "names", "str", "ip4", "ip6", "ip4int", "probe", "func", "join"}
-PROBE_KINDS = ("tracepoint", "uprobe", "uretprobe", "software", "profile")
+EXPORTABLE_KINDS = ("tracepoint", "uprobe", "uretprobe", "software", "profile")
 NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,30}\Z")
 # Names a struct member cannot have in user space: libc macros (errno, stdin...) and GNU C's predefined
 # macros (linux, unix); such a member gets a trailing underscore.
@@ -186,7 +176,7 @@ def tracepoint_struct(catalog: Catalog, probe: ProbeRef) -> list[str]:
 def _probe_fn(probe: ProbeRef, index: int, name: str, catalog: Catalog) -> tuple[ProbeFn, str]:
     """The function for one probe and its SEC() name."""
     k = probe.kind
-    if k not in PROBE_KINDS:
+    if k not in EXPORTABLE_KINDS:
         raise ExportError(f"{probe.text}: an export supports tracepoints, uprobes/uretprobes and software/profile "
                           f"perf events, not {k} probes yet",
                           "trace it with gpttrace itself, or export a program on a tracepoint")
@@ -292,7 +282,7 @@ class _Kernel:
     def __init__(self, spec: ProgramSpec, catalog: Catalog, name: str) -> None:
         self.spec = spec
         self.catalog = catalog
-        self.b = _Builder(spec, catalog)
+        self.b = Builder(spec, catalog)
         self.p = Project(name, spec)
         self.helpers: dict[str, list[str]] = {"lookup_or_init": _LOOKUP_OR_INIT} if spec.aggregates else {}
 
@@ -330,7 +320,7 @@ class _Kernel:
                 self.check_slot(s, f"key {k.expr!r} of {plan.title!r}")
         p.event_slots = ev_slots
         p.header_line = header
-        p.ready = b.layout.ready = f"Tracing {_ready_title(spec.title)}... Hit Ctrl-C to end."  # as gpttrace says
+        p.ready = b.layout.ready = f"Tracing {ready_title(spec.title)}... Hit Ctrl-C to end."  # as gpttrace says
         p.names = b.names
 
         shared: list[str] = []
@@ -347,11 +337,11 @@ class _Kernel:
                       "struct {", "    __uint(type, BPF_MAP_TYPE_ARRAY);", "    __uint(max_entries, 1);",
                       "    __type(key, __u32);", "    __type(value, __u64);", "} lost SEC(\".maps\");", ""]
         for plan in plans:
-            view = self.agg_view(plan)
-            p.aggs.append(view)
-            if view.key:
-                shared += [f"// The key of {comment(view.title)}", *view.key.lines(), ""]
-            decls += self.agg_decl(view)
+            agg = self.agg_view(plan)
+            p.aggs.append(agg)
+            if agg.key:
+                shared += [f"// The key of {comment(agg.title)}", *agg.key.lines(), ""]
+            decls += self.agg_decl(agg)
         if spec.start:
             self.start_key = struct_layout("start_key_t", key_slots)
             self.start_val = struct_layout("start_t", saved, lead=[Member("ts", "__u64", ())])
@@ -403,7 +393,7 @@ class _Kernel:
             label = lower.label_for(f)
             last = i == len(slots) - 1 or s.kind == "join"
             conv = {"int": "%d", "hex": "0x%x", "oct": "%04o"}.get(s.kind, "%s")
-            w = _width(label, conv)
+            w = column_width(label, conv)
             if last:
                 fmt = "%s"
             elif s.kind == "oct":
@@ -413,16 +403,16 @@ class _Kernel:
             out.append((label, fmt))
         return out
 
-    def agg_view(self, plan) -> AggView:
+    def agg_view(self, plan: AggPlan) -> AggView:
         agg = plan.agg
         hist = {"hist": 1, "lhist": 2}.get(agg.func, 0)
         key = None
         if plan.keyed:
             trail = [Member("slot", "__u32", ())] if hist else None
             key = struct_layout(f"{plan.map}_key_t", plan.slots, trail=trail)
-        nslots = LOG2_SLOTS if hist == 1 else _lhist_slots(plan.buckets) if hist == 2 else 0
+        nslots = LOG2_SLOTS if hist == 1 else lhist_slots(plan.buckets) if hist == 2 else 0
         return AggView(agg.name or "x", plan.map, agg.func, plan.title, plan.labels, plan.value_label,
-                       _unit_label(agg) if hist else "", agg.top or 0, hist, plan.buckets or (0, 0, 1), key,
+                       unit_label(agg) if hist else "", agg.top or 0, hist, plan.buckets or (0, 0, 1), key,
                        plan.slots, nslots)
 
     def agg_decl(self, v: AggView) -> list[str]:
@@ -437,22 +427,21 @@ class _Kernel:
 
     # -- function bodies ------------------------------------------------------------------------------
     def function(self, fn: ProbeFn, body: list[str]) -> dict[str, object]:
-        from .bcc import _probe_comment
 
         return {"name": fn.name, "probe": comment(fn.probe.text),
-                "comment": comment(_probe_comment(fn.probe, self.catalog), 300),
-                "head": Code(fn.head), "body": [Code(x) for x in _indent(body)]}
+                "comment": comment(probe_comment(fn.probe, self.catalog), 300),
+                "head": Code(fn.head), "body": [Code(x) for x in indent(body)]}
 
-    def main_function(self, fn: ProbeFn, ev_slots: list[Slot], plans) -> list[str]:
+    def main_function(self, fn: ProbeFn, ev_slots: list[Slot], plans: list[AggPlan]) -> list[str]:
         spec = self.spec
         if spec.start:
             return self.end_function(fn, ev_slots, plans)
         gen = CGen(self.b, fn, Context(self.catalog, [fn.probe]))
         filt = self.b.filter_lines(gen, spec.filter.comm, spec.filter.pid, spec.filter.expr)
         body = self.body(gen, ev_slots, plans)
-        return _top(gen) + filt + body + ["return 0;"]
+        return gen.top_lines() + filt + body + ["return 0;"]
 
-    def body(self, gen: CGen, ev_slots: list[Slot], plans) -> list[str]:
+    def body(self, gen: CGen, ev_slots: list[Slot], plans: list[AggPlan]) -> list[str]:
         lines: list[str] = []
         if ev_slots:
             fill: list[str] = []
@@ -460,14 +449,14 @@ class _Kernel:
                 fill += gen.fill(s, "e->")
             lines += ["// Send one event to user space through the ring buffer.",
                       "struct event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);",
-                      "if (e) {", *_indent(fill), "    bpf_ringbuf_submit(e, 0);", "} else {",
+                      "if (e) {", *indent(fill), "    bpf_ringbuf_submit(e, 0);", "} else {",
                       "    __u32 zero = 0;", "    __u64 *n = bpf_map_lookup_elem(&lost, &zero);",
                       "    if (n)", "        __sync_fetch_and_add(n, 1);  // the buffer was full", "}"]
         for plan, view in zip(plans, self.p.aggs):
             lines += self.agg_lines(gen, plan, view)
         return lines
 
-    def agg_lines(self, gen: CGen, plan, v: AggView) -> list[str]:
+    def agg_lines(self, gen: CGen, plan: AggPlan, v: AggView) -> list[str]:
         agg = plan.agg
         body: list[str] = []
         if v.key:
@@ -507,8 +496,8 @@ class _Kernel:
         head = [f"// {comment(v.title)}"]
         if agg.filter:
             c = gen.cond(agg.filter)
-            return head + gen.take_pre() + [f"if ({c}) {{", *_indent(body), "}"]
-        return [*head, "{", *_indent(body), "}"]
+            return head + gen.take_pre() + [f"if ({c}) {{", *indent(body), "}"]
+        return [*head, "{", *indent(body), "}"]
 
     def start_function(self, fn: ProbeFn, key_slots: list[Slot], saved: list[Slot]) -> list[str]:
         assert self.spec.start is not None
@@ -524,12 +513,12 @@ class _Kernel:
         for s in saved:
             body += gen.fill(s, "s->")
         body += ["bpf_map_update_elem(&start, &sk, s, BPF_ANY);", "return 0;"]
-        return _top(gen) + body
+        return gen.top_lines() + body
 
     def uses_delta(self) -> bool:
         return any("delta" in E.builtins_used(x) for x in self.spec.expressions())
 
-    def end_function(self, fn: ProbeFn, ev_slots: list[Slot], plans) -> list[str]:
+    def end_function(self, fn: ProbeFn, ev_slots: list[Slot], plans: list[AggPlan]) -> list[str]:
         assert self.spec.start is not None
         ctx = Context(self.catalog, [fn.probe], saved=self.b.ctx.saved)
         gen = CGen(self.b, fn, ctx, self.b.saved, in_end=True)
@@ -545,10 +534,10 @@ class _Kernel:
         inner = [*self.body(gen, ev_slots, plans), "bpf_map_delete_elem(&start, &sk);"]
         if self.spec.filter.expr:
             c = gen.cond(self.spec.filter.expr)
-            lines += [*gen.take_pre(), f"if ({_wrap(c)}) {{", *_indent(inner), "}"]
+            lines += [*gen.take_pre(), f"if ({wrap(c)}) {{", *indent(inner), "}"]
         else:
             lines += inner
-        return _top(gen) + lines + ["return 0;"]
+        return gen.top_lines() + lines + ["return 0;"]
 
 
 def kernel_side(spec: ProgramSpec, catalog: Catalog, name: str) -> Project:

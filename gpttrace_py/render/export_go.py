@@ -3,8 +3,9 @@ README, around the shared kernel side of ``export.kernel_side``. It prints what 
 
 from __future__ import annotations
 
+from ..kernel.catalog import Catalog
 from ..spec import ProgramSpec
-from .bcc import Slot
+from .bcc.slots import Slot
 from .escape import Code, environment, ident, integer, string_literal
 from .export import StructLayout, kernel_side
 from .export_libbpf import loader_view, perf_attr
@@ -56,14 +57,14 @@ def gofmt(text: str) -> str:
     return r.stdout if r.returncode == 0 and r.stdout else text
 
 
-def project(spec: ProgramSpec, catalog, name: str) -> dict[str, str]:
+def project(spec: ProgramSpec, catalog: Catalog, name: str) -> dict[str, str]:
     """The files of the Go project, by name."""
     p = kernel_side(spec, catalog, name)
     view = loader_view(p)
-    for col in view["columns"]:  # type: ignore[union-attr]
+    for col in view["columns"]:
         assert p.events is not None
         col["cell"] = go_cell(col["slot"], p.events, "b")
-    for agg, v in zip(view["aggs"], p.aggs):  # type: ignore[call-overload]
+    for agg, v in zip(view["aggs"], p.aggs, strict=True):
         agg["cells"] = [go_cell(s, v.key, "k") for s in v.slots] if v.key else []
         agg["slot_at"] = integer(v.key.member("slot").offset) if v.key and v.hist else integer(0)
     perf = []

@@ -3,10 +3,70 @@ kernel side of ``export.kernel_side``."""
 
 from __future__ import annotations
 
+from typing import TypedDict
+
+from ..kernel.catalog import Catalog
 from ..spec import ProgramSpec
-from .bcc import _UNIT_NS, Slot
+from ..spec.kinds import SOFTWARE_EVENTS
+from ..spec.units import NS
+from .bcc.probes import ProbeFn
+from .bcc.slots import Slot
 from .escape import Code, comment, environment, ident, integer, string_literal
-from .export import SOFTWARE_CONFIG, Project, kernel_side
+from .export import Project, StructLayout, kernel_side
+
+
+class ColumnView(TypedDict, total=False):
+    """An event column, for a loader template (``cell``: the statement that writes its text, per language)."""
+
+    label: Code
+    fmt: Code
+    slot: Slot
+    cell: Code
+
+
+class AggregateView(TypedDict, total=False):
+    """An aggregate, for a loader template (``cells``/``slot_at``: added per language)."""
+
+    index: Code
+    name: Code
+    map: Code
+    func: Code
+    title: Code
+    labels: list[Code]
+    nkeys: Code
+    value_label: Code
+    unit: Code
+    top: Code
+    hist: Code
+    lo: Code
+    hi: Code
+    step: Code
+    nslots: Code
+    key: StructLayout | None
+    slots: list[Slot]
+    avg: bool
+    is_hist: bool
+    cells: list[Code]
+    slot_at: Code
+
+
+class LoaderView(TypedDict):
+    """What the C and Go loaders have in common, in escaped pieces."""
+
+    use: dict[str, bool]
+    name: Code
+    title: Code
+    title_literal: Code
+    rationale: Code | None
+    ready: Code
+    header: Code | None
+    columns: list[ColumnView]
+    aggs: list[AggregateView]
+    names: list[tuple[Code, list[tuple[Code, Code]]]]
+    probe_names: list[Code]
+    func_names: list[Code]
+    interval: Code
+    lesson: Code | None
 
 
 def c_cell(slot: Slot, obj: str) -> Code:
@@ -35,24 +95,24 @@ def c_cell(slot: Slot, obj: str) -> Code:
     raise AssertionError(k)
 
 
-def perf_attr(fn) -> tuple[Code, Code, Code]:
+def perf_attr(fn: ProbeFn) -> tuple[Code, Code, Code]:
     """(config, sample field, value) of the perf event a perf_event program is attached to."""
     p = fn.probe
     if p.kind == "software":
-        return Code(f"PERF_COUNT_SW_{SOFTWARE_CONFIG[p.name or '']}"), Code("sample_period"), integer(int(p.rate or 1))
+        return Code(f"PERF_COUNT_SW_{SOFTWARE_EVENTS[p.name or '']}"), Code("sample_period"), integer(int(p.rate or 1))
     if p.unit == "hz":
         return Code("PERF_COUNT_SW_CPU_CLOCK"), Code("sample_freq"), integer(int(p.rate or 49))
-    return Code("PERF_COUNT_SW_CPU_CLOCK"), Code("sample_period"), integer(int(p.rate or 1) * _UNIT_NS[p.unit or "s"])
+    return Code("PERF_COUNT_SW_CPU_CLOCK"), Code("sample_period"), integer(int(p.rate or 1) * NS[p.unit or "s"])
 
 
-def loader_view(p: Project) -> dict[str, object]:
+def loader_view(p: Project) -> LoaderView:
     """What the C and Go loaders have in common: events, tables, aggregates, in escaped pieces."""
     spec: ProgramSpec = p.spec
-    columns = [
+    columns: list[ColumnView] = [
         {"label": string_literal(label, 40), "fmt": string_literal(fmt), "slot": s}
         for (label, fmt), s in zip(p.columns, p.event_slots)
     ]
-    aggs = []
+    aggs: list[AggregateView] = []
     for i, v in enumerate(p.aggs):
         aggs.append({
             "index": integer(i),
@@ -97,13 +157,13 @@ def loader_view(p: Project) -> dict[str, object]:
     }
 
 
-def project(spec: ProgramSpec, catalog, name: str) -> dict[str, str]:
+def project(spec: ProgramSpec, catalog: Catalog, name: str) -> dict[str, str]:
     """The files of the libbpf project, by name."""
     p = kernel_side(spec, catalog, name)
     view = loader_view(p)
-    for col in view["columns"]:  # type: ignore[union-attr]
+    for col in view["columns"]:
         col["cell"] = c_cell(col["slot"], "e")
-    for agg in view["aggs"]:  # type: ignore[union-attr]
+    for agg in view["aggs"]:
         agg["cells"] = [c_cell(s, "k") for s in agg["slots"]]
     perf = [{"prog": ident(fn.name), "attr": perf_attr(fn), "what": comment(fn.probe.text)}
             for fn, sec in p.fns if sec == "perf_event"]

@@ -34,7 +34,7 @@ def to_data(value: Any) -> Any:
 
 def from_data(cls: type[T], data: Any) -> T:
     """The dataclass ``cls`` back from ``to_data``'s form; ValueError/TypeError/KeyError when it does not fit."""
-    return _convert(cls, data)
+    return typing.cast(T, _convert(cls, data))
 
 
 @cache
@@ -44,7 +44,7 @@ def _hints(cls: type) -> dict[str, Any]:
 
 def _convert(tp: Any, data: Any) -> Any:
     origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         if not isinstance(data, dict):
             raise TypeError(f"{tp.__name__}: expected an object")
         hints = _hints(tp)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..kernel.catalog import Catalog
-from ..spec import OutputField, ProbeRef, ProgramSpec
+from ..spec import OutputField, ProbeRef, ProgramSpec, units
 from ..spec import expr as E
 from .dialect import Dialect, dialect_for
 
@@ -93,7 +93,8 @@ def default_label(node: E.Node) -> str:
     if isinstance(node, E.Binary) and node.op in ("/", "*"):
         inner = default_label(node.left)
         if isinstance(node.right, E.Num) and inner.endswith("_NS"):
-            return inner[:-3] + {1000: "_US", 1000000: "_MS", 1000000000: "_S"}.get(node.right.value, "")
+            unit = units.name_of(node.right.value)  # "ns" for a factor that is not a unit's
+            return inner[:-3] + (f"_{unit.upper()}" if unit != "ns" else "")
         return inner
     if isinstance(node, E.Index):
         return f"{default_label(node.base)}{node.index}"

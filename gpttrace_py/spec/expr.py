@@ -21,7 +21,7 @@ program text without passing this grammar.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -149,7 +149,7 @@ class Index:
 
 Node = Num | Str | Builtin | Field | Saved | Call | Unary | Binary | Ternary | Index
 
-_BINARY_PRECEDENCE = {
+BINARY_PRECEDENCE = {
     "||": 1,
     "&&": 2,
     "|": 3,
@@ -226,9 +226,9 @@ class _Parser:
         left = self.unary()
         while True:
             tok = self.peek()
-            if not tok or tok[0] != "op" or tok[1] not in _BINARY_PRECEDENCE:
+            if not tok or tok[0] != "op" or tok[1] not in BINARY_PRECEDENCE:
                 return left
-            prec = _BINARY_PRECEDENCE[tok[1]]
+            prec = BINARY_PRECEDENCE[tok[1]]
             if prec < min_prec:
                 return left
             self.take()
@@ -322,7 +322,7 @@ def parse(text: str) -> Node:
     return _Parser(text).parse()
 
 
-def walk(node: Node):
+def walk(node: Node) -> Iterator[Node]:
     """Yield every node of a tree, parents first."""
     yield node
     if isinstance(node, Call):
@@ -386,7 +386,7 @@ def _unparse(node: Node, outer: int) -> str:
         text = f"{node.op}{_unparse(node.operand, _UNARY_PRECEDENCE)}"
         return f"({text})" if outer > _UNARY_PRECEDENCE else text
     if isinstance(node, Binary):
-        prec = _BINARY_PRECEDENCE[node.op]
+        prec = BINARY_PRECEDENCE[node.op]
         # left-associative: a right operand of the same precedence needs parentheses (a - (b - c))
         text = f"{_unparse(node.left, prec)} {node.op} {_unparse(node.right, prec + 1)}"
         return f"({text})" if outer > prec else text

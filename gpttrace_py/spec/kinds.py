@@ -99,5 +99,36 @@ def of_family(*families: Family) -> frozenset[str]:
     return frozenset(k.name for k in _ALL if k.family in families)
 
 
+# The perf events software:NAME and hardware:NAME may count, each with the suffix of its PERF_COUNT_SW_*/HW_*
+# constant (BCC's PerfSWConfig/PerfHWConfig names), in the order messages list them.
+SOFTWARE_EVENTS: dict[str, str] = {
+    "cpu-clock": "CPU_CLOCK",
+    "task-clock": "TASK_CLOCK",
+    "page-faults": "PAGE_FAULTS",
+    "context-switches": "CONTEXT_SWITCHES",
+    "cpu-migrations": "CPU_MIGRATIONS",
+    "minor-faults": "PAGE_FAULTS_MIN",
+    "major-faults": "PAGE_FAULTS_MAJ",
+    "alignment-faults": "ALIGNMENT_FAULTS",
+    "emulation-faults": "EMULATION_FAULTS",
+    "faults": "PAGE_FAULTS",
+    "cs": "CONTEXT_SWITCHES",
+    "migrations": "CPU_MIGRATIONS",
+}
+HARDWARE_EVENTS: dict[str, str] = {
+    "cpu-cycles": "CPU_CYCLES",
+    "cycles": "CPU_CYCLES",
+    "instructions": "INSTRUCTIONS",
+    "cache-references": "CACHE_REFERENCES",
+    "cache-misses": "CACHE_MISSES",
+    "branch-instructions": "BRANCH_INSTRUCTIONS",
+    "branches": "BRANCH_INSTRUCTIONS",
+    "branch-misses": "BRANCH_MISSES",
+    "bus-cycles": "BUS_CYCLES",
+    "ref-cycles": "REF_CPU_CYCLES",
+}
+
+
 FUNCTION_KINDS = of_family("kernel-function", "user-function")
 USER_KINDS = of_family("user-function")
+PACKET_KINDS = of_family("packet")

@@ -15,92 +15,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_serializer, model_validator
 
 from . import expr as E
-
-PROBE_KINDS = (
-    "tracepoint",
-    "uprobe",
-    "uretprobe",
-    "usdt",
-    "kprobe",
-    "kretprobe",
-    "kfunc",
-    "kretfunc",
-    "rawtracepoint",
-    "profile",
-    "interval",
-    "software",
-    "hardware",
-    "BEGIN",
-    "END",
-    "xdp",
-    "tc",
-    "lsm",
-)
-ProbeKind = Literal[
-    "tracepoint",
-    "uprobe",
-    "uretprobe",
-    "usdt",
-    "kprobe",
-    "kretprobe",
-    "kfunc",
-    "kretfunc",
-    "rawtracepoint",
-    "profile",
-    "interval",
-    "software",
-    "hardware",
-    "BEGIN",
-    "END",
-    "xdp",
-    "tc",
-    "lsm",
-]
-ALIASES = {
-    "t": "tracepoint",
-    "u": "uprobe",
-    "ur": "uretprobe",
-    "k": "kprobe",
-    "kr": "kretprobe",
-    "f": "kfunc",
-    "fr": "kretfunc",
-    "fentry": "kfunc",
-    "fexit": "kretfunc",
-    "p": "profile",
-    "i": "interval",
-    "s": "software",
-    "h": "hardware",
-    "U": "usdt",
-    "rawtp": "rawtracepoint",
-    "begin": "BEGIN",
-    "end": "END",
-}
-SOFTWARE_EVENTS = (
-    "cpu-clock",
-    "task-clock",
-    "page-faults",
-    "context-switches",
-    "cpu-migrations",
-    "minor-faults",
-    "major-faults",
-    "alignment-faults",
-    "emulation-faults",
-    "faults",
-    "cs",
-    "migrations",
-)
-HARDWARE_EVENTS = (
-    "cpu-cycles",
-    "cycles",
-    "instructions",
-    "cache-references",
-    "cache-misses",
-    "branch-instructions",
-    "branches",
-    "branch-misses",
-    "bus-cycles",
-    "ref-cycles",
-)
+from .kinds import ALIASES, HARDWARE_EVENTS, RETURN_KINDS, SOFTWARE_EVENTS, SPEC_KINDS, ProbeKind
 
 _NAME = r"[A-Za-z_][A-Za-z0-9_]{0,127}"
 _PATH = r"[A-Za-z0-9_./+@-]{1,255}"
@@ -199,7 +114,7 @@ class ProbeRef(BaseModel):
 
     @property
     def is_return(self) -> bool:
-        return self.kind in ("uretprobe", "kretprobe", "kretfunc")
+        return self.kind in RETURN_KINDS
 
     def __str__(self) -> str:
         return self.text
@@ -219,20 +134,20 @@ def probe_parts(text: str) -> dict[str, object]:
     kind, _, rest = text.partition(":")
     kind = ALIASES.get(kind, kind)
     if kind not in _PROBE_PATTERNS:
-        raise ValueError(f"unknown probe kind {kind!r} in {text[:80]!r}; kinds: {', '.join(PROBE_KINDS)}")
+        raise ValueError(f"unknown probe kind {kind!r} in {text[:80]!r}; kinds: {', '.join(SPEC_KINDS)}")
     if kind == "uprobe" and rest.count(":") == 0:
         raise ValueError(f"a uprobe is uprobe:LIBRARY_OR_PATH:SYMBOL, got {text[:80]!r}")
     m = _PROBE_PATTERNS[kind].fullmatch(rest)
     if not m:
         raise ValueError(f"malformed {kind} probe {text[:80]!r}")
-    parts: dict[str, object] = {k: v for k, v in m.groupdict().items() if v is not None}
-    if "rate" in parts:
-        parts["rate"] = int(parts["rate"])
-    if kind == "software" and parts["name"] not in SOFTWARE_EVENTS:
-        raise ValueError(f"unknown software event {parts['name']!r}; known: {', '.join(SOFTWARE_EVENTS)}")
-    if kind == "hardware" and parts["name"] not in HARDWARE_EVENTS:
-        raise ValueError(f"unknown hardware event {parts['name']!r}; known: {', '.join(HARDWARE_EVENTS)}")
-    if kind == "profile" and parts.get("unit") == "hz" and parts["rate"] > 10000:
+    groups: dict[str, str] = {k: v for k, v in m.groupdict().items() if v is not None}
+    rate = int(groups["rate"]) if "rate" in groups else None
+    parts: dict[str, object] = {k: rate if k == "rate" else v for k, v in groups.items()}
+    if kind == "software" and groups["name"] not in SOFTWARE_EVENTS:
+        raise ValueError(f"unknown software event {groups['name']!r}; known: {', '.join(SOFTWARE_EVENTS)}")
+    if kind == "hardware" and groups["name"] not in HARDWARE_EVENTS:
+        raise ValueError(f"unknown hardware event {groups['name']!r}; known: {', '.join(HARDWARE_EVENTS)}")
+    if kind == "profile" and groups.get("unit") == "hz" and rate is not None and rate > 10000:
         raise ValueError("profile frequency above 10000 Hz is refused (it would swamp the machine)")
     return {"kind": kind, **parts}
 
