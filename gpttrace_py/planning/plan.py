@@ -53,7 +53,6 @@ def make_plan(planner: Planner, request: str, ctx: PlanContext, unsafe: bool = F
     understand.check_request(reading.text, ctx.catalog, unsafe, reading.language,
                              can_act=planner.name != "offline")
     ctx.source = ""
-    suggest = getattr(planner, "suggestions", None)
     try:
         spec = planner.plan(reading.text, ctx)
     except UnmappableIntent as exc:
@@ -62,7 +61,7 @@ def make_plan(planner: Planner, request: str, ctx: PlanContext, unsafe: bool = F
         say = lexicon.load(reading.language).say
         raise UnmappableIntent(say("no_match", request=repr(request.strip()[:60])) + _unknown(reading),
                                exc.suggestions) from None
-    return check_plan(reading, spec, ctx, suggest=suggest, source=planner.name, starting=starting)
+    return check_plan(reading, spec, ctx, suggest=planner.suggestions, source=planner.name, starting=starting)
 
 
 class NeedMissing(MissingFeature):
