@@ -28,7 +28,7 @@ def trace(intent: tuple[str, ...], offline: bool, no_fallback: bool, model: str 
           explain: bool, unsafe: bool, max_seconds: float | None, no_log: bool) -> None:
     """Trace what INTENT asks for, e.g. "trace files opened by nginx"."""
     from ..errors import ExitCode, GpttraceError
-    from ..planning.select import get_planner
+    from ..planning.select import remembering_planner
     from ..service.options import TraceOptions, parse_command
     from ..service.trace import TraceService
     from ..sessionlog import SessionLog
@@ -39,7 +39,7 @@ def trace(intent: tuple[str, ...], offline: bool, no_fallback: bool, model: str 
     options = TraceOptions(backend=backend, retries=retries, yes=yes, command=parse_command(command),
                            duration=duration, json_out=json_out, dry_run=dry_run, show_spec=show_spec, output=output,
                            explain=explain, unsafe=unsafe, max_seconds=max_seconds, session_log=session_log)
-    planner = get_planner(offline=offline, model=model, fallback=not no_fallback, remember=True)
+    planner = remembering_planner(offline=offline, model=model, fallback=not no_fallback)
     try:
         result = TraceService(planner, options, UI()).trace(text)
     except GpttraceError as exc:

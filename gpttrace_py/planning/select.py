@@ -19,25 +19,22 @@ def llm_configured() -> bool:
     return bool(cfg.get("api_key") or cfg.get("base_url"))
 
 
-def get_planner(offline: bool = False, model: str | None = None, fallback: bool = True,
-                remember: bool = False) -> Planner:
-    """``fallback``: whether the LLM planner may hand a request to the offline planner when the model fails.
-    ``remember``: the planner is made only when a request must be planned, and the offline planner's programs
-    are remembered by request (service/remember.py; not with GPTTRACE_NO_CACHE)."""
-    use_llm = not offline and llm_configured()
-    if remember:
-        from ..service import remember as memory
-
-        return memory.RememberingPlanner(lambda: _planner(use_llm, model, fallback),
-                                         remembers=not use_llm and memory.enabled())
-    return _planner(use_llm, model, fallback)
-
-
-def _planner(use_llm: bool, model: str | None, fallback: bool) -> Planner:
-    if use_llm:
+def get_planner(offline: bool = False, model: str | None = None, fallback: bool = True) -> Planner:
+    """``fallback``: whether the LLM planner may hand a request to the offline planner when the model fails."""
+    if not offline and llm_configured():
         from .llm import LLMPlanner
 
         return LLMPlanner(model=model, fallback=fallback)
     from .offline import OfflinePlanner
 
     return OfflinePlanner()
+
+
+def remembering_planner(offline: bool = False, model: str | None = None, fallback: bool = True) -> Planner:
+    """The planner ``get_planner`` gives, made only when a request must be planned (a remembered request needs
+    none), with the offline planner's programs remembered by request (service/remember.py; not with
+    GPTTRACE_NO_CACHE)."""
+    from ..service import remember as memory
+
+    remembers = (offline or not llm_configured()) and memory.enabled()
+    return memory.RememberingPlanner(lambda: get_planner(offline, model, fallback), remembers)
