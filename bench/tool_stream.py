@@ -44,7 +44,7 @@ def main() -> int:
         with open(args.render, "w") as fh:
             fh.write(render(spec, "bpftrace", cat).text)
         return 0
-    from gpttrace_py.service.options import parse_command
+    from gpttrace_py.cli.options import parse_command
     from gpttrace_py.service.trace import run_spec
 
     return run_spec(spec, backend="bpftrace", yes=True, command=parse_command(args.command), json_out=args.json)

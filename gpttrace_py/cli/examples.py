@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from .options import run_options
+from .options import parse_command, run_options
 
 if TYPE_CHECKING:
     from ..corpus import Example
@@ -229,7 +229,6 @@ def run(entry_id: str, yes: bool, backend: str, original: bool, command: str | N
         json_out: bool, dry_run: bool) -> None:
     """Run one entry like a one-shot trace (its first spec that fits this kernel)."""
     from .. import safety
-    from ..service.options import parse_command
     from ..service.trace import run_spec
 
     safety.check_privileges()  # first: without root, what "fits" cannot be known (tracefs is root's)

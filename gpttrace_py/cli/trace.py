@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .options import Seconds, planner_options, run_options
+from .options import Seconds, parse_command, planner_options, run_options
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -29,7 +29,7 @@ def trace(intent: tuple[str, ...], offline: bool, no_fallback: bool, model: str 
     """Trace what INTENT asks for, e.g. "trace files opened by nginx"."""
     from ..errors import ExitCode, GpttraceError
     from ..planning.select import remembering_planner
-    from ..service.options import TraceOptions, parse_command
+    from ..service.options import TraceOptions
     from ..service.trace import TraceService
     from ..sessionlog import SessionLog
     from ..ui import UI

@@ -9,6 +9,7 @@ language.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -75,7 +76,8 @@ class NeedMissing(MissingFeature):
         self.spec = spec
 
 
-def check_plan(reading: Reading | str, spec: ProgramSpec, ctx: PlanContext, suggest: Any = None,
+def check_plan(reading: Reading | str, spec: ProgramSpec, ctx: PlanContext,
+               suggest: Callable[[str], list[str]] | None = None,
                source: str = "", starting: tuple[str, ...] = ()) -> Plan:
     """The spec as a Plan for this request; refused (exit 2) when it leaves the request's subject out."""
     from .intent import parse

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shlex
 import threading
 from dataclasses import InitVar, dataclass, field
 from pathlib import Path
@@ -84,18 +83,6 @@ class TraceResult:
     events: int = 0
     planned: PlannedProgram | None = None  # the program that ran (loaded and attached)
     outcome: RunOutcome | None = None  # how the run went: lost events, why it stopped (None: not run)
-
-
-def parse_command(text: str | None) -> list[str] | None:
-    if text is None:
-        return None
-    try:
-        argv = shlex.split(text)
-    except ValueError as exc:
-        raise UsageError(f"cannot split the -c command: {exc}", "check its quotes") from None
-    if not argv:
-        raise UsageError("the -c command is empty")
-    return argv
 
 
 def check_settings(options: TraceOptions, ui: UI) -> None:
