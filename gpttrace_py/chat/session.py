@@ -196,7 +196,7 @@ class ChatSession:
         old = self.spec
         assert old is not None
         notes: list[str] = []
-        if getattr(self.planner, "name", "") == "offline":
+        if self.planner.name == "offline":
             result = refine_mod.apply(request, old, self.catalog)
             if not result.understood:
                 raise refine_mod.RefineError(f"cannot tell how to change the program from {request!r}",
@@ -249,7 +249,7 @@ class ChatSession:
 
     def _source(self) -> str:
         cands = getattr(self.planner, "last_candidates", None)
-        name = getattr(self.planner, "name", "")
+        name = self.planner.name
         if cands:
             return f"{name}: {cands[0].source}"
         return name

@@ -57,6 +57,10 @@ class TraceOptions:
                               stop_event=stop_event, session_log=session_log)
 
 
+for _keyword in ("command", "duration", "json_out", "dry_run", "stop_event", "session_log"):
+    delattr(TraceOptions, _keyword)  # the settings live in ``run``: no class default to read by mistake
+
+
 @dataclass
 class PlannedProgram:
     """A program ready to run, with what showing and running it needs from its spec."""
