@@ -43,13 +43,14 @@ def cold(intent: str) -> dict[str, float]:
     step("import click + gpttrace_py.cli", lambda: __import__("gpttrace_py.cli"))
     step("import pydantic", lambda: __import__("pydantic"))
     step("import gpttrace_py.spec (pydantic models)", lambda: __import__("gpttrace_py.spec"))
-    step("import gpttrace_py.pipeline (rest)", lambda: __import__("gpttrace_py.pipeline"))
+    step("import gpttrace_py.service.trace (rest)", lambda: __import__("gpttrace_py.service.trace"))
     step("import planning.offline", lambda: __import__("gpttrace_py.planning.offline"))
-    from gpttrace_py import pipeline, safety
+    from gpttrace_py import safety
     from gpttrace_py.kernel.catalog import Catalog
     from gpttrace_py.planning import edits
     from gpttrace_py.planning.base import Conversation, PlanContext
     from gpttrace_py.planning.offline import OfflinePlanner
+    from gpttrace_py.service import backends
 
     step("safety.preflight", lambda: safety.preflight("auto"))
     cat = Catalog()
@@ -57,17 +58,17 @@ def cold(intent: str) -> dict[str, float]:
     spec = step("first plan() (cold: corpus, index, kernel facts)", lambda: OfflinePlanner().plan(intent, ctx))
     step("second plan() (warm)", lambda: OfflinePlanner().plan(intent, ctx))
     spec = step("fit_to_kernel + catalog check", lambda: (edits.fit_to_kernel(spec, cat), cat.check_spec(spec))[0])
-    backend = pipeline.choose_backend(spec, "auto", cat)
-    program = step("first render (jinja import, templates compiled)", lambda: pipeline.render(spec, backend, cat))
-    step("second render (warm)", lambda: pipeline.render(spec, backend, cat))
+    backend = backends.choose_backend(spec, "auto", cat)
+    program = step("first render (jinja import, templates compiled)", lambda: backends.render(spec, backend, cat))
+    step("second render (warm)", lambda: backends.render(spec, backend, cat))
     step("safety.check of the text", lambda: safety.check(program.text, program.backend, False))
     return steps
 
 
 def cold_plan(intent: str) -> dict[str, float]:
     """The first plan() of a fresh process taken apart (imports done first, not counted)."""
-    import gpttrace_py.pipeline
-    import gpttrace_py.planning.offline  # noqa: F401
+    import gpttrace_py.planning.offline
+    import gpttrace_py.service.trace  # noqa: F401
 
     steps: dict[str, float] = {}
     step = _stepper(steps)
@@ -101,12 +102,12 @@ def cold_plan(intent: str) -> dict[str, float]:
 
 
 def warm(cases_path: str, reps: int) -> dict[str, object]:
-    from gpttrace_py import pipeline
     from gpttrace_py.kernel.catalog import Catalog
     from gpttrace_py.planning import edits
     from gpttrace_py.planning.base import Conversation, PlanContext
     from gpttrace_py.planning.offline import OfflinePlanner
     from gpttrace_py.planning.plan import make_plan
+    from gpttrace_py.service import backends
 
     with open(cases_path) as fh:
         intents = [c["intent"] for c in json.load(fh)]
@@ -123,7 +124,7 @@ def warm(cases_path: str, reps: int) -> dict[str, object]:
         t = T()
         try:
             spec = edits.fit_to_kernel(spec, cat)
-            pipeline.render(spec, pipeline.choose_backend(spec, "auto", cat), cat)
+            backends.render(spec, backends.choose_backend(spec, "auto", cat), cat)
         except Exception:
             return plan_ms, None
         return plan_ms, (T() - t) * 1000
@@ -150,11 +151,11 @@ def render_all(cases_path: str, outdir: str) -> dict[str, str]:
     """Plan and render each case's program (no load) into OUTDIR/<id>.bt; returns {id: backend or error}."""
     import os
 
-    from gpttrace_py import pipeline
     from gpttrace_py.kernel.catalog import Catalog
     from gpttrace_py.planning import edits
     from gpttrace_py.planning.base import Conversation, PlanContext
     from gpttrace_py.planning.offline import OfflinePlanner
+    from gpttrace_py.service import backends
 
     cat = Catalog()
     out: dict[str, str] = {}
@@ -164,8 +165,8 @@ def render_all(cases_path: str, outdir: str) -> dict[str, str]:
         try:
             ctx = PlanContext(catalog=cat, backend="auto", conversation=Conversation())
             spec = edits.fit_to_kernel(OfflinePlanner().plan(c["intent"], ctx), cat)
-            backend = pipeline.choose_backend(spec, "auto", cat)
-            program = pipeline.render(spec, backend, cat)
+            backend = backends.choose_backend(spec, "auto", cat)
+            program = backends.render(spec, backend, cat)
         except Exception as exc:
             out[c["id"]] = f"error: {type(exc).__name__}"
             continue

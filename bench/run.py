@@ -111,7 +111,7 @@ class Bench:
         for case in self.cases:
             ref = BENCH / "reference" / f"{case['id']}.bt"
             tool_argv = ["--yes", "--offline", "-c", case["command"], *case.get("extra_args", []), case["intent"]]
-            # A: the request asked again (its program remembered, program_cache.py: how a user re-running a
+            # A: the request asked again (its program remembered, service/remember.py: how a user re-running a
             # command meets it); F: asked the first time (planned and rendered, GPTTRACE_NO_CACHE=1); B: bpftrace.
             self.tool(*tool_argv)  # the first run, which remembers the program
             a_runs: list[measure.Run] = []
@@ -536,7 +536,7 @@ def render_markdown(res: dict) -> str:
                 "INTENT`, output to a file), next to `bench/reference/<case>.bt` run by `bench/driver.py` the same way "
                 f"(own session, wait for the BEGIN line, start CMD, SIGINT {LINGER:g} s after it exits). Runs are "
                 "interleaved (A F B, B F A, ...); times are medians, wall clock from spawn to exit. *asked again* is "
-                "the request run a second time, its program remembered (program_cache.py: no planning, no spec "
+                "the request run a second time, its program remembered (service/remember.py: no planning, no spec "
                 "models, no templates); *first time* is the same with GPTTRACE_NO_CACHE=1 (planned and rendered, "
                 "as the evaluation's single run meets it). *attach* is spawn → ready line (asked again). *eval* is "
                 "the case's own check of gpttrace's output (both ways).", "",

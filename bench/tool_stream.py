@@ -1,4 +1,4 @@
-"""gpttrace's own pipeline on a fixed spec: the streaming benchmark's tool side (run with .venv/bin/python).
+"""gpttrace's own trace service on a fixed spec: the streaming benchmark's tool side (run with .venv/bin/python).
 
     tool_stream.py [--comm NAME] [--json] -c CMD   run the spec below the way `gpttrace -y -c CMD` runs a plan
     tool_stream.py [--comm NAME] --render FILE     write the bpftrace program it renders (for the bpftrace side)
@@ -7,8 +7,8 @@ The spec prints one line per read() of the process named NAME (default dd; the b
 under a name of its own, so that other dd processes on the machine do not count). A fixed spec (rather than an
 intent) keeps the benchmark about streaming: what the planner makes of an intent changes as it improves, and
 an aggregation would stream nothing. Everything after planning is the tool's: preflight, catalog check,
-render, safety check, the runner, the Printer and the UI writing to stdout (`pipeline.run_spec`, as
-`gpttrace examples run` does).
+render, safety check, the runner, the Printer and the UI writing to stdout (`service.trace.run_spec`,
+as `gpttrace examples run` does).
 """
 
 from __future__ import annotations
@@ -37,17 +37,17 @@ def main() -> int:
 
     spec = ProgramSpec.model_validate({**SPEC, "filter": {"comm": args.comm}})
     if args.render:
-        from gpttrace_py import pipeline
         from gpttrace_py.kernel.catalog import Catalog
+        from gpttrace_py.service.backends import render
 
         cat = Catalog()
         with open(args.render, "w") as fh:
-            fh.write(pipeline.render(spec, "bpftrace", cat).text)
+            fh.write(render(spec, "bpftrace", cat).text)
         return 0
-    from gpttrace_py import pipeline
+    from gpttrace_py.cli.options import parse_command
+    from gpttrace_py.service.trace import run_spec
 
-    return pipeline.run_spec(spec, backend="bpftrace", yes=True, command=pipeline.parse_command(args.command),
-                             json_out=args.json)
+    return run_spec(spec, backend="bpftrace", yes=True, command=parse_command(args.command), json_out=args.json)
 
 
 if __name__ == "__main__":

@@ -62,7 +62,7 @@ def _load(spec: ProgramSpec, catalog: Catalog, backend: str) -> str | None:
     from .run import LoadFailed, RunOptions, run_program
 
     if backend == "bcc":
-        from .pipeline import render as render_backend
+        from .service.backends import render as render_backend
 
         program = render_backend(spec, "bcc", catalog)
     else:

@@ -155,7 +155,7 @@ class LoggingUI(UI):
     The one-shot CLI can log a run with it::
 
         log = SessionLog(mode="trace"); log.intent(text)
-        result = pipeline.trace(text, planner, options, LoggingUI(log=log))
+        result = TraceService(planner, options, LoggingUI(log=log)).trace(text)
     """
 
     log: SessionLog | None = None

@@ -83,7 +83,7 @@ class UI:
             self.talk(f"(planned from {source}; backend {program.backend})")
 
     def show_spec(self, spec: ProgramSpec | dict[str, Any]) -> None:
-        from .execute import spec_json
+        from .service.options import spec_json
 
         self.warn(spec_json(spec))
 

@@ -43,7 +43,7 @@ SPEC = {
 DRIVER = """
 import json, sys
 import gpttrace_py.planning.select as select
-from gpttrace_py.pipeline import FixedPlanner
+from gpttrace_py.service.trace import FixedPlanner
 from gpttrace_py.spec import ProgramSpec
 spec = ProgramSpec.model_validate(json.loads(sys.argv[1]))
 select.get_planner = lambda offline=False, model=None, fallback=True: FixedPlanner(spec)

@@ -341,8 +341,8 @@ def live_planner():
 @settings(max_examples=400, **SETTINGS)
 @given(form=st.sampled_from(INTENT_FORMS), text=nasty_text)
 def test_intents_cannot_inject(live_planner: Any, form: str, text: str) -> None:
-    from gpttrace_py.pipeline import choose_backend
-    from gpttrace_py.pipeline import render as render_any
+    from gpttrace_py.service.backends import choose_backend
+    from gpttrace_py.service.backends import render as render_any
 
     planner, ctx = live_planner
     intent = form.format(text)

@@ -43,7 +43,8 @@ def test_timings_report_phases_and_attach(monkeypatch, capsys):
 
 def test_timings_printed_when_planning_fails(monkeypatch, capsys):
     from gpttrace_py.errors import UnmappableIntent
-    from gpttrace_py.pipeline import TraceOptions, trace
+    from gpttrace_py.service.options import TraceOptions
+    from gpttrace_py.service.trace import trace
     from gpttrace_py.ui import UI
 
     class NoPlan:

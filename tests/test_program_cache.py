@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, run_cli
 
-from gpttrace_py import program_cache
-from gpttrace_py.execute import PlannedProgram
 from gpttrace_py.render.program import AggregateLayout, ProgramLayout, RenderedProgram
+from gpttrace_py.service import remember as program_cache
+from gpttrace_py.service.options import PlannedProgram
 
 kernel = pytest.mark.kernel
 
@@ -70,7 +70,7 @@ def test_the_key_follows_the_code_and_the_environment(monkeypatch: pytest.Monkey
     monkeypatch.delenv("GPTTRACE_BPFTRACE")
     assert cache.key("trace opens", "auto") == before
     files = {row[0] for row in before["code"][1:]}
-    assert {"pipeline.py", "bpftrace/_base.bt.j2", "opensnoop.yaml"} <= files
+    assert {"service/trace.py", "bpftrace/_base.bt.j2", "opensnoop.yaml"} <= files
 
 
 def _opens_of(path: Path, *extra: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -126,10 +126,11 @@ def test_no_cache_when_asked(tmp_path: Path) -> None:
 def test_every_corpus_layout_survives_a_round_trip(tmp_path: Path) -> None:
     """Each corpus entry rendered for each backend that takes it comes back from the cache field for field:
     the layout is stored by its dataclass fields, so a field added later (column_names was one) is not lost."""
-    from gpttrace_py import corpus, pipeline
+    from gpttrace_py import corpus
     from gpttrace_py.errors import GpttraceError
     from gpttrace_py.kernel.catalog import Catalog
     from gpttrace_py.render.layout_data import from_data, to_data
+    from gpttrace_py.service import backends as pipeline
 
     catalog = Catalog()
     cache = program_cache.ProgramCache(tmp_path / "programs")

@@ -9,7 +9,8 @@ import pytest
 
 from gpttrace_py.errors import GpttraceError
 from gpttrace_py.kernel.catalog import Catalog
-from gpttrace_py.pipeline import TraceOptions, trace
+from gpttrace_py.service.options import TraceOptions
+from gpttrace_py.service.trace import trace
 from gpttrace_py.spec import ProgramSpec
 from gpttrace_py.ui import UI
 

@@ -15,12 +15,16 @@ from typing import Any
 import pytest
 from conftest import GPTTRACE, kernel_ready, run_cli
 
-from gpttrace_py import pipeline, safety
+from gpttrace_py import safety
 from gpttrace_py.errors import ExitCode, GpttraceError, UsageError
-from gpttrace_py.pipeline import FixedPlanner, TraceOptions
 from gpttrace_py.render.program import AggregateLayout, ProgramLayout, RenderedProgram
 from gpttrace_py.run import RunOutcome
 from gpttrace_py.run.records import Printer
+from gpttrace_py.service import backends
+from gpttrace_py.service import options as trace_options
+from gpttrace_py.service import trace as service
+from gpttrace_py.service.options import TraceOptions
+from gpttrace_py.service.trace import FixedPlanner
 from gpttrace_py.spec import ProgramSpec
 from gpttrace_py.ui import UI
 
@@ -126,7 +130,7 @@ def fake_run(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
 @pytest.fixture
 def unsafe_render(monkeypatch: pytest.MonkeyPatch) -> str:
     """The renderer produces a program that calls system(): as if a template or a model slipped it in."""
-    real = pipeline.render
+    real = backends.render
 
     def render(spec: ProgramSpec, backend: str, catalog: Any) -> RenderedProgram:
         program = real(spec, backend, catalog)
@@ -134,13 +138,13 @@ def unsafe_render(monkeypatch: pytest.MonkeyPatch) -> str:
         assert "system(" in text
         return RenderedProgram(program.backend, text, program.layout)
 
-    monkeypatch.setattr(pipeline, "render", render)
+    monkeypatch.setattr(backends, "render", render)
     return "system"
 
 
-def _trace(ui: UI, **options: Any) -> pipeline.TraceResult:
+def _trace(ui: UI, **options: Any) -> trace_options.TraceResult:
     opts = TraceOptions(retries=0, duration=1, **options)
-    return pipeline.trace(SPEC.title, FixedPlanner(SPEC), opts, ui, spec=SPEC)
+    return service.trace(SPEC.title, FixedPlanner(SPEC), opts, ui, spec=SPEC)
 
 
 @pytest.mark.usefixtures("no_preflight")
@@ -309,10 +313,10 @@ def test_probe_gone_between_planning_and_loading(no_preflight: None, monkeypatch
     spec = ProgramSpec.model_validate({
         "title": "gone", "probes": ["tracepoint:syscalls:sys_enter_gpttrace_gone"],
         "aggregates": [{"func": "count", "keys": [{"expr": "comm"}]}]})
-    monkeypatch.setattr(pipeline, "_catalog_failure", lambda spec, catalog, backend: None)
+    monkeypatch.setattr(service, "_catalog_failure", lambda spec, catalog, backend: None)
     ui = UI(stdout=io.StringIO(), stderr=io.StringIO(), stdin=io.StringIO())
     with pytest.raises(GpttraceError) as info:
-        pipeline.trace("gone", FixedPlanner(spec), TraceOptions(yes=True, retries=0, duration=1), ui, spec=spec)
+        service.trace("gone", FixedPlanner(spec), TraceOptions(yes=True, retries=0, duration=1), ui, spec=spec)
     assert info.value.code == ExitCode.TRACE_FAILED
     assert "sys_enter_gpttrace_gone" in info.value.message and "not in this kernel" in (info.value.hint or "")
 
@@ -328,7 +332,7 @@ def test_btf_absent_says_so(no_preflight: None) -> None:
                                        "aggregates": [{"func": "count", "keys": [{"expr": "comm"}]}]})
     ui = UI(stdout=io.StringIO(), stderr=io.StringIO(), stdin=io.StringIO())
     with pytest.raises(GpttraceError) as info:
-        pipeline.trace("reads", FixedPlanner(spec), TraceOptions(yes=True, retries=0), ui, catalog, spec=spec)
+        service.trace("reads", FixedPlanner(spec), TraceOptions(yes=True, retries=0), ui, catalog, spec=spec)
     assert info.value.code == ExitCode.TRACE_FAILED
     assert "BTF" in info.value.message and "CONFIG_DEBUG_INFO_BTF" in (info.value.hint or "")
 
@@ -338,18 +342,18 @@ def test_max_seconds(monkeypatch: pytest.MonkeyPatch) -> None:
     term = UI(stdout=io.StringIO(), stderr=FakeTTY(), stdin=FakeTTY())
     pipe = UI(stdout=io.StringIO(), stderr=io.StringIO(), stdin=io.StringIO())
     monkeypatch.delenv("GPTTRACE_MAX_SECONDS", raising=False)
-    assert pipeline.max_seconds(TraceOptions(), pipe) == pipeline.DEFAULT_NONINTERACTIVE_SECONDS
-    assert pipeline.max_seconds(TraceOptions(), term) is None
-    assert pipeline.max_seconds(TraceOptions(max_seconds=3), term) == 3
-    assert pipeline.max_seconds(TraceOptions(max_seconds=0), pipe) is None
+    assert trace_options.max_seconds(TraceOptions(), pipe) == trace_options.DEFAULT_NONINTERACTIVE_SECONDS
+    assert trace_options.max_seconds(TraceOptions(), term) is None
+    assert trace_options.max_seconds(TraceOptions(max_seconds=3), term) == 3
+    assert trace_options.max_seconds(TraceOptions(max_seconds=0), pipe) is None
     monkeypatch.setenv("GPTTRACE_MAX_SECONDS", "7.5")
-    assert pipeline.max_seconds(TraceOptions(), pipe) == 7.5
-    assert pipeline.max_seconds(TraceOptions(max_seconds=2), pipe) == 2
+    assert trace_options.max_seconds(TraceOptions(), pipe) == 7.5
+    assert trace_options.max_seconds(TraceOptions(max_seconds=2), pipe) == 2
     monkeypatch.setenv("GPTTRACE_MAX_SECONDS", "0")
-    assert pipeline.max_seconds(TraceOptions(), pipe) is None
+    assert trace_options.max_seconds(TraceOptions(), pipe) is None
     monkeypatch.setenv("GPTTRACE_MAX_SECONDS", "x")
     with pytest.raises(UsageError):
-        pipeline.max_seconds(TraceOptions(), pipe)
+        trace_options.max_seconds(TraceOptions(), pipe)
 
 
 # -- output rate, lost events, the session log (the Printer, with a fake clock) --------------------------------------

@@ -22,8 +22,8 @@ import re
 
 from .. import safety
 from ..errors import UsageError
-from ..execute import PlannedProgram
 from ..render.program import ProgramLayout, RenderedProgram
+from ..service.options import PlannedProgram
 
 MAX_PROGRAM_BYTES = 64 * 1024
 READY_PREFIX = "gpttrace-ready-"

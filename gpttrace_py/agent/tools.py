@@ -1,7 +1,7 @@
 """The MCP tools as plain functions with typed results; server.py only wires them to the protocol.
 
-Everything goes through the same pieces as the command line: planning.plan.make_plan (through
-pipeline.trace: refusals, the understood record, retries after a load failure), safety.check on the program
+Everything goes through the same pieces as the command line: planning.plan.make_plan (through the trace
+service, service/trace.py: refusals, the understood record, retries after a load failure), safety.check on the program
 text that will run, the runner (run/), explain, the kernel catalog, the corpus and doctor's checks. What
 comes back is bounded and cleaned (bounds.py). Nothing here imports the MCP SDK.
 """
@@ -25,8 +25,8 @@ from .bounds import MESSAGES, Aggregate, Collector, Event, clean, clip
 from .client_program import MAX_PROGRAM_BYTES, READY_PREFIX, prepare
 
 if TYPE_CHECKING:
-    from ..execute import TraceResult
     from ..run import RunOutcome
+    from ..service.options import TraceResult
 
 Backend = Literal["auto", "bpftrace", "bcc"]
 MAX_REQUEST_CHARS = 2000
@@ -192,15 +192,15 @@ class AgentTools:
     def plan(self, request: str, backend: Backend = "auto") -> PlanResult:
         try:
             request = _request(request)
-            from ..execute import TraceOptions
-            from ..pipeline import trace
             from ..planning.select import get_planner
+            from ..service.options import TraceOptions
+            from ..service.trace import TraceService
 
             ui = AgentUI()
             options = TraceOptions(backend=backend, retries=RETRIES, yes=True, dry_run=True, unsafe=self.unsafe)
             self._take_slot()  # the dry run loads the program
             try:
-                result = trace(request, get_planner(offline=True), options, ui)
+                result = TraceService(get_planner(offline=True), options, ui).trace(request)
             finally:
                 self._slots.release()
         except GpttraceError as exc:
@@ -271,26 +271,22 @@ class AgentTools:
 
     def _run_request(self, request: str, seconds: float | None, backend: Backend, stop: Stop,
                      ui: AgentUI) -> TraceResult:
-        from ..execute import TraceOptions
-        from ..pipeline import trace
         from ..planning.select import get_planner
+        from ..service.options import TraceOptions
+        from ..service.trace import TraceService
 
         options = TraceOptions(backend=backend, retries=RETRIES, yes=True, duration=seconds, json_out=True,
                                unsafe=self.unsafe, max_seconds=self.default_seconds, stop_event=stop.event)
-        return trace(request, get_planner(offline=True), options, ui)
+        return TraceService(get_planner(offline=True), options, ui).trace(request)
 
     def _run_program(self, text: str, seconds: float | None, stop: Stop, ui: AgentUI) -> TraceResult:
-        from .. import safety
-        from ..execute import TraceOptions, check_settings, finish, show_and_run
+        from ..service.options import TraceOptions
+        from ..service.trace import TraceService
 
         planned = prepare(text, self.unsafe)
         options = TraceOptions(backend="bpftrace", retries=0, yes=True, duration=seconds, json_out=True,
                                unsafe=self.unsafe, max_seconds=self.default_seconds, stop_event=stop.event)
-        safety.preflight("bpftrace")
-        check_settings(options, ui)
-        outcome = show_and_run(planned, options, ui, None)
-        assert outcome is not None  # -y: never asked
-        return finish(outcome, planned, options, ui)
+        return TraceService(None, options, ui).run_given(planned)
 
     def _ended(self, outcome: RunOutcome | None, stop: Stop, seconds: float | None, result: TraceResult) -> str:
         """How a run ended, in words."""

@@ -237,7 +237,7 @@ class Repl:
             # Events and messages go through the proxy that prints above the prompt.
             s.ui.stdout = sys.stdout
             s.ui.stderr = sys.stderr
-            s.ui.talk(f"gpttrace chat ({getattr(s.planner, 'name', 'planner')} planner, backend {s.backend}"
+            s.ui.talk(f"gpttrace chat ({s.planner.name} planner, backend {s.backend}"
                       f"{', runs without asking' if s.yes else ''}). Say what to trace; /help lists the commands; "
                       "Ctrl-D leaves.")
             while not s.done:

@@ -3,7 +3,7 @@
 A ``ChatSession`` keeps the current program (spec + rendered text), the planner, the session log and, while a
 trace runs, the background thread and its stop event. ``handle(line)`` is the whole protocol: a slash-command,
 or a message that plans a new program or refines the current one (shown, not run). ``run()`` starts the
-pipeline in a thread with ``TraceOptions(stop_event=..., yes=True)`` after the chat's own confirmation;
+trace service in a thread with ``TraceOptions(stop_event=..., yes=True)`` after the chat's own confirmation;
 ``stop()`` ends it gently, so the tracer prints its aggregates.
 
 The REPL (``repl.py``) adds the prompt, completion, history and key bindings on top.
@@ -18,7 +18,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import GpttraceError, UnmappableIntent, UsageError
 from ..kernel.catalog import Catalog
@@ -27,6 +27,9 @@ from ..render.program import RenderedProgram
 from ..sessionlog import LoggingUI, SessionLog
 from ..spec import ProgramSpec
 from . import commands
+
+if TYPE_CHECKING:
+    from ..service.options import TraceOptions
 
 STOP_WAIT_SECONDS = 20.0
 READY_TAIL = "Hit Ctrl-C to end."
@@ -48,9 +51,9 @@ class ChatUI(LoggingUI):
         if self.running and not self.attached.is_set() and line.startswith("Tracing ") and line.endswith(READY_TAIL):
             self.attached.set()  # the program's BEGIN line: every probe is attached
 
-    def show_program(self, program: RenderedProgram, spec: ProgramSpec, source: str = "") -> None:
+    def show_program(self, program: RenderedProgram, spec: ProgramSpec | dict[str, Any], source: str = "") -> None:
         if self.running:
-            return  # already shown when it was planned; pipeline.trace shows it again before running
+            return  # already shown when it was planned; the trace service shows it again before running
         super().show_program(program, spec, source)
 
     def confirm(self, question: str) -> bool:
@@ -193,7 +196,7 @@ class ChatSession:
         old = self.spec
         assert old is not None
         notes: list[str] = []
-        if getattr(self.planner, "name", "") == "offline":
+        if self.planner.name == "offline":
             result = refine_mod.apply(request, old, self.catalog)
             if not result.understood:
                 raise refine_mod.RefineError(f"cannot tell how to change the program from {request!r}",
@@ -218,8 +221,8 @@ class ChatSession:
     def _adopt(self, spec: ProgramSpec, intent: str, *, new: bool, planned_from: str = "",
                changes: list[str] | None = None, notes: list[str] | None = None) -> None:
         """Make ``spec`` the current program: check it against the kernel, render it, show it (not run it)."""
-        from ..pipeline import choose_backend, render
         from ..planning import edits
+        from ..service.backends import choose_backend, render
 
         spec = edits.fit_to_kernel(spec, self.catalog)
         backend = choose_backend(spec, self.backend, self.catalog)
@@ -246,7 +249,7 @@ class ChatSession:
 
     def _source(self) -> str:
         cands = getattr(self.planner, "last_candidates", None)
-        name = getattr(self.planner, "name", "")
+        name = self.planner.name
         if cands:
             return f"{name}: {cands[0].source}"
         return name
@@ -275,7 +278,7 @@ class ChatSession:
         self.start_run()
 
     def start_run(self) -> None:
-        from ..pipeline import TraceOptions
+        from ..service.options import TraceOptions
 
         assert self.spec is not None
         stop = threading.Event()
@@ -295,14 +298,14 @@ class ChatSession:
         self._thread.start()
         self._changed()
 
-    def _run(self, spec: ProgramSpec, intent: str, options: Any) -> None:
+    def _run(self, spec: ProgramSpec, intent: str, options: TraceOptions) -> None:
         from ..errors import ExitCode
-        from ..pipeline import trace
+        from ..service.trace import TraceService
 
         events = 0
         outcome = "error"
         try:
-            result = trace(intent, self.planner, options, self.ui, self.catalog, self.conversation, spec=spec)
+            result = TraceService(self.planner, options, self.ui, self.catalog, self.conversation).trace(intent, spec)
             events = result.events
             outcome = "stopped" if result.code in (ExitCode.OK, ExitCode.INTERRUPTED) else f"exit {int(result.code)}"
             if result.spec is not None and result.spec.model_dump() != spec.model_dump():
@@ -372,19 +375,16 @@ class ChatSession:
         if not self._need_program():
             return
         assert self.program is not None and self.spec is not None
+        from ..explain import explain_program  # loaded only when asked for
+
         text = None
         try:
-            from ..explain import explain_program  # another module; loaded only when asked for
-        except ImportError:
-            explain_program = None
-        if explain_program is not None:
-            try:
-                text = explain_program(self.program.text, self.program.backend, self.catalog, color=self.ui.color)
-            except GpttraceError:
-                raise
-            except Exception as exc:
-                self.log.event("traceback", text=traceback.format_exc())
-                self.ui.warn(f"(the line-by-line explainer failed: {exc}; here is what the spec says)")
+            text = explain_program(self.program.text, self.program.backend, self.catalog, color=self.ui.color)
+        except GpttraceError:
+            raise
+        except Exception as exc:  # the chat boundary: the spec's own account is shown instead
+            self.log.event("traceback", text=traceback.format_exc())
+            self.ui.warn(f"(the line-by-line explainer failed: {exc}; here is what the spec says)")
         if not text:
             text = explain_spec(self.spec, self.program, self.catalog)
         self.ui.talk(str(text).rstrip("\n"))
@@ -542,7 +542,7 @@ class ChatSession:
 
 def explain_spec(spec: ProgramSpec, program: RenderedProgram, catalog: Catalog) -> str:
     """A plain account of a program from its spec (used when the line-by-line explainer is not available)."""
-    from ..render.common import probe_comment as _probe_comment
+    from ..render.common import probe_comment
 
     lines = [f"{spec.title}.", ""]
     if spec.rationale:
@@ -550,17 +550,17 @@ def explain_spec(spec: ProgramSpec, program: RenderedProgram, catalog: Catalog) 
     if spec.start is not None:
         lines.append("It pairs two moments of the same event:")
         for p in spec.start.probes:
-            lines.append(f"  at {p.text} ({_probe_comment(p, catalog)})")
+            lines.append(f"  at {p.text} ({probe_comment(p, catalog)})")
         saved = ", ".join(f"{s.expr} as start.{s.name}" for s in spec.start.save)
         key = ", ".join(spec.start.key)
         lines.append(f"    it remembers the time{' and ' + saved if saved else ''}, keyed by {key};")
         for p in spec.probes:
-            lines.append(f"  at {p.text} ({_probe_comment(p, catalog)})")
+            lines.append(f"  at {p.text} ({probe_comment(p, catalog)})")
         lines.append("    it looks the start up again (delta = the time between the two) and then forgets it.")
     else:
         lines.append("It attaches to:")
         for p in spec.probes:
-            lines.append(f"  {p.text}: {_probe_comment(p, catalog)}")
+            lines.append(f"  {p.text}: {probe_comment(p, catalog)}")
     f = spec.filter
     conds = [f"the process name is {f.comm!r}" if f.comm else "", f"the process id is {f.pid}" if f.pid else "",
              f"{f.expr}" if f.expr else ""]

@@ -32,7 +32,7 @@ def chat(offline: bool, no_fallback: bool, model: str | None, backend: str, yes:
     from ..sessionlog import SessionLog
 
     planner = get_planner(offline=offline, model=model, fallback=not no_fallback)
-    log = SessionLog(mode="chat", enabled=not no_log, planner=getattr(planner, "name", "?"), backend=backend,
+    log = SessionLog(mode="chat", enabled=not no_log, planner=planner.name, backend=backend,
                      yes=yes)
     ui = ChatUI(log=log)
     session = ChatSession(planner, ui, backend=backend, yes=yes, log=log)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from .options import run_options
+from .options import parse_command, run_options
 
 if TYPE_CHECKING:
     from ..corpus import Example
@@ -204,7 +204,7 @@ def _render_text(spec: ProgramSpec, backend: str, catalog: Catalog) -> str:
 
     try:
         if backend == "bcc":
-            from ..pipeline import render as render_backend
+            from ..service.backends import render as render_backend
 
             return render_backend(spec, "bcc", catalog).text
         from ..render.bpftrace import render
@@ -228,7 +228,8 @@ def _render_text(spec: ProgramSpec, backend: str, catalog: Catalog) -> str:
 def run(entry_id: str, yes: bool, backend: str, original: bool, command: str | None, duration: float | None,
         json_out: bool, dry_run: bool) -> None:
     """Run one entry like a one-shot trace (its first spec that fits this kernel)."""
-    from .. import pipeline, safety
+    from .. import safety
+    from ..service.trace import run_spec
 
     safety.check_privileges()  # first: without root, what "fits" cannot be known (tracefs is root's)
     from ..errors import ExitCode, UsageError
@@ -249,12 +250,13 @@ def run(entry_id: str, yes: bool, backend: str, original: bool, command: str | N
             spec = candidate
             break
     if spec is None:
-        gap = missing(candidates[0], catalog) if original else None
-        why = (f"needs {gap[0]}: {gap[1]}" if gap else None) or runnable_here(e, catalog) or "it does not fit here"
+        lacks = missing(candidates[0], catalog) if original else None
+        why = ((f"needs {lacks[0]}: {lacks[1]}" if lacks else None) or runnable_here(e, catalog)
+               or "it does not fit here")
         raise UsageError(f"{e.id} cannot run here: {why}",
                          "`gpttrace examples show " + e.id + "` explains it; `gpttrace doctor` lists what is missing")
-    code = pipeline.run_spec(spec, backend=backend, yes=yes, command=pipeline.parse_command(command),
-                             duration=duration, json_out=json_out, dry_run=dry_run)
+    code = run_spec(spec, backend=backend, yes=yes, command=parse_command(command), duration=duration,
+                    json_out=json_out, dry_run=dry_run)
     if code != ExitCode.OK:
         raise SystemExit(int(code))
 

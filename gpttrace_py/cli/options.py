@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import math
+import shlex
 from collections.abc import Callable
 from typing import Any
 
 import click
+
+from ..errors import UsageError
 
 MAX_SECONDS = 7 * 24 * 3600.0  # the longest -d / --max-seconds accepted: a week
 
@@ -27,6 +30,19 @@ class Seconds(click.ParamType):
         if not math.isfinite(seconds) or not self.minimum <= seconds <= MAX_SECONDS:
             self.fail(f"{value} is not a number of seconds from {self.minimum:g} to {MAX_SECONDS:g}", param, ctx)
         return seconds
+
+
+def parse_command(text: str | None) -> list[str] | None:
+    """The -c command as an argument list (it runs without a shell)."""
+    if text is None:
+        return None
+    try:
+        argv = shlex.split(text)
+    except ValueError as exc:
+        raise UsageError(f"cannot split the -c command: {exc}", "check its quotes") from None
+    if not argv:
+        raise UsageError("the -c command is empty")
+    return argv
 
 
 def planner_choice(f: Callable[..., Any]) -> Callable[..., Any]:

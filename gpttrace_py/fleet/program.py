@@ -58,10 +58,10 @@ def combinable(spec: ProgramSpec) -> tuple[ProgramSpec, tuple[str, ...]]:
 def from_request(request: str, planner: Planner, seconds: int | None, unsafe: bool) -> FleetProgram:
     """Plan ``request`` and render it for bpftrace, as the pods will run it."""
     from ..kernel.catalog import Catalog
-    from ..pipeline import BCC_ONLY_KINDS, render
     from ..planning import edits
     from ..planning.base import PlanContext
     from ..planning.plan import make_plan
+    from ..service.backends import BCC_ONLY_KINDS, render
 
     catalog = Catalog()
     plan = make_plan(planner, request, PlanContext(catalog=catalog, backend="bpftrace"), unsafe)

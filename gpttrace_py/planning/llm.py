@@ -38,7 +38,7 @@ from ..errors import ExitCode, GpttraceError, UsageError
 from ..run.failure import LoadFailure
 from ..spec import ProgramSpec
 from . import llm_prompt as P
-from .base import PlanContext
+from .base import PlanContext, PlannerBase, ReplySettings
 
 MODES = ("json_schema", "json_object", "text")
 TEMPERATURE = 0.2  # low: a spec is an answer, not prose; not 0, so a retry after an error can differ
@@ -92,7 +92,7 @@ def backoff_base() -> float:
         return 1.0
 
 
-class LLMPlanner:
+class LLMPlanner(PlannerBase):
     """Plans with a chat model; see the module docstring. ``client`` may be any object with the OpenAI
     client's ``chat.completions`` interface."""
 
@@ -206,7 +206,12 @@ class LLMPlanner:
             offline = self._go_offline(exc)
             return offline.revise(intent, spec, failure, ctx) or _offline_plan(offline, intent, ctx)
 
-    # -- the pipeline's view of replies rejected here --------------------------------------------------------
+    # -- the trace service's view: its settings, and replies rejected here -----------------------------------
+    def prepare(self, settings: ReplySettings) -> None:
+        self.retries = settings.retries
+        self.ui = settings.ui
+        self.progress = settings.progress
+
     def take_rejected(self) -> list[LoadFailure]:
         """Replies rejected (and shown) since the last call, oldest first."""
         out, self._rejected = self._rejected, []

@@ -25,7 +25,7 @@ from ..spec import ProbeRef, ProgramSpec
 from ..spec import expr as E
 from . import edits
 from . import intent as intent_mod
-from .base import PlanContext
+from .base import PlanContext, PlannerBase
 from .intent import Intent, _ordinary_word
 from .retrieval import Hit, index
 from .vocabulary import COMMON_WORDS
@@ -140,7 +140,7 @@ class _State:
     tried: list[str] = field(default_factory=list)
 
 
-class OfflinePlanner:
+class OfflinePlanner(PlannerBase):
     name = "offline"
 
     def __init__(self) -> None:

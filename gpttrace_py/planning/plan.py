@@ -9,6 +9,7 @@ language.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -53,7 +54,6 @@ def make_plan(planner: Planner, request: str, ctx: PlanContext, unsafe: bool = F
     understand.check_request(reading.text, ctx.catalog, unsafe, reading.language,
                              can_act=planner.name != "offline")
     ctx.source = ""
-    suggest = getattr(planner, "suggestions", None)
     try:
         spec = planner.plan(reading.text, ctx)
     except UnmappableIntent as exc:
@@ -62,7 +62,7 @@ def make_plan(planner: Planner, request: str, ctx: PlanContext, unsafe: bool = F
         say = lexicon.load(reading.language).say
         raise UnmappableIntent(say("no_match", request=repr(request.strip()[:60])) + _unknown(reading),
                                exc.suggestions) from None
-    return check_plan(reading, spec, ctx, suggest=suggest, source=planner.name, starting=starting)
+    return check_plan(reading, spec, ctx, suggest=planner.suggestions, source=planner.name, starting=starting)
 
 
 class NeedMissing(MissingFeature):
@@ -76,7 +76,8 @@ class NeedMissing(MissingFeature):
         self.spec = spec
 
 
-def check_plan(reading: Reading | str, spec: ProgramSpec, ctx: PlanContext, suggest: Any = None,
+def check_plan(reading: Reading | str, spec: ProgramSpec, ctx: PlanContext,
+               suggest: Callable[[str], list[str]] | None = None,
                source: str = "", starting: tuple[str, ...] = ()) -> Plan:
     """The spec as a Plan for this request; refused (exit 2) when it leaves the request's subject out."""
     from .intent import parse

@@ -1,7 +1,7 @@
 """A rendered program to and from its JSON form, driven by the dataclasses' own fields and types.
 
 One serializer for RenderedProgram, ProgramLayout and AggregateLayout (and any field added to them later): a
-remembered program (program_cache.py) comes back with every field it was stored with, never a hand-picked list.
+remembered program (service/remember.py) comes back with every field it was stored with, never a hand-picked list.
 JSON has no sets, tuples or integer keys: a set is stored sorted, a tuple as a list, a dict key as text; the
 field's type brings each back.
 """

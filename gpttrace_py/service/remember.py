@@ -1,4 +1,4 @@
-"""Programs remembered by request: a one-shot trace asked again runs the program planned the first time.
+"""Programs remembered by request: a trace asked again runs the program planned the first time.
 
 ``gpttrace -c "ls" "count syscalls by process"`` typed a second time skips planning and rendering, and with
 them the import of the spec models, the corpus and the templates: about a third of a short trace's time
@@ -11,6 +11,10 @@ the kernel (release and boot); the tracer and BCC interpreter found and the kern
 offline planner's programs are remembered: an LLM planner is asked on purpose, and answers differently from
 one call to the next. A remembered program that no longer loads is forgotten and the request planned anew.
 
+``RememberingPlanner`` is a planner with this memory: planning/select.py gives it when asked to remember; the
+trace service recalls a request's program from it before planning, and tells it when a program loaded or no
+longer loads. The planner itself is made only when a request must be planned.
+
 Entries are JSON files under the cache directory, which must belong to this user and be writable by nobody
 else (they are programs that run as root). ``GPTTRACE_NO_CACHE=1`` turns remembering off.
 """
@@ -21,15 +25,22 @@ import hashlib
 import json
 import os
 import platform
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from . import safefs
-from .execute import PlannedProgram
-from .paths import cache_dir, data_dir
-from .render.layout_data import from_data, to_data
-from .render.program import RenderedProgram
+from .. import safefs
+from ..paths import cache_dir, data_dir
+from ..planning.base import PlannerBase
+from ..render.layout_data import from_data, to_data
+from ..render.program import RenderedProgram
+from .options import PlannedProgram
+
+if TYPE_CHECKING:
+    from ..planning.base import PlanContext, Planner, ReplySettings
+    from ..run.failure import LoadFailure
+    from ..spec import ProgramSpec
 
 FORMAT = 2  # 2: the program stored by render/layout_data.py, every layout field
 MAX_ENTRIES = 256
@@ -104,15 +115,70 @@ def _prune(d: safefs.TrustedDir) -> None:
         d.unlink(old)
 
 
+class RememberingPlanner(PlannerBase):
+    """The planner ``make`` makes, made only when a request must be planned (a remembered one needs none, and
+    the trace service prestarts the tracer first); with ``remembers``, the programs it planned are remembered
+    by request and backend once they loaded."""
+
+    def __init__(self, make: Callable[[], Planner], remembers: bool, cache: ProgramCache | None = None) -> None:
+        self._make = make
+        self._inner: Planner | None = None
+        self.remembers = remembers
+        self.cache = cache or ProgramCache()
+
+    @property
+    def inner(self) -> Planner:
+        if self._inner is None:
+            self._inner = self._make()
+        return self._inner
+
+    # -- planning: the inner planner's ------------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    def plan(self, intent: str, ctx: PlanContext) -> ProgramSpec:
+        return self.inner.plan(intent, ctx)
+
+    def refine(self, request: str, spec: ProgramSpec, ctx: PlanContext) -> ProgramSpec:
+        return self.inner.refine(request, spec, ctx)
+
+    def revise(self, intent: str, spec: ProgramSpec, failure: LoadFailure, ctx: PlanContext) -> ProgramSpec | None:
+        return self.inner.revise(intent, spec, failure, ctx)
+
+    def suggestions(self, intent: str) -> list[str]:
+        return self.inner.suggestions(intent)
+
+    def prepare(self, settings: ReplySettings) -> None:
+        self.inner.prepare(settings)
+
+    def take_rejected(self) -> list[LoadFailure]:
+        return self.inner.take_rejected()
+
+    # -- remembering ------------------------------------------------------------------------------------------
+    def recall(self, intent: str, backend: str) -> PlannedProgram | None:
+        if not self.remembers:
+            return None
+        return self.cache.get(self.cache.key(intent, backend))
+
+    def loaded(self, intent: str, backend: str, planned: PlannedProgram) -> None:
+        if self.remembers and planned.source == "offline":  # planned offline (not remembered, not given)
+            self.cache.put(self.cache.key(intent, backend), planned)
+
+    def stale(self, intent: str, backend: str) -> None:
+        if self.remembers:
+            self.cache.forget(self.cache.key(intent, backend))
+
+
 # -- what a plan depends on --------------------------------------------------------------------------------
 @lru_cache(maxsize=1)
 def _fingerprint() -> tuple[Any, ...]:
     """gpttrace's code, templates and corpus: (name, size, mtime) of every file. Read once a process: the key
     is looked up before a run and written after it."""
-    from . import __version__
+    from .. import __version__
 
     out: list[Any] = [__version__]
-    for root in (Path(__file__).resolve().parent, data_dir("templates"), data_dir("examples_corpus")):
+    for root in (Path(__file__).resolve().parent.parent, data_dir("templates"), data_dir("examples_corpus")):
         for dirpath, dirnames, filenames in os.walk(root):
             dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
             for name in sorted(filenames):
@@ -135,7 +201,7 @@ def _kernel() -> list[str]:
 
 def _tools() -> dict[str, Any]:
     """The tracer, the BCC interpreter and the kernel facts gpttrace found (and how to find them)."""
-    from .kernel.features import find_bpftrace
+    from ..kernel.features import find_bpftrace
 
     out: dict[str, Any] = {v: os.environ.get(v) for v in ("GPTTRACE_BCC_PYTHON", "GPTTRACE_TRACEFS", "PATH")}
     for name, path in (("bpftrace", find_bpftrace()), ("features", str(cache_dir() / "features.json"))):
