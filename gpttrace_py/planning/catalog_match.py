@@ -237,7 +237,8 @@ def _group_words(it: Intent) -> list[str]:
 
 def spec_for(m: Match, it: Intent) -> dict[str, Any]:
     """A program of the asked shape on the matched tracepoint (the spec's JSON form)."""
-    from .offline import GROUP_KEYS, _group_keys, intent_shape
+    from .grouping import GROUP_KEYS, group_keys
+    from .shapes import intent_shape
 
     tp = m.tracepoint
     base: dict[str, Any] = {
@@ -256,9 +257,9 @@ def spec_for(m: Match, it: Intent) -> dict[str, Any]:
         value = next((f for f in numeric if f not in m.key_fields), numeric[0])
         func = "sum" if shape == "sum" else next((f for f in ("avg", "max", "min") if f in it.actions), "avg")
         return {**base, "title": f"{tp.name} {value.name} ({func})",
-                "aggregates": [{"func": func, "value": f"args.{value.name}", "keys": keys or _group_keys(it)}]}
+                "aggregates": [{"func": func, "value": f"args.{value.name}", "keys": keys or group_keys(it)}]}
     if shape in ("count", "hist") or keys:
-        by = keys + [k for k in _group_keys(it) if k["label"] not in {x["label"] for x in keys}]
+        by = keys + [k for k in group_keys(it) if k["label"] not in {x["label"] for x in keys}]
         by = by[:4] or GROUP_KEYS["comm"]
         return {**base, "title": f"{tp.name} events by {', '.join(k['label'].lower() for k in by)}",
                 "aggregates": [{"func": "count", "keys": by}]}

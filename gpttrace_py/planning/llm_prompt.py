@@ -284,7 +284,8 @@ def candidate_probes(text: str, catalog: Catalog, related: list[str], limit: int
     """Probes worth showing for a request: syscalls it names, probes of the hint and examples (``related``),
     tracepoints it names, then tracepoints whose names share words with it."""
     from . import intent as intent_mod
-    from .offline import OfflinePlanner, syscall_family
+    from . import named
+    from .catalog_programs import syscall_family
     from .retrieval import tokens
 
     out: list[str] = []
@@ -303,9 +304,8 @@ def candidate_probes(text: str, catalog: Catalog, related: list[str], limit: int
         it = intent_mod.parse(text)
     except Exception:  # a hint generator must never stop planning
         it = None
-    offline = OfflinePlanner()
     if it is not None:
-        for name in offline.named_syscalls(it, catalog):
+        for name in named.syscalls(it, catalog):
             for member in syscall_family(name, catalog)[:3]:
                 add_syscall(member)
     for probe in related:
@@ -313,7 +313,7 @@ def candidate_probes(text: str, catalog: Catalog, related: list[str], limit: int
         if ref is not None and ref.kind == "tracepoint" and catalog.tracepoint(ref) is not None:
             add(ref.text)
     if it is not None:
-        for tp in offline.named_tracepoints(it, catalog):
+        for tp in named.tracepoints(it, catalog):
             add(tp.probe)
     words = {w for w in tokens(text, expand=True) if len(w) >= 3}
     if words and catalog.tracepoints.available:
