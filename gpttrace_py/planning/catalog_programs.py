@@ -134,11 +134,11 @@ def syscall_spec(names: list[str], it: Intent, catalog: Catalog) -> ProgramSpec:
         value = "args.ret" if use_ret else f"args.{size_field}"
         probes = exit_ if use_ret else enter
         cond = "args.ret >= 0" if use_ret else None
+        aggs: list[dict[str, Any]]
         if "hist" in it.actions:
             aggs = [{"func": "hist", "value": value, "unit": "bytes" if size_field else None, "filter": cond}]
         elif stat and "sum" not in it.actions:
-            by = group_keys(it)
-            aggs = [{"func": stat, "value": value, "keys": by, "unit": "bytes" if size_field else None,
+            aggs = [{"func": stat, "value": value, "keys": group_keys(it), "unit": "bytes" if size_field else None,
                      "filter": cond}]
         else:
             aggs = [
@@ -151,7 +151,8 @@ def syscall_spec(names: list[str], it: Intent, catalog: Catalog) -> ProgramSpec:
     if (("count" in it.actions or it.group_by or by_field)
             and not it.has("trace", "show", "print", "watch", "log", "snoop")):
         keys = (by_field + group_keys(it))[:4] or keys
-        by = FIELD_NAMES.get(keys[0]["expr"].removeprefix("args."), keys[0]["expr"].removeprefix("args."))
+        named_by: str = keys[0]["expr"].removeprefix("args.")
+        by = FIELD_NAMES.get(named_by, named_by)
         by = "error" if failed and by == "result" else by
         return ProgramSpec.model_validate(
             {

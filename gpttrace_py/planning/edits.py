@@ -294,7 +294,8 @@ def add_named_syscalls(spec: ProgramSpec, calls: list[str], catalog: Catalog) ->
         for call in calls:
             probe = catalog.syscall_tracepoint(call, phase)
             tp = catalog.tracepoint(probe) if probe is not None else None
-            if tp is None or probe.text in holder["probes"] or not needed <= {f.name for f in tp.user_fields}:
+            if probe is None or tp is None or probe.text in holder["probes"] \
+                    or not needed <= {f.name for f in tp.user_fields}:
                 continue
             holder["probes"].append(probe.text)
             added = True
@@ -307,13 +308,13 @@ def add_named_syscalls(spec: ProgramSpec, calls: list[str], catalog: Catalog) ->
     if not added:
         return spec
     # several calls in one list: each line and each summary says which call it was ("connect and accept")
-    call = {"expr": "probe", "label": "CALL"}
+    column = {"expr": "probe", "label": "CALL"}
     if data["print"] and not any("probe" in E.builtins_used(f["expr"]) for f in data["print"]):
         after = next((i + 1 for i, f in enumerate(data["print"]) if f["expr"] == "comm"), 0)
-        data["print"].insert(after, dict(call))
+        data["print"].insert(after, dict(column))
     for a in data["aggregates"]:
         if len(a["keys"]) < 4 and not any("probe" in E.builtins_used(k["expr"]) for k in a["keys"]):
-            a["keys"].append(dict(call))
+            a["keys"].append(dict(column))
     return ProgramSpec.model_validate(data)
 
 

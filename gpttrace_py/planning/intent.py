@@ -278,8 +278,8 @@ def _signal_number(text: str) -> int | None:
         for candidate in (name, name.removesuffix("S")):  # "sigkills"
             if "SIG" + candidate in signal.Signals.__members__:
                 return int(signal.Signals["SIG" + candidate])
-    m = re.search(r"\b(?:kill -|signal (?:number )?)(\d{1,2})\b", text)
-    if m and 0 < int(m.group(1)) < 65:
-        return int(m.group(1))
+    said = re.search(r"\b(?:kill -|signal (?:number )?)(\d{1,2})\b", text)
+    if said and 0 < int(said.group(1)) < 65:
+        return int(said.group(1))
     return None
 

@@ -106,7 +106,8 @@ def response_schema() -> dict[str, Any]:
             out["additionalProperties"] = False
         return out
 
-    return walk(_model_schema())
+    schema: dict[str, Any] = walk(_model_schema())
+    return schema
 
 
 def _nullable(node: dict[str, Any]) -> bool:

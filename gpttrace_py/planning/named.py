@@ -126,9 +126,9 @@ def syscalls(it: Intent, catalog: Catalog) -> list[str]:
             add(m.group(1))
     # ... and an amount read or written: "how much data does each process read"
     if re.search(r"\b(?:how much|bytes|data|amount)\b", it.text) and not it.has("disk", "disks", "block"):
-        m = re.search(r"\b(read|write|written|wrote|reads|writes|reading|writing)\b", it.text)
-        if m:
-            add("read" if m.group(1).startswith("read") else "write")
+        verb = re.search(r"\b(read|write|written|wrote|reads|writes|reading|writing)\b", it.text)
+        if verb:
+            add("read" if verb.group(1).startswith("read") else "write")
     # ... and how they went: "connect errors", "failed accepts", "read failures"
     means = "|".join(n for n in MEANS_SYSCALLS if n != "open")  # failed opens: the corpus has openat's
     for m in re.finditer(rf"\b({means})\s+(?:attempts?|errors?|failures?)\b"

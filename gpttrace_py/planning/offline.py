@@ -13,6 +13,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
@@ -29,6 +31,9 @@ from .intent import Intent
 from .intent_words import ordinary_word
 from .retrieval import Hit, index
 from .shapes import errors_only_example, intent_shape, spec_shapes
+
+if TYPE_CHECKING:
+    from .catalog_match import Match
 
 MIN_SCORE = 2.0  # below this a corpus hit is not trusted on its own
 
@@ -123,14 +128,13 @@ class OfflinePlanner:
             tp = m.tracepoint
             if tp.category == "syscalls":
                 call = tp.name.removeprefix("sys_enter_")
-                spec = _safe(lambda call=call: syscall_spec([call], it, catalog))
+                spec = _safe(partial(syscall_spec, [call], it, catalog))
                 source = f"syscall:{call}"
             else:
-                spec = _safe(lambda m=m: ProgramSpec.model_validate(catalog_match.spec_for(m, it)))
+                spec = _safe(partial(_match_spec, m, it))
                 source = f"tracepoint:{tp.category}:{tp.name}"
             # (a process name the spec refuses, e.g. one with control characters, leaves the candidate out)
-            spec = (_safe(lambda s=spec: latency_threshold(column_format(set_processes(s, it), it), it))
-                    if spec is not None else None)
+            spec = _safe(partial(_fitted, spec, it)) if spec is not None else None
             if spec is not None:
                 built.append(Candidate(spec, source, m.score))
         if not built or self._named:
@@ -176,7 +180,7 @@ class OfflinePlanner:
             if (own.comm or own.pid) and not (it.comm or it.pid):
                 factor *= 0.85  # an example about one program, asked about all of them: its point is lost
             for spec in [hit.example.spec, *hit.example.alternatives]:
-                adapted = _safe(lambda s=spec: adapt(s, it, catalog))
+                adapted = _safe(partial(adapt, spec, it, catalog))
                 if adapted is not None:
                     # "larger than 1 MB" that the example has no size to compare with is a question it misses,
                     # and so is "by file descriptor" when its probes have no such field to count by
@@ -191,27 +195,26 @@ class OfflinePlanner:
         if named_syscalls or named_funcs:
             is_named = names_probe(named_syscalls, [fn for _, fn in named_funcs], catalog)
             for cand in out:
-                cand.spec = _safe(lambda s=cand.spec: edits.keep_named(s, is_named)) or cand.spec
+                cand.spec = _safe(partial(edits.keep_named, cand.spec, is_named)) or cand.spec
                 if named_syscalls and any(is_named(p) for p in cand.spec.all_probes):
-                    cand.spec = (_safe(lambda s=cand.spec: edits.add_named_syscalls(s, named_syscalls, catalog))
+                    cand.spec = (_safe(partial(edits.add_named_syscalls, cand.spec, named_syscalls, catalog))
                                  or cand.spec)
         out.sort(key=lambda c: -c.score)
         generated: list[Candidate] = []
         if named_syscalls:
-            spec = _safe(lambda: syscall_spec(named_syscalls, it, catalog))
-            if spec is not None:
-                generated.append(Candidate(spec, f"syscall:{named_syscalls[0]}", 0.0))
+            made = _safe(partial(syscall_spec, named_syscalls, it, catalog))
+            if made is not None:
+                generated.append(Candidate(made, f"syscall:{named_syscalls[0]}", 0.0))
         for tp in named_tps[:1]:
-            spec = _safe(lambda tp=tp: tracepoint_spec([tp], it, catalog))
-            if spec is not None:
-                generated.append(Candidate(spec, f"tracepoint:{tp.category}:{tp.name}", 0.0))
+            made = _safe(partial(tracepoint_spec, [tp], it, catalog))
+            if made is not None:
+                generated.append(Candidate(made, f"tracepoint:{tp.category}:{tp.name}", 0.0))
         for lib, func in named_funcs[:1]:
-            spec = _safe(lambda lib=lib, func=func: function_spec(lib, func, it, catalog))
-            if spec is not None:
-                generated.append(Candidate(spec, f"uprobe:{lib}:{func}", 0.0))
+            made = _safe(partial(function_spec, lib, func, it, catalog))
+            if made is not None:
+                generated.append(Candidate(made, f"uprobe:{lib}:{func}", 0.0))
         for cand in generated:
-            cand.spec = _safe(lambda s=cand.spec: latency_threshold(column_format(set_processes(s, it), it), it)
-                              ) or cand.spec
+            cand.spec = _safe(partial(_fitted, cand.spec, it)) or cand.spec
         # A named probe beats a corpus hit that does not use it.
         top_ok = bool(out) and out[0].score >= MIN_SCORE
         if generated:
@@ -252,7 +255,7 @@ class OfflinePlanner:
             if set(example.tool_names) & set(it.explicit_calls + it.syscall_words):
                 continue
             for spec in [example.spec, *example.alternatives]:
-                adapted = _safe(lambda s=spec: adapt(s, it, catalog, tool=True))
+                adapted = _safe(partial(adapt, spec, it, catalog, tool=True))
                 if adapted is not None:
                     out.append(Candidate(adapted, f"corpus:{example.id}", float("inf")))
         return out
@@ -357,6 +360,18 @@ def _without_process(it: Intent) -> str:
 def _about_one_call(hit: Hit) -> bool:
     """An example whose probes are all particular syscalls' tracepoints (not raw_syscalls: every call)."""
     return all(p.is_syscall_enter or p.is_syscall_exit for p in hit.example.spec.all_probes)
+
+
+def _fitted(spec: ProgramSpec, it: Intent) -> ProgramSpec:
+    """A program built for a named call or tracepoint, with the request's processes, column format and latency
+    bound."""
+    return latency_threshold(column_format(set_processes(spec, it), it), it)
+
+
+def _match_spec(m: Match, it: Intent) -> ProgramSpec:
+    from . import catalog_match
+
+    return ProgramSpec.model_validate(catalog_match.spec_for(m, it))
 
 
 def _parse(intent: str) -> Intent:

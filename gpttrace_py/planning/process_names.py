@@ -48,17 +48,18 @@ def process_alternatives(it: Intent, low: str, text: str) -> None:
         return
     it.comms = [it.comm]
     start = at.start()  # names before it: "cat or head opened" (the order Chinese requests come in)
-    while (m := _ALTERNATIVE_BEFORE.search(low, 0, start)) is not None and _named_process(m.group(1).rstrip(".:")):
-        name = original_case(text, m.group(1).rstrip(".:"))[:15]
+    while (before := _ALTERNATIVE_BEFORE.search(low, 0, start)) is not None \
+            and _named_process(before.group(1).rstrip(".:")):
+        name = original_case(text, before.group(1).rstrip(".:"))[:15]
         if name not in it.comms:
             it.comms.insert(0, name)
-        start = m.start()
+        start = before.start()
     end = at.end()
-    while (m := _ALTERNATIVE.match(low, end)) is not None and _named_process(m.group(1).rstrip(".:")):
-        name = original_case(text, m.group(1).rstrip(".:"))[:15]
+    while (after := _ALTERNATIVE.match(low, end)) is not None and _named_process(after.group(1).rstrip(".:")):
+        name = original_case(text, after.group(1).rstrip(".:"))[:15]
         if name not in it.comms:
             it.comms.append(name)
-        end = m.end()
+        end = after.end()
     if len(it.comms) == 1:
         it.comms = []
 

@@ -275,8 +275,10 @@ def _m_comm(text: str) -> _Match | None:
                 continue
             if name in TOPIC_WORDS and name not in KNOWN_PROCESSES:
                 continue
-            comm = name
-            return _Match("comm", [m.span()], lambda s, c, comm=comm: (edits.set_process(s, comm=comm), f"only {comm}"))
+            def do(spec: ProgramSpec, catalog: Catalog, comm: str = name) -> tuple[ProgramSpec, str]:
+                return edits.set_process(spec, comm=comm), f"only {comm}"
+
+            return _Match("comm", [m.span()], do)
     return None
 
 
