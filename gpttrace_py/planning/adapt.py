@@ -11,7 +11,7 @@ from ..kernel.catalog import Catalog
 from ..kernel.tracefs import Tracepoint
 from ..spec import ProgramSpec
 from ..spec import expr as E
-from . import edits
+from . import edits, lexicon
 from .grouping import GROUP_KEYS, group_keys
 from .intent import Intent
 from .shapes import intent_shape, stat_asked
@@ -135,11 +135,11 @@ def _counts_events(spec: ProgramSpec, it: Intent, keys: list[dict[str, Any]] | N
 
 def _counts_instead(spec: ProgramSpec, it: Intent) -> bool:
     """An example that sums or histograms a value, asked for how many times ("count softirqs by vector")?"""
-    return (intent_shape(it) == "count" and it.has("count", "counts", "counting", "how many", "number of", "how often",
-                                                  "tally", "frequency of")
+    words = lexicon.load()
+    return (intent_shape(it) == "count" and it.has(*words.count_words)
             and bool(spec.aggregates) and not spec.print
             and all(a.func not in ("count", "stats") for a in spec.aggregates)
-            and not it.has("time", "bytes", "how long", "total", "sum", "amount", "latency", "size", "sizes")
+            and not it.has(*words.measure_words)
             and not any(p.kind == "profile" for p in spec.probes))
 
 

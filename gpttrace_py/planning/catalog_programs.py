@@ -9,10 +9,14 @@ from typing import Any
 from ..kernel.catalog import Catalog
 from ..kernel.tracefs import Tracepoint
 from ..spec import ProbeRef, ProgramSpec, units
+from ..spec.kinds import RETURN_KIND
 from .adapt import FIELD_NAMES, field_keys, wants_result
 from .grouping import GROUP_KEYS, group_keys
 from .intent import Intent
 from .shapes import stat_asked
+
+# a user-space function's entry and return probes (not usdt, the other user-function kind)
+FUNCTION_PROBES = ("uprobe", RETURN_KIND["uprobe"])
 
 SYSCALL_FAMILY_PATTERNS = (
     "{x}",
@@ -47,7 +51,7 @@ def names_probe(syscalls: list[str], functions: list[str], catalog: Catalog) -> 
     def named(probe: ProbeRef) -> bool | None:
         if calls and probe.kind == "tracepoint" and probe.category == "syscalls":
             return (probe.name or "").removeprefix("sys_enter_").removeprefix("sys_exit_") in calls
-        if functions and probe.kind in ("uprobe", "uretprobe"):
+        if functions and probe.kind in FUNCTION_PROBES:
             return probe.name in functions
         return None
 
@@ -231,7 +235,7 @@ def function_spec(lib: str, func: str, it: Intent, catalog: Catalog) -> ProgramS
     """A program for a named user-space function: count its calls, time them, or print each call."""
     keys = group_keys(it) or GROUP_KEYS["comm"]
     base: dict[str, Any] = {"rationale": f"a uprobe on {func}() in {lib} fires on every call, in every process"}
-    entry, ret = f"uprobe:{lib}:{func}", f"uretprobe:{lib}:{func}"
+    entry, ret = (f"{kind}:{lib}:{func}" for kind in FUNCTION_PROBES)
     if "latency" in it.actions:
         unit = it.unit or "us"
         value = "delta" if unit == "ns" else f"delta / {units.NS[unit]}"

@@ -26,7 +26,7 @@ from . import edits, named
 from . import intent as intent_mod
 from .adapt import adapt, any_group_field, column_format, groups_by_field, latency_threshold, set_processes
 from .base import PlanContext
-from .catalog_programs import function_spec, names_probe, syscall_spec, tracepoint_spec
+from .catalog_programs import FUNCTION_PROBES, function_spec, names_probe, syscall_spec, tracepoint_spec
 from .intent import Intent
 from .intent_words import ordinary_word
 from .retrieval import Hit, index
@@ -226,7 +226,7 @@ class OfflinePlanner:
                     if (p := catalog.syscall_tracepoint(s, ph)) is not None
                 }
                 | {tp.probe for tp in named_tps}
-                | {f"{kind}:{lib}:{fn}" for lib, fn in named_funcs for kind in ("uprobe", "uretprobe")}
+                | {f"{kind}:{lib}:{fn}" for lib, fn in named_funcs for kind in FUNCTION_PROBES}
             )
             corpus_uses_named = [c for c in out if c.fits and named_probes & {p.text for p in c.spec.all_probes}]
             rest = [c for c in out if c not in corpus_uses_named]

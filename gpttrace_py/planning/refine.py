@@ -456,6 +456,7 @@ def _m_top(text: str) -> _Match | None:
 
 
 def _is_topic(word: str, catalog: Catalog | None) -> bool:
+    from ..corpus import CorpusError
     from .retrieval import index, stem
 
     if word in TOPIC_WORDS or stem(word) in TOPIC_WORDS:
@@ -465,7 +466,7 @@ def _is_topic(word: str, catalog: Catalog | None) -> bool:
     try:
         if index().known_terms(word) and stem(word) not in {stem(f) for f in FILLER}:
             return True
-    except Exception:
+    except CorpusError:  # a broken corpus entry: the word is judged without it
         pass
     if catalog is not None and len(word) > 3:
         name = word.removesuffix("s")
