@@ -44,7 +44,7 @@ def _pieces(name: str) -> list[str]:
 def closeness(word: str, piece: str, lex: lexicon_mod.Lexicon) -> float:
     """How surely a request word names this piece of a tracepoint or field name: 1 for the same word (or
     stem), 0.8 for a shared beginning or a way of saying it, 0 for none."""
-    return _word(word, lex.language).closeness(piece)
+    return word_forms(word, lex.language).closeness(piece)
 
 
 def word_matches(word: str, piece: str, lex: lexicon_mod.Lexicon) -> bool:
@@ -62,7 +62,7 @@ def _bare(word: str) -> frozenset[str]:
     return frozenset({word})
 
 
-class _Word:
+class WordForms:
     """A request word, ready to be compared with many name pieces."""
 
     def __init__(self, word: str, lex: lexicon_mod.Lexicon) -> None:
@@ -94,7 +94,7 @@ class _Word:
 
 
 def _name_matches(word: str, name: str, lex: lexicon_mod.Lexicon) -> bool:
-    return _word(word, lex.language).name_closeness(name, _stemmed(name)) > 0
+    return word_forms(word, lex.language).name_closeness(name, _stemmed(name)) > 0
 
 
 @lru_cache(maxsize=8192)
@@ -114,9 +114,9 @@ class _PieceIndex:
     by_start: dict[str, list[str]]  # first two letters → pieces
     by_end: dict[str, list[str]]  # last 4 to 8 letters → pieces (the ends of compounds)
 
-    def candidates(self, w: _Word) -> set[str]:
+    def candidates(self, w: WordForms) -> set[str]:
         """The pieces a word can be close to: those that share its first letters (or a phrasing's), or end
-        with it; the rest cannot match (see _Word.closeness)."""
+        with it; the rest cannot match (see WordForms.closeness)."""
         out = set(self.by_start.get(w.word[:2], ()))
         for said in (*w.exact, *w.prefixes):
             out.update(self.by_start.get(said[:2], ()))
@@ -141,8 +141,8 @@ def _piece_index(names: tuple[tuple[str, str], ...]) -> _PieceIndex:
 
 
 @lru_cache(maxsize=512)
-def _word(word: str, language: str = "en") -> _Word:
-    return _Word(word, lexicon_mod.load(language))
+def word_forms(word: str, language: str = "en") -> WordForms:
+    return WordForms(word, lexicon_mod.load(language))
 
 
 def match(words: list[str], it: Intent, catalog: Catalog, limit: int = 3) -> list[Match]:
@@ -154,7 +154,7 @@ def match(words: list[str], it: Intent, catalog: Catalog, limit: int = 3) -> lis
     names = tuple(sorted((c, n) for c, ns in cats.items() if c not in SKIP_CATEGORIES for n in ns
                          if c != "syscalls" or n.startswith("sys_enter_")))
     index = _piece_index(names)
-    ws = [_word(w) for w in words]
+    ws = [word_forms(w) for w in words]
     # each word's closeness to each event it names (by a piece, or by a phrase written with underscores)
     close: dict[tuple[str, str], dict[str, float]] = {}
     for w in ws:

@@ -266,9 +266,9 @@ def placed(word: str, vocab: set[str], lex: lexicon_mod.Lexicon) -> bool:
             return True
     # as names are matched in the catalog: a shared beginning ("allocation"/alloc), the end of a compound
     # ("merges"/backmerge), the word without its inflection ("added"/add)
-    from .catalog_match import _word
+    from .catalog_match import word_forms
 
-    w = _word(word, lex.language)
+    w = word_forms(word, lex.language)
     return any(w.closeness(v) for v in vocab)
 
 
