@@ -6,6 +6,9 @@ No network and no model. It ranks candidate specs for an intent:
      syscall", "count sched:sched_wakeup by cpu"),
 and keeps the ranked list so that a load failure moves on to the next candidate (or drops the field the
 kernel rejected) instead of giving up.
+
+The pieces: what a request names outright (named.py), an example adapted to a request (adapt.py), programs
+built from the catalog (catalog_programs.py, catalog_match.py), the shape of an answer (shapes.py).
 """
 
 from __future__ import annotations
