@@ -4,12 +4,13 @@ and the request's filters (errors, port, protocol, signal, path, size, latency) 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
 from ..kernel.catalog import Catalog
 from ..kernel.tracefs import Tracepoint
-from ..spec import ProgramSpec
+from ..spec import ProbeRef, ProgramSpec
 from ..spec import expr as E
 from . import edits, lexicon
 from .grouping import GROUP_KEYS, group_keys
@@ -177,7 +178,7 @@ FIELD_WORDS: dict[tuple[str, ...], tuple[str, ...]] = {
 }
 
 
-def _field_column(probes: list[Any], fields: tuple[str, ...], catalog: Catalog) -> dict[str, Any] | None:
+def _field_column(probes: Sequence[ProbeRef | str], fields: tuple[str, ...], catalog: Catalog) -> dict[str, Any] | None:
     """A column (or map key) of the first of ``fields`` that every one of ``probes`` (a spec's main probes)
     has; None if no field does, or one of them is no tracepoint."""
     tps = [catalog.tracepoint(p) for p in probes]
@@ -202,7 +203,7 @@ def groups_by_field(it: Intent) -> bool:
     return any_group_field().search(it.text) is not None
 
 
-def field_keys(probes: list[Any], it: Intent, catalog: Catalog) -> list[dict[str, Any]]:
+def field_keys(probes: Sequence[ProbeRef | str], it: Intent, catalog: Catalog) -> list[dict[str, Any]]:
     """Map keys for "by <field>" when every one of ``probes`` has that field: "count opens by file name" keys
     the count by args.filename. A pair's main probes (the exits) rarely hold such fields: none then."""
     keys: list[dict[str, Any]] = []

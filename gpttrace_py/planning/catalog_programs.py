@@ -3,11 +3,11 @@ openat2), a tracepoint, a user-space function. Each prints the calls, or counts,
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..kernel.catalog import Catalog
-from ..kernel.tracefs import Tracepoint
+from ..kernel.tracefs import TpField, Tracepoint
 from ..spec import ProbeRef, ProgramSpec, units
 from ..spec.kinds import RETURN_KIND
 from .adapt import FIELD_NAMES, field_keys, wants_result
@@ -193,7 +193,7 @@ def syscall_spec(names: list[str], it: Intent, catalog: Catalog) -> ProgramSpec:
     return ProgramSpec.model_validate(data)
 
 
-def _field_columns(fields: Any, limit: int) -> list[dict[str, Any]]:
+def _field_columns(fields: Sequence[TpField], limit: int) -> list[dict[str, Any]]:
     cols: list[dict[str, Any]] = []
     strings = [f for f in fields if f.kind in ("ptr_str", "str")]
     others = [f for f in fields if f.kind not in ("ptr_str", "str")]

@@ -8,7 +8,7 @@ from typing import Any
 
 from ..errors import UsageError
 from ..kernel.catalog import Catalog
-from ..spec import ProbeRef, ProgramSpec
+from ..spec import Aggregate, ProbeRef, ProgramSpec
 from ..spec import expr as E
 from ..spec.kinds import RETURN_KIND
 from . import edits
@@ -220,7 +220,7 @@ def _set_agg_unit(spec: ProgramSpec, unit: str) -> ProgramSpec:
     return ProgramSpec.model_validate(data)
 
 
-def agg_words(a: Any) -> str:
+def agg_words(a: Aggregate) -> str:
     what = {"count": "count", "sum": "total", "avg": "average", "min": "minimum", "max": "maximum",
             "hist": "histogram", "lhist": "linear histogram", "stats": "stats"}[a.func]
     value = f" of {a.value}" if a.value else ""
