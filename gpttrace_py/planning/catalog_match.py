@@ -93,10 +93,6 @@ class WordForms:
         return max((self.closeness(p, ps) for p, ps in pieces), default=0.0)
 
 
-def _name_matches(word: str, name: str, lex: lexicon_mod.Lexicon) -> bool:
-    return word_forms(word, lex.language).name_closeness(name, _stemmed(name)) > 0
-
-
 @lru_cache(maxsize=8192)
 def _stem(piece: str) -> str:
     return stem(piece)
