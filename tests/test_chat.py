@@ -30,7 +30,7 @@ class OpensPlanner(OfflinePlanner):
     def plan(self, intent, ctx):
         from gpttrace_py.corpus import by_id
         from gpttrace_py.planning import intent as intent_mod
-        from gpttrace_py.planning.offline import adapt
+        from gpttrace_py.planning.adapt import adapt
 
         example = by_id("opensnoop")
         if "opened" in intent and example is not None:

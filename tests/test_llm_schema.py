@@ -13,7 +13,7 @@ import pytest
 from gpttrace_py import config
 from gpttrace_py.corpus import load
 from gpttrace_py.planning import llm_prompt as P
-from gpttrace_py.planning.llm import ReplyError, parse_reply
+from gpttrace_py.planning.llm_reply import ReplyError, parse_reply
 from gpttrace_py.spec import ProgramSpec
 from gpttrace_py.spec.kinds import SPEC_KINDS
 

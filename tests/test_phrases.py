@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from gpttrace_py.planning.intent import parse
-from gpttrace_py.planning.offline import intent_shape
+from gpttrace_py.planning.shapes import intent_shape
 from gpttrace_py.planning.understand import system_action
 
 # (request, expected slots). Keys: comm, comms, not, pid, unit, duration, interval, top, path, port, signal,

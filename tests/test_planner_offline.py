@@ -11,7 +11,8 @@ from gpttrace_py.errors import UnmappableIntent
 from gpttrace_py.kernel.catalog import Catalog
 from gpttrace_py.planning.base import PlanContext
 from gpttrace_py.planning.edits import uses_delta
-from gpttrace_py.planning.offline import OfflinePlanner, spec_shapes
+from gpttrace_py.planning.offline import OfflinePlanner
+from gpttrace_py.planning.shapes import spec_shapes
 
 pytestmark = pytest.mark.skipif(not os.path.isdir("/sys/kernel/tracing/events"), reason="needs tracefs")
 

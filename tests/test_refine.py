@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from gpttrace_py.kernel.catalog import Catalog
+from gpttrace_py.planning import adapt, catalog_programs, offline
 from gpttrace_py.planning import intent as intent_mod
-from gpttrace_py.planning import offline
 from gpttrace_py.planning import refine as R
 from gpttrace_py.planning.base import PlanContext
 from gpttrace_py.render import bpftrace as bt
@@ -29,7 +29,7 @@ def opensnoop(catalog: Catalog, question: str = "trace files opened by cat, with
     example = by_id("opensnoop")
     if example is None:
         pytest.skip("no opensnoop example in the corpus")
-    return offline.adapt(example.spec, intent_mod.parse(question), catalog)
+    return adapt.adapt(example.spec, intent_mod.parse(question), catalog)
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +40,7 @@ def opens(catalog: Catalog) -> ProgramSpec:
 
 
 def syscall(catalog: Catalog, names: list[str], text: str) -> ProgramSpec:
-    return offline.syscall_spec(names, intent_mod.parse(text), catalog)
+    return catalog_programs.syscall_spec(names, intent_mod.parse(text), catalog)
 
 
 @pytest.fixture(scope="module")

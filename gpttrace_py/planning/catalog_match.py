@@ -44,7 +44,7 @@ def _pieces(name: str) -> list[str]:
 def closeness(word: str, piece: str, lex: lexicon_mod.Lexicon) -> float:
     """How surely a request word names this piece of a tracepoint or field name: 1 for the same word (or
     stem), 0.8 for a shared beginning or a way of saying it, 0 for none."""
-    return _word(word, lex.language).closeness(piece)
+    return word_forms(word, lex.language).closeness(piece)
 
 
 def word_matches(word: str, piece: str, lex: lexicon_mod.Lexicon) -> bool:
@@ -62,7 +62,7 @@ def _bare(word: str) -> frozenset[str]:
     return frozenset({word})
 
 
-class _Word:
+class WordForms:
     """A request word, ready to be compared with many name pieces."""
 
     def __init__(self, word: str, lex: lexicon_mod.Lexicon) -> None:
@@ -93,10 +93,6 @@ class _Word:
         return max((self.closeness(p, ps) for p, ps in pieces), default=0.0)
 
 
-def _name_matches(word: str, name: str, lex: lexicon_mod.Lexicon) -> bool:
-    return _word(word, lex.language).name_closeness(name, _stemmed(name)) > 0
-
-
 @lru_cache(maxsize=8192)
 def _stem(piece: str) -> str:
     return stem(piece)
@@ -114,9 +110,9 @@ class _PieceIndex:
     by_start: dict[str, list[str]]  # first two letters → pieces
     by_end: dict[str, list[str]]  # last 4 to 8 letters → pieces (the ends of compounds)
 
-    def candidates(self, w: _Word) -> set[str]:
+    def candidates(self, w: WordForms) -> set[str]:
         """The pieces a word can be close to: those that share its first letters (or a phrasing's), or end
-        with it; the rest cannot match (see _Word.closeness)."""
+        with it; the rest cannot match (see WordForms.closeness)."""
         out = set(self.by_start.get(w.word[:2], ()))
         for said in (*w.exact, *w.prefixes):
             out.update(self.by_start.get(said[:2], ()))
@@ -141,8 +137,8 @@ def _piece_index(names: tuple[tuple[str, str], ...]) -> _PieceIndex:
 
 
 @lru_cache(maxsize=512)
-def _word(word: str, language: str = "en") -> _Word:
-    return _Word(word, lexicon_mod.load(language))
+def word_forms(word: str, language: str = "en") -> WordForms:
+    return WordForms(word, lexicon_mod.load(language))
 
 
 def match(words: list[str], it: Intent, catalog: Catalog, limit: int = 3) -> list[Match]:
@@ -154,7 +150,7 @@ def match(words: list[str], it: Intent, catalog: Catalog, limit: int = 3) -> lis
     names = tuple(sorted((c, n) for c, ns in cats.items() if c not in SKIP_CATEGORIES for n in ns
                          if c != "syscalls" or n.startswith("sys_enter_")))
     index = _piece_index(names)
-    ws = [_word(w) for w in words]
+    ws = [word_forms(w) for w in words]
     # each word's closeness to each event it names (by a piece, or by a phrase written with underscores)
     close: dict[tuple[str, str], dict[str, float]] = {}
     for w in ws:
@@ -237,7 +233,8 @@ def _group_words(it: Intent) -> list[str]:
 
 def spec_for(m: Match, it: Intent) -> dict[str, Any]:
     """A program of the asked shape on the matched tracepoint (the spec's JSON form)."""
-    from .offline import GROUP_KEYS, _group_keys, intent_shape
+    from .grouping import GROUP_KEYS, group_keys
+    from .shapes import intent_shape
 
     tp = m.tracepoint
     base: dict[str, Any] = {
@@ -256,9 +253,9 @@ def spec_for(m: Match, it: Intent) -> dict[str, Any]:
         value = next((f for f in numeric if f not in m.key_fields), numeric[0])
         func = "sum" if shape == "sum" else next((f for f in ("avg", "max", "min") if f in it.actions), "avg")
         return {**base, "title": f"{tp.name} {value.name} ({func})",
-                "aggregates": [{"func": func, "value": f"args.{value.name}", "keys": keys or _group_keys(it)}]}
+                "aggregates": [{"func": func, "value": f"args.{value.name}", "keys": keys or group_keys(it)}]}
     if shape in ("count", "hist") or keys:
-        by = keys + [k for k in _group_keys(it) if k["label"] not in {x["label"] for x in keys}]
+        by = keys + [k for k in group_keys(it) if k["label"] not in {x["label"] for x in keys}]
         by = by[:4] or GROUP_KEYS["comm"]
         return {**base, "title": f"{tp.name} events by {', '.join(k['label'].lower() for k in by)}",
                 "aggregates": [{"func": "count", "keys": by}]}

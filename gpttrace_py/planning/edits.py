@@ -10,10 +10,8 @@ from collections.abc import Callable
 from typing import Any
 
 from ..kernel.catalog import Catalog
-from ..spec import ProbeRef, ProgramSpec
+from ..spec import ProbeRef, ProgramSpec, units
 from ..spec import expr as E
-
-UNIT_FACTORS = {"ns": 1, "us": 1000, "ms": 1000000, "s": 1000000000}
 
 
 def _edit(spec: ProgramSpec, **changes: Any) -> ProgramSpec:
@@ -82,9 +80,9 @@ def uses_delta(spec: ProgramSpec) -> bool:
 
 def set_unit(spec: ProgramSpec, unit: str) -> ProgramSpec:
     """Rewrite every ``delta`` (optionally already divided) to the requested unit."""
-    if unit not in UNIT_FACTORS or not uses_delta(spec):
+    if unit not in units.NS or not uses_delta(spec):
         return spec
-    factor = UNIT_FACTORS[unit]
+    factor = units.NS[unit]
     scaled: E.Node = E.Builtin("delta") if factor == 1 else E.Binary("/", E.Builtin("delta"), E.Num(factor))
     data = _data(spec)
 
@@ -109,7 +107,7 @@ def set_unit(spec: ProgramSpec, unit: str) -> ProgramSpec:
     return ProgramSpec.model_validate(data)
 
 
-def _numeric_value(spec: ProgramSpec) -> str | None:
+def numeric_value(spec: ProgramSpec) -> str | None:
     """The value worth a histogram: an aggregate's value, else a latency, else a numeric printed column."""
     for a in spec.aggregates:
         if a.value:
@@ -124,7 +122,7 @@ def _numeric_value(spec: ProgramSpec) -> str | None:
 
 def to_histogram(spec: ProgramSpec, value: str | None = None, linear: tuple[int, int, int] | None = None,
                  keys: list[dict[str, Any]] | None = None) -> ProgramSpec:
-    value = value or _numeric_value(spec)
+    value = value or numeric_value(spec)
     if value is None:
         return spec
     data = _data(spec)
@@ -133,7 +131,7 @@ def to_histogram(spec: ProgramSpec, value: str | None = None, linear: tuple[int,
         "func": "lhist" if linear else "hist",
         "value": value,
         "keys": _saved_keys(spec, keys) if keys is not None else [],
-        "unit": old.get("unit") or (_unit_of(value) if _reads_delta(value) else None),
+        "unit": old.get("unit") or (unit_of(value) if _reads_delta(value) else None),
     }
     if linear:
         agg["lhist"] = {"min": linear[0], "max": linear[1], "step": linear[2]}
@@ -153,17 +151,17 @@ def _delta_scale(node: E.Node) -> int | None:
     return None
 
 
-def _unit_of(value: str) -> str:
+def unit_of(value: str) -> str:
     scales = [f for n in E.walk(E.parse(value)) if (f := _delta_scale(n)) is not None]
     factor = scales[0] if scales else 1
-    return {v: k for k, v in UNIT_FACTORS.items()}.get(factor, "ns")
+    return units.name_of(factor)
 
 
 def to_aggregate(spec: ProgramSpec, func: str, keys: list[dict[str, Any]], value: str | None = None) -> ProgramSpec:
     """Replace printing/aggregation with one aggregate ``func(value)`` by ``keys``."""
     data = _data(spec)
     if func != "count" and value is None:
-        value = _numeric_value(spec)
+        value = numeric_value(spec)
         if value is None:
             func = "count"
     agg: dict[str, Any] = {"func": func, "keys": _saved_keys(spec, keys), "value": value if func != "count" else None}
@@ -296,7 +294,8 @@ def add_named_syscalls(spec: ProgramSpec, calls: list[str], catalog: Catalog) ->
         for call in calls:
             probe = catalog.syscall_tracepoint(call, phase)
             tp = catalog.tracepoint(probe) if probe is not None else None
-            if tp is None or probe.text in holder["probes"] or not needed <= {f.name for f in tp.user_fields}:
+            if probe is None or tp is None or probe.text in holder["probes"] \
+                    or not needed <= {f.name for f in tp.user_fields}:
                 continue
             holder["probes"].append(probe.text)
             added = True
@@ -309,13 +308,13 @@ def add_named_syscalls(spec: ProgramSpec, calls: list[str], catalog: Catalog) ->
     if not added:
         return spec
     # several calls in one list: each line and each summary says which call it was ("connect and accept")
-    call = {"expr": "probe", "label": "CALL"}
+    column = {"expr": "probe", "label": "CALL"}
     if data["print"] and not any("probe" in E.builtins_used(f["expr"]) for f in data["print"]):
         after = next((i + 1 for i, f in enumerate(data["print"]) if f["expr"] == "comm"), 0)
-        data["print"].insert(after, dict(call))
+        data["print"].insert(after, dict(column))
     for a in data["aggregates"]:
         if len(a["keys"]) < 4 and not any("probe" in E.builtins_used(k["expr"]) for k in a["keys"]):
-            a["keys"].append(dict(call))
+            a["keys"].append(dict(column))
     return ProgramSpec.model_validate(data)
 
 

@@ -75,8 +75,8 @@ def _through_lexicon(request: str, lex: lexicon_mod.Lexicon) -> Reading:
     i, n = 0, len(request)
     while i < n:
         found = next((request[i:i + k] for k in range(min(longest, n - i), 0, -1) if request[i:i + k] in terms), None)
-        if found is not None and not (found.isascii() and _ASCII_RUN.match(request, i) and
-                                      len(_ASCII_RUN.match(request, i).group(0)) > len(found)):
+        run = _ASCII_RUN.match(request, i) if found is not None and found.isascii() else None
+        if found is not None and not (run is not None and len(run.group(0)) > len(found)):
             flush()
             english = terms[found]
             if found in particles.get("possessive", ()) and after_name and out[-1][:1].isalpha() \

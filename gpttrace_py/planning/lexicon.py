@@ -50,6 +50,8 @@ class Lexicon:
     foreign_markers: dict[str, frozenset[str]]  # words of languages the planner does not read, by language
     verbs: dict[str, str]  # the action verbs (system_actions) as this language says them
     particles: dict[str, tuple[str, ...]]  # words read by what stands beside them (possessive, exclusion, agent)
+    count_words: tuple[str, ...]  # "how many", "tally": the number of events asked for
+    measure_words: tuple[str, ...]  # "how long", "bytes": an amount asked for, not a number of events
 
     def say(self, key: str, **values: object) -> str:
         text = self.messages.get(key) or load("en").messages[key]
@@ -85,4 +87,6 @@ def load(language: str = "en") -> Lexicon:
         foreign_markers={k: frozenset(v) for k, v in _public(data.get("foreign_markers", {})).items()},
         verbs=_public(data.get("verbs", {})),
         particles={k: tuple(v) for k, v in _public(data.get("particles", {})).items()},
+        count_words=tuple(data.get("count_words", ())),
+        measure_words=tuple(data.get("measure_words", ())),
     )

@@ -21,24 +21,40 @@ then the request fails (exit 1). A refusal is an error (exit 2).
 
 from __future__ import annotations
 
-import functools
 import json
 import os
-import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
-
-from pydantic import ValidationError
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ExitCode, GpttraceError, UsageError
 from ..run.failure import LoadFailure
 from ..spec import ProgramSpec
 from . import llm_prompt as P
 from .base import PlanContext, PlannerBase, ReplySettings
+from .llm_client import (
+    MAX_REPLY_BYTES,
+    ServiceDown,
+    about_response_format,
+    api_message,
+    cause,
+    error_code,
+    make_client,
+    reply_too_large,
+    retry_after,
+)
+from .llm_reply import ReplyError, parse_reply
+
+if TYPE_CHECKING:
+    from ..ui import UI
+    from .offline import OfflinePlanner
+
+Level = tuple[int, int, int, int, bool]  # how much of the context a prompt carries (llm_prompt.LEVELS)
+MakeMessages = Callable[[Level], list[dict[str, str]]]
 
 MODES = ("json_schema", "json_object", "text")
 TEMPERATURE = 0.2  # low: a spec is an answer, not prose; not 0, so a retry after an error can differ
@@ -48,30 +64,6 @@ MAX_SERVER_ECHO = 300  # characters of a server's error message shown
 MAX_REPLY_ECHO = 3000  # characters of an invalid reply sent back to the model
 MAX_LOG_ECHO = 2500  # characters of a load error log sent back
 MAX_PROGRAM_ECHO = 2500
-MAX_REPLY_BYTES = 1 << 20  # a reply (or error body) larger than this is not read further
-
-
-@functools.lru_cache(maxsize=1)
-def _reply_too_large() -> type[Exception]:
-    """The error of a response body over MAX_REPLY_BYTES: an openai.OpenAIError, which the SDK passes on without
-    retrying (made on first use: importing openai takes a while)."""
-    import openai
-
-    return type("ReplyTooLarge", (openai.OpenAIError,), {})
-
-
-class ReplyError(Exception):
-    """A reply that is not a usable spec: the message goes back to the model (with ``reply``, its text, when the
-    text was not returned: a reply cut off at max_tokens)."""
-
-    def __init__(self, message: str, reply: str = "") -> None:
-        super().__init__(message)
-        self.reply = reply
-
-
-class ServiceDown(Exception):
-    """The model service cannot be reached or keeps failing; the offline planner takes over (unless told not to)."""
-
 
 @dataclass
 class _Thread:
@@ -97,7 +89,7 @@ class LLMPlanner(PlannerBase):
     client's ``chat.completions`` interface."""
 
     def __init__(self, model: str | None = None, *, settings: dict[str, Any] | None = None, client: Any = None,
-                 ui: Any = None, retries: int = 3, fallback: bool = True) -> None:
+                 ui: UI | None = None, retries: int = 3, fallback: bool = True) -> None:
         from .. import config
 
         s = settings if settings is not None else config.settings({"model": model})
@@ -105,7 +97,8 @@ class LLMPlanner(PlannerBase):
         self.api_key: str | None = s.get("api_key")
         self.base_url: str | None = s.get("base_url")
         self.timeout = float(s.get("timeout") or config.DEFAULT_TIMEOUT)
-        self.max_retries = int(s.get("max_retries") if s.get("max_retries") is not None else config.DEFAULT_MAX_RETRIES)
+        max_retries = s.get("max_retries")
+        self.max_retries = int(max_retries if max_retries is not None else config.DEFAULT_MAX_RETRIES)
         self.max_tokens = int(s.get("max_tokens") or config.DEFAULT_MAX_TOKENS)
         self.retries = retries
         self.fallback = fallback  # plan offline when the model cannot give a usable spec (--no-fallback: False)
@@ -116,8 +109,10 @@ class LLMPlanner(PlannerBase):
         self.request_sizes: list[int] = []  # bytes of every request body sent, for diagnostics and tests
         self._client = client
         self._ui = ui
-        self._fallback: Any = None  # the offline planner, for good, once the service was found down
-        self._offline_now: Any = None  # the offline planner, for the current request only (the replies were unusable)
+        # the offline planner: for good, once the service was found down; for the current request only, when the
+        # replies were unusable
+        self._fallback: OfflinePlanner | None = None
+        self._offline_now: OfflinePlanner | None = None
         self._thread: _Thread | None = None
         self._rejected: list[LoadFailure] = []
 
@@ -157,7 +152,7 @@ class LLMPlanner(PlannerBase):
         history = [" ".join(i.split())[:200] for i in ctx.conversation.intents[-4:]]
         errors = [P.shorten(f.summary(), 300) for f in ctx.conversation.failures[-3:]]
 
-        def messages(level: tuple[int, int, int, int, bool]) -> list[dict[str, str]]:
+        def messages(level: Level) -> list[dict[str, str]]:
             user = P.refine_prompt(text, spec, rc, ctx.catalog, history, errors, level)
             return [{"role": "system", "content": P.system_prompt(ctx.catalog)}, {"role": "user", "content": user}]
 
@@ -196,7 +191,7 @@ class LLMPlanner(PlannerBase):
                         log=failure.log or failure.message, backend=failure.backend, stage=failure.stage,
                         program=program, earlier=earlier)
 
-        def messages(level: tuple[int, int, int, int, bool]) -> list[dict[str, str]]:
+        def messages(level: Level) -> list[dict[str, str]]:
             return [*self._base(thread, ctx, level), {"role": "assistant", "content": failed},
                     {"role": "user", "content": self._feedback(feedback, level)}]
 
@@ -223,18 +218,18 @@ class LLMPlanner(PlannerBase):
         self._thread = thread
         return thread
 
-    def _base(self, thread: _Thread, ctx: PlanContext, level: tuple[int, int, int, int, bool]) -> list[dict[str, str]]:
+    def _base(self, thread: _Thread, ctx: PlanContext, level: Level) -> list[dict[str, str]]:
         if thread.base:
             return thread.base
         return [{"role": "system", "content": P.system_prompt(ctx.catalog)},
                 {"role": "user", "content": P.user_prompt(thread.context, ctx.catalog, level)}]
 
-    def _plan_messages(self, thread: _Thread, ctx: PlanContext, level: tuple[int, int, int, int, bool]
+    def _plan_messages(self, thread: _Thread, ctx: PlanContext, level: Level
                        ) -> list[dict[str, str]]:
         return self._base(thread, ctx, level)
 
     @staticmethod
-    def _feedback(feedback: dict[str, Any], level: tuple[int, int, int, int, bool]) -> str:
+    def _feedback(feedback: dict[str, Any], level: Level) -> str:
         # Deeper levels also cut the echoed program and log.
         scale = {0: 1.0, 1: 1.0, 2: 0.8, 3: 0.6, 4: 0.5, 5: 0.4, 6: 0.3, 7: 0.2}.get(P.LEVELS.index(level), 0.2)
         values = dict(feedback)
@@ -243,7 +238,7 @@ class LLMPlanner(PlannerBase):
         values["program"] = P.clip(values.get("program", ""), int(MAX_PROGRAM_ECHO * scale)) if scale >= 0.5 else ""
         return P.feedback_prompt(**values)
 
-    def _fit(self, make: Any) -> list[dict[str, str]]:
+    def _fit(self, make: MakeMessages) -> list[dict[str, str]]:
         """The richest messages that fit the request budget."""
         fmt = P.response_format(self.mode)
         messages: list[dict[str, str]] = []
@@ -257,13 +252,14 @@ class LLMPlanner(PlannerBase):
         messages[-1] = {**messages[-1], "content": P.clip(last, max(400, len(last) - over - 200))}
         return messages
 
-    def _ask(self, thread: _Thread, ctx: PlanContext, make: Any, covers: str | None = None) -> ProgramSpec | None:
+    def _ask(self, thread: _Thread, ctx: PlanContext, make: MakeMessages, covers: str | None = None
+             ) -> ProgramSpec | None:
         """Ask until a reply is a valid spec or the budget is spent (None). Rejections go back with their error.
         With ``covers`` (the request), a spec must also account for the request's subject (planning/plan.py)."""
         total = max(1, self.retries + 1)
         extra: list[dict[str, str]] = []
         while thread.replies < total:
-            messages = self._fit(lambda level, extra=extra: make(level) + extra)
+            messages = self._fit(partial(_with_extra, make, extra))
             thread.replies += 1
             content = ""
             try:
@@ -295,7 +291,7 @@ class LLMPlanner(PlannerBase):
             return spec
         return None
 
-    def _offline_for_request(self, thread: _Thread) -> Any:
+    def _offline_for_request(self, thread: _Thread) -> OfflinePlanner:
         """The offline planner for this request, after every reply of the model was unusable (or an error)."""
         last = thread.failures[-1].summary() if thread.failures else "no reply"
         if not self.fallback:
@@ -315,7 +311,7 @@ class LLMPlanner(PlannerBase):
                              "try rephrasing, raise --retries, try another -m/--model, or drop --no-fallback "
                              "to use the offline plan", ExitCode.TRACE_FAILED)
 
-    def _go_offline(self, exc: ServiceDown) -> Any:
+    def _go_offline(self, exc: ServiceDown) -> OfflinePlanner:
         if not self.fallback:
             raise GpttraceError(f"{exc}; not planning offline (--no-fallback)",
                                 f"check that the model service at {self.where} is up, or drop --no-fallback",
@@ -328,15 +324,16 @@ class LLMPlanner(PlannerBase):
 
     # -- talking to the service -------------------------------------------------------------------------------
     @property
-    def ui(self) -> Any:
+    def ui(self) -> UI:
         if self._ui is None:
             from ..ui import UI
 
             self._ui = UI()
-        return self._ui
+        ui: UI = self._ui
+        return ui
 
     @ui.setter
-    def ui(self, value: Any) -> None:
+    def ui(self, value: UI | None) -> None:
         """Where rejected replies and warnings go (the pipeline and the chat REPL pass theirs)."""
         self._ui = value
 
@@ -381,7 +378,7 @@ class LLMPlanner(PlannerBase):
             try:
                 with self._waiting(attempt, total):
                     completion = self.client.chat.completions.create(**body)
-            except _reply_too_large():
+            except reply_too_large():
                 raise GpttraceError(f"the model service at {self.where} sent more than "
                                     f"{MAX_REPLY_BYTES >> 20} MiB: not read further",
                                     "check base_url and -m/--model, or use --offline") from None
@@ -390,7 +387,7 @@ class LLMPlanner(PlannerBase):
                 raise ServiceDown(f"the model service at {self.where} gave no answer within {self.timeout:g} s "
                                   "(raise `gpttrace config set timeout`, or lower max_tokens)") from None
             except openai.APIConnectionError as exc:
-                raise ServiceDown(f"cannot reach the model service at {self.where} ({_cause(exc)})") from None
+                raise ServiceDown(f"cannot reach the model service at {self.where} ({cause(exc)})") from None
             except openai.APIStatusError as exc:
                 if self._adapt(exc):
                     continue
@@ -409,8 +406,8 @@ class LLMPlanner(PlannerBase):
 
     def _adapt(self, exc: Any) -> bool:
         """Change the request as the server's error asks, once per kind of change; whether to send it again."""
-        said = _api_message(exc)
-        if _about_response_format(exc) and self.mode != MODES[-1]:
+        said = api_message(exc)
+        if about_response_format(exc) and self.mode != MODES[-1]:
             old, self.mode = self.mode, MODES[MODES.index(self.mode) + 1]
             self.ui.talk(f"(the model service does not take {old} replies: HTTP {exc.status_code}: "
                          f"{P.shorten(said, MAX_SERVER_ECHO)}; asking for {self.mode} instead)")
@@ -426,7 +423,7 @@ class LLMPlanner(PlannerBase):
 
     def _status_error(self, exc: Any, busy: int) -> int:
         """Raise what an HTTP error means for the user; for a busy service, wait and return the new try count."""
-        said = _api_message(exc)
+        said = api_message(exc)
         code = exc.status_code
         if code == 401:
             raise UsageError(f"the model service at {self.where} refused the API key: {said}",
@@ -438,11 +435,11 @@ class LLMPlanner(PlannerBase):
             raise UsageError(f"the model service has no model {self.model!r} (or {self.where} is not an "
                              f"OpenAI-compatible endpoint): {said}",
                              "pick another -m/--model; OpenAI-compatible base URLs usually end in /v1")
-        if code == 429 and _code(exc) == "insufficient_quota":
+        if code == 429 and error_code(exc) == "insufficient_quota":
             raise GpttraceError(f"the model service says the quota is used up: {said}",
                                 "check the account's billing, or use --offline")
         if code == 429 or code >= 500:
-            return self._wait_busy(busy, f"HTTP {code}: {P.shorten(said, MAX_SERVER_ECHO)}", _retry_after(exc))
+            return self._wait_busy(busy, f"HTTP {code}: {P.shorten(said, MAX_SERVER_ECHO)}", retry_after(exc))
         if code == 400:
             raise GpttraceError(f"the model service rejected the request: {said}",
                                 f"check -m/--model ({self.model}) and base_url ({self.where})")
@@ -511,96 +508,7 @@ class LLMPlanner(PlannerBase):
         content = message.content
         if not content or not content.strip():
             raise ReplyError("the reply was empty")
-        return content
-
-
-def make_client(api_key: str | None, base_url: str | None, timeout: float) -> Any:
-    """An OpenAI client that never retries by itself: the planner's own loop retries what is worth retrying, and
-    shows it."""
-    import openai
-
-    class _Capped(openai.DefaultHttpxClient):  # type: ignore[misc,valid-type]
-        """Reads a response body up to MAX_REPLY_BYTES (after decompression), then gives up."""
-
-        def send(self, request: Any, *, stream: bool = False, **kw: Any) -> Any:
-            response = super().send(request, stream=True, **kw)
-            if stream:
-                return response
-            body = bytearray()
-            try:
-                for chunk in response.iter_bytes():
-                    body += chunk
-                    if len(body) > MAX_REPLY_BYTES:
-                        raise _reply_too_large()(f"the reply is larger than {MAX_REPLY_BYTES} bytes")
-            finally:
-                response.close()
-            response._content = bytes(body)  # what Response.read() returns
-            return response
-
-    kwargs: dict[str, Any] = {"api_key": api_key or "not-needed", "timeout": timeout, "max_retries": 0,
-                              "http_client": _Capped()}
-    if base_url:
-        kwargs["base_url"] = base_url
-    try:
-        return openai.OpenAI(**kwargs)
-    except openai.OpenAIError as exc:
-        raise UsageError(f"cannot set up the model client: {exc}", "check `gpttrace config`") from None
-
-
-# -- replies ------------------------------------------------------------------------------------------------------
-WRAPPERS = ("spec", "programspec", "program_spec")  # keys some models wrap the spec in
-
-
-def parse_reply(content: str) -> ProgramSpec:
-    """A spec from a reply's text: JSON (possibly fenced, possibly wrapped in {"spec": ...}) in wire form,
-    validated by pydantic."""
-    text = content.strip()
-    fenced = re.search(r"```(?:json)?\s*(.*?)```", text, re.S)
-    if fenced:
-        text = fenced.group(1).strip()
-    try:
-        data = json.loads(text)
-    except ValueError as exc:
-        start, end = text.find("{"), text.rfind("}")
-        try:
-            if start < 0 or end <= start:
-                raise ValueError
-            data = json.loads(text[start:end + 1])
-        except ValueError:
-            raise ReplyError(f"the reply is not JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); "
-                             "reply with the spec as one JSON object") from None
-    if not isinstance(data, dict):
-        raise ReplyError(f"the reply is a JSON {type(data).__name__}, not an object with the spec's fields")
-    wrapped = [k for k, v in data.items() if k.lower() in WRAPPERS and isinstance(v, dict)]
-    if wrapped and "probes" not in data:
-        if len(data) > 1:
-            others = ", ".join(repr(k) for k in data if k != wrapped[0])
-            raise ReplyError(f"the reply wraps the spec in {wrapped[0]!r} and adds {others}: reply with the spec's "
-                             "fields (title, probes, ...) at the top level of one JSON object, nothing else")
-        data = data[wrapped[0]]
-    for hidden in P.HIDDEN_FIELDS:
-        data.pop(hidden, None)
-    try:
-        return ProgramSpec.model_validate(P.from_wire(data))
-    except ValidationError as exc:
-        raise ReplyError(validation_text(exc)) from None
-
-
-def validation_text(exc: ValidationError, limit: int = 8) -> str:
-    errors = exc.errors(include_url=False)
-    lines = []
-    for err in errors[:limit]:
-        loc = ".".join(str(x) for x in err.get("loc", ())) or "(the spec)"
-        msg = str(err.get("msg", "")).removeprefix("Value error, ")
-        got = err.get("input")
-        shown = ""
-        if isinstance(got, (str, int, float)) and not isinstance(got, bool) and err.get("type") != "missing":
-            shown = f" (got {json.dumps(got)[:80]})"
-        lines.append(f"{loc}: {msg}{shown}")
-    if len(errors) > limit:
-        lines.append(f"... and {len(errors) - limit} more")
-    return "the spec is invalid: " + "; ".join(lines) if len(lines) == 1 else \
-        "the spec is invalid:\n" + "\n".join(f"- {ln}" for ln in lines)
+        return str(content)
 
 
 def _first_line(text: str) -> str:
@@ -635,66 +543,12 @@ def _check_coverage(request: str, spec: ProgramSpec, ctx: PlanContext) -> None:
                          "observe every part of the request") from None
 
 
-def _offline_plan(offline: Any, intent: str, ctx: PlanContext) -> ProgramSpec | None:
+def _offline_plan(offline: OfflinePlanner, intent: str, ctx: PlanContext) -> ProgramSpec | None:
     try:
         return offline.plan(intent, ctx)
     except GpttraceError:
         return None
 
 
-# -- API errors ------------------------------------------------------------------------------------------------------
-def _api_message(exc: Any) -> str:
-    body = getattr(exc, "body", None)
-    if isinstance(body, dict):
-        err = body.get("error", body)
-        if isinstance(err, dict) and err.get("message"):
-            return " ".join(str(err["message"]).split())[:300]
-        if isinstance(err, str):
-            return " ".join(err.split())[:300]
-    return " ".join(str(getattr(exc, "message", exc)).split())[:300]
-
-
-def _code(exc: Any) -> str | None:
-    body = getattr(exc, "body", None)
-    if isinstance(body, dict):
-        err = body.get("error", body)
-        if isinstance(err, dict):
-            return err.get("code") or err.get("type")
-    return getattr(exc, "code", None)
-
-
-def _retry_after(exc: Any) -> float | None:
-    """Seconds a 429/503 asks to wait (retry-after-ms or retry-after in seconds), when it says."""
-    headers = getattr(getattr(exc, "response", None), "headers", None) or {}
-    for key, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
-        try:
-            return max(0.0, float(headers[key]) * scale)
-        except (KeyError, TypeError, ValueError):
-            continue
-    return None
-
-
-def _about_response_format(exc: Any) -> bool:
-    """An error (4xx or 5xx) whose words are about response_format / schemas: a server without structured output
-    (llama-cpp-python answers json_schema with HTTP 500), or one whose grammar converter refused the schema."""
-    parts = [str(exc), _api_message(exc)]
-    body = getattr(exc, "body", None)
-    if body is not None:
-        try:
-            parts.append(json.dumps(body))
-        except (TypeError, ValueError):
-            parts.append(str(body))
-    text = " ".join(parts).lower()
-    return any(w in text for w in ("response_format", "response format", "json_schema", "json schema", "json_object",
-                                   "structured output", "guided_json", "grammar"))
-
-
-def _cause(exc: BaseException) -> str:
-    seen = exc
-    while seen.__cause__ is not None or seen.__context__ is not None:
-        seen = seen.__cause__ or seen.__context__  # type: ignore[assignment]
-    text = str(seen) or type(seen).__name__
-    m = re.search(r"\[Errno \d+\] ([^'\]\)]+)", text)
-    if m:
-        return m.group(1).strip().lower()
-    return " ".join(text.split())[:120] or "connection error"
+def _with_extra(make: MakeMessages, extra: list[dict[str, str]], level: Level) -> list[dict[str, str]]:
+    return make(level) + extra

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
+from ..errors import GpttraceError
 from ..kernel.catalog import Catalog
 from ..spec import ProgramSpec
 from ..spec import expr as E
@@ -107,7 +108,8 @@ def response_schema() -> dict[str, Any]:
             out["additionalProperties"] = False
         return out
 
-    return walk(_model_schema())
+    schema: dict[str, Any] = walk(_model_schema())
+    return schema
 
 
 def _nullable(node: dict[str, Any]) -> bool:
@@ -285,7 +287,8 @@ def candidate_probes(text: str, catalog: Catalog, related: list[str], limit: int
     """Probes worth showing for a request: syscalls it names, probes of the hint and examples (``related``),
     tracepoints it names, then tracepoints whose names share words with it."""
     from . import intent as intent_mod
-    from .offline import OfflinePlanner, syscall_family
+    from . import named
+    from .catalog_programs import syscall_family
     from .retrieval import tokens
 
     out: list[str] = []
@@ -300,22 +303,16 @@ def candidate_probes(text: str, catalog: Catalog, related: list[str], limit: int
             if p is not None:
                 add(p.text)
 
-    try:
-        it = intent_mod.parse(text)
-    except Exception:  # a hint generator must never stop planning
-        it = None
-    offline = OfflinePlanner()
-    if it is not None:
-        for name in offline.named_syscalls(it, catalog):
-            for member in syscall_family(name, catalog)[:3]:
-                add_syscall(member)
+    it = intent_mod.parse(text)
+    for name in named.syscalls(it, catalog):
+        for member in syscall_family(name, catalog)[:3]:
+            add_syscall(member)
     for probe in related:
         ref = _probe_ref(probe)
         if ref is not None and ref.kind == "tracepoint" and catalog.tracepoint(ref) is not None:
             add(ref.text)
-    if it is not None:
-        for tp in offline.named_tracepoints(it, catalog):
-            add(tp.probe)
+    for tp in named.tracepoints(it, catalog):
+        add(tp.probe)
     words = {w for w in tokens(text, expand=True) if len(w) >= 3}
     if words and catalog.tracepoints.available:
         scored: list[tuple[float, str]] = []
@@ -371,12 +368,12 @@ def _program_text(program: str | None, limit: int) -> str:
 def examples_for(text: str, catalog: Catalog, n: int = 3) -> list[tuple[str, ProgramSpec, str | None]]:
     """The closest corpus entries: title, spec, and the bpftrace program (the entry's, or rendered here). An
     original that needs what this machine lacks (a needs_only entry) is no example to follow here."""
-    from ..corpus import unmet_need
+    from ..corpus import CorpusError, unmet_need
     from .retrieval import index
 
     try:
         hits = index().search(text, limit=n + 3)
-    except Exception:  # a broken corpus entry must not stop the LLM planner
+    except CorpusError:  # a broken corpus entry must not stop the LLM planner
         return []
     hits = [h for h in hits if not (h.example.need and unmet_need(h.example.need, catalog))][:n]
     return [(h.example.title, h.example.spec, h.example.program or _render(h.example.spec, catalog)) for h in hits]
@@ -388,8 +385,8 @@ def _render(spec: ProgramSpec, catalog: Catalog) -> str | None:
         from . import edits
 
         return bpftrace.render(edits.fit_to_kernel(spec, catalog), catalog).text
-    except Exception:  # an example this kernel cannot express is still worth its spec
-        return None
+    except (GpttraceError, ValueError):  # an example this kernel cannot express is still worth its spec (a
+        return None  # RenderError is a ValueError)
 
 
 def offline_hint(text: str, ctx: PlanContext) -> ProgramSpec | None:
@@ -397,7 +394,7 @@ def offline_hint(text: str, ctx: PlanContext) -> ProgramSpec | None:
 
     try:
         return OfflinePlanner().plan(text, PlanContext(catalog=ctx.catalog, backend=ctx.backend))
-    except Exception:  # no guess is a fine answer
+    except GpttraceError:  # no guess is a fine answer
         return None
 
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import MissingFeature, UnmappableIntent
 from . import lexicon as lexicon_mod
-from .intent import Intent, _has_phrase
+from .intent import Intent, has_phrase
 
 if TYPE_CHECKING:
     from ..kernel.catalog import Catalog
@@ -124,8 +124,8 @@ def missing_need(text: str, catalog: Catalog, lang: str = "en") -> str | None:
     say = lexicon_mod.load(lang).say
     low = " ".join(text.lower().split())
     for need in lex.needs:
-        said = next((p for p in need.phrases if _has_phrase(low, p)
-                     and not any(_has_phrase(low, f"{w} {p}") for w in need.not_after)), None)
+        said = next((p for p in need.phrases if has_phrase(low, p)
+                     and not any(has_phrase(low, f"{w} {p}") for w in need.not_after)), None)
         if said is None:
             continue
         if need.feature.startswith("catalog:"):  # a tracepoint category: does this kernel have it?
@@ -168,9 +168,9 @@ def substitute_note(source: str, request: str) -> str | None:
     if example is None or not example.substitute:
         return None
     from ..corpus import named_tools
-    from .intent import _ordinary_word
+    from .intent_words import ordinary_word
 
-    if example.id not in example.tool_names and example not in named_tools(request, _ordinary_word):
+    if example.id not in example.tool_names and example not in named_tools(request, ordinary_word):
         return None
     return f"a substitute for {'/'.join(example.tool_names)}: {' '.join(example.substitute.split())}"
 
@@ -202,7 +202,7 @@ def account(it: Intent, spec: ProgramSpec, catalog: Catalog, example_text: str =
     vocab = vocabulary(spec, example_text)
     lex = lexicon_mod.load("en")
     for word in content_words(it):
-        if _placed(word, vocab, lex):
+        if placed(word, vocab, lex):
             acc.placed += 1
         else:
             acc.unplaced.append(word)
@@ -216,7 +216,9 @@ def account(it: Intent, spec: ProgramSpec, catalog: Catalog, example_text: str =
 def content_words(it: Intent) -> list[str]:
     """The words that say what to trace: the request less filler, shape words, numbers and what the slots
     took (process names, a path, a size bound...)."""
-    from .intent import ACTIONS, NUMBER_WORDS, UNITS
+    from ..spec import units
+    from .intent import NUMBER_WORDS
+    from .intent_words import ACTIONS
     from .vocabulary import STOP_WORDS
 
     lex = lexicon_mod.load("en")
@@ -227,7 +229,7 @@ def content_words(it: Intent) -> list[str]:
     text = re.sub(r"[\"'`][^\"'`]{1,64}[\"'`]", " ", text)  # a quoted name
     slot_words = {n.lower() for n in [*(it.comms or []), *(it.not_comms or []), it.comm or ""] if n}
     # the words of the shape phrases the request says ("frequency of": a count; "frequency" alone is a topic)
-    shape_words = {w for phrases in ACTIONS.values() for p in phrases if _has_phrase(text, p) for w in p.split()}
+    shape_words = {w for phrases in ACTIONS.values() for p in phrases if has_phrase(text, p) for w in p.split()}
     if it.not_comms:  # "except", "excluding": the exclusion slot took them
         slot_words |= {w for phrase in lex.negation for w in phrase.split()}
     if it.output_format:  # "in octal"
@@ -236,7 +238,7 @@ def content_words(it: Intent) -> list[str]:
     for word in _words(text):
         word = word.strip("'-+")
         bare = word.removesuffix("'s")
-        if (not bare or bare in lex.filler or bare in STOP_WORDS or bare in shape_words or bare in UNITS
+        if (not bare or bare in lex.filler or bare in STOP_WORDS or bare in shape_words or bare in units.TIME_WORD
                 or bare in slot_words or bare.isdigit() or re.fullmatch(r"\d+\w{0,3}", bare) or bare in NUMBER_WORDS
                 or (it.library and bare == it.library)):
             continue
@@ -249,7 +251,7 @@ def _words(text: str) -> list[str]:
     return _TOKEN.findall(text.lower())
 
 
-def _placed(word: str, vocab: set[str], lex: lexicon_mod.Lexicon) -> bool:
+def placed(word: str, vocab: set[str], lex: lexicon_mod.Lexicon) -> bool:
     from .retrieval import stem
     from .vocabulary import SYNONYMS
 
@@ -264,9 +266,9 @@ def _placed(word: str, vocab: set[str], lex: lexicon_mod.Lexicon) -> bool:
             return True
     # as names are matched in the catalog: a shared beginning ("allocation"/alloc), the end of a compound
     # ("merges"/backmerge), the word without its inflection ("added"/add)
-    from .catalog_match import _word
+    from .catalog_match import word_forms
 
-    w = _word(word, lex.language)
+    w = word_forms(word, lex.language)
     return any(w.closeness(v) for v in vocab)
 
 
@@ -298,7 +300,7 @@ def _spec_vocabulary(spec: ProgramSpec) -> set[str]:
 
 def _group_vocabulary(spec: ProgramSpec) -> set[str]:
     """The words of the groupings the program keys, prints or filters by ("process" for comm, "cpu"...)."""
-    from .intent import GROUP_WORDS
+    from .intent_words import GROUP_WORDS
 
     used = " ".join(spec.expressions() + spec.start_expressions() + [spec.filter.comm or ""])
     used += " comm" if spec.filter.comm else ""
@@ -327,7 +329,7 @@ def _text_vocabulary(text: str) -> set[str]:
 
 def _slots_not_honoured(it: Intent, spec: ProgramSpec, catalog: Catalog) -> list[str]:
     """The request's filters, shapes and settings that the program does not carry out."""
-    from .offline import intent_shape, spec_shapes
+    from .shapes import intent_shape, spec_shapes
 
     exprs = " ".join(spec.expressions() + spec.start_expressions())
     missed: list[str] = []

@@ -20,12 +20,13 @@ TIME_WORDS: dict[str, tuple[str, ...]] = {
 }
 TIME_WORD: dict[str, str] = {w: u for u, ws in TIME_WORDS.items() for w in ws}
 
-# Bytes in each size unit, by every way of writing it (binary multiples: "64 KB" is 65536 bytes).
+# Bytes in each size unit, by every way of writing it (binary multiples: "64 KB" is 65536 bytes). Not "m" or "g"
+# ("over 5 m" may be minutes), nor the singular "kilobyte", "megabyte", "gigabyte": the planners never read them.
 SIZE_WORDS: dict[str, int] = {
     "b": 1, "byte": 1, "bytes": 1,
-    "k": 1 << 10, "kb": 1 << 10, "kib": 1 << 10, "kilobyte": 1 << 10, "kilobytes": 1 << 10,
-    "m": 1 << 20, "mb": 1 << 20, "mib": 1 << 20, "megabyte": 1 << 20, "megabytes": 1 << 20,
-    "g": 1 << 30, "gb": 1 << 30, "gib": 1 << 30, "gigabyte": 1 << 30, "gigabytes": 1 << 30,
+    "k": 1 << 10, "kb": 1 << 10, "kib": 1 << 10, "kilobytes": 1 << 10,
+    "mb": 1 << 20, "mib": 1 << 20, "megabytes": 1 << 20,
+    "gb": 1 << 30, "gib": 1 << 30, "gigabytes": 1 << 30,
 }
 
 
