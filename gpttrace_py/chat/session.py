@@ -192,6 +192,7 @@ class ChatSession:
     # -- planning and refining ----------------------------------------------------------------------------
     def _refine(self, request: str) -> None:
         from ..planning import refine as refine_mod
+        from ..planning.refine_edits import RefineError
 
         old = self.spec
         assert old is not None
@@ -199,8 +200,8 @@ class ChatSession:
         if self.planner.name == "offline":
             result = refine_mod.apply(request, old, self.catalog)
             if not result.understood:
-                raise refine_mod.RefineError(f"cannot tell how to change the program from {request!r}",
-                                             "say what to change (see /help), or /new to start over")
+                raise RefineError(f"cannot tell how to change the program from {request!r}",
+                                  "say what to change (see /help), or /new to start over")
             new, changes, notes = result.spec, result.changes, result.notes
         else:
             new = self.planner.refine(request, old, self.ctx())

@@ -251,7 +251,7 @@ class TraceService:
             ui.warn(f"gpttrace: --unsafe: this program CHANGES THE SYSTEM: {safety.describe(uses)}")
         if options.output:  # only once the run is accepted (or only checked, with --dry-run)
             save_program(program, options.output, ui)
-        log = options.run.session_log
+        log = options.log
         if log is not None:
             log.spec(planned.spec)
             log.program(program)
@@ -362,7 +362,7 @@ class TraceService:
             self.planner.loaded(intent, self.options.backend, result.planned)
 
     def _log_intent(self, intent: str) -> None:
-        log = self.options.run.session_log
+        log = self.options.log
         if log is not None:
             log.intent(intent)
 
