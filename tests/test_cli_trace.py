@@ -100,6 +100,21 @@ def test_bad_intents_are_usage_errors(intent):
     assert r.stderr.strip()
 
 
+def test_a_request_that_is_not_text_is_refused():
+    """A byte that is not UTF-8 (a terminal in another encoding) cut "cat" into "ca" and "t": the program
+    filtered on a process named "ca" and then crashed printing. It is refused, naming the byte."""
+    import subprocess
+
+    from conftest import GPTTRACE
+
+    r = subprocess.run([GPTTRACE, "--offline", "-y", "--dry-run", b"trace files opened by ca\xfft"],
+                       capture_output=True, timeout=60, stdin=subprocess.DEVNULL)
+    err = r.stderr.decode(errors="replace")
+    assert r.returncode == 2, err
+    assert "not UTF-8 text" in err and "0xff" in err
+    assert "Traceback" not in err and "comm ==" not in r.stdout.decode(errors="replace")
+
+
 def test_unknown_syscall_is_unmappable():
     r = run_cli("--offline", "-y", "trace the frobnicatez syscall")
     assert r.returncode == 2

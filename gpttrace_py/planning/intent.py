@@ -9,6 +9,7 @@ import re
 import socket
 from dataclasses import dataclass, field
 
+from ..errors import UsageError
 from ..spec import units
 from .intent_words import ACTIONS, GROUP_WORDS, ordinary_word
 from .process_names import (
@@ -20,6 +21,24 @@ from .process_names import (
 )
 
 MAX_INTENT = 2000
+
+
+def checked_text(intent: str) -> str:
+    """The request, stripped; refused (exit 2) when it is empty, too long, or not text: a byte that is not
+    UTF-8 reaches Python as a lone surrogate, and a word cut by it would be read as another word."""
+    text = intent.strip()
+    bad = next((c for c in text if 0xD800 <= ord(c) <= 0xDFFF), None)
+    if bad is not None:
+        what = (f"the byte 0x{ord(bad) - 0xDC00:02x}" if 0xDC80 <= ord(bad) <= 0xDCFF
+                else f"the unpaired surrogate U+{ord(bad):04X}")
+        raise UsageError(f"the request is not UTF-8 text: it has {what}",
+                         "check the terminal's character encoding (locale) and type the request again")
+    if not text:
+        raise UsageError("the intent is empty", 'say what to trace, e.g. gpttrace "trace files opened by nginx"')
+    if len(text) > MAX_INTENT:
+        raise UsageError(f"the intent is {len(text)} characters long; the limit is {MAX_INTENT}",
+                         "say what to trace in a sentence or two")
+    return text
 
 @dataclass
 class Intent:

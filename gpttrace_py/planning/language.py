@@ -40,7 +40,11 @@ def detect(text: str) -> str:
 
 
 def read(request: str) -> Reading:
-    """The request in the words the extractors read; refused when its language is one the planner cannot read."""
+    """The request in the words the extractors read; refused when it is not text or its language is one the
+    planner cannot read."""
+    from .intent import checked_text
+
+    checked_text(request)
     language = detect(request)
     if language == "zh":
         return _through_lexicon(request, lexicon_mod.load("zh"))

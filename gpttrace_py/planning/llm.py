@@ -519,15 +519,10 @@ def _first_line(text: str) -> str:
 
 
 def _check_intent(intent: str) -> str:
-    from .intent import MAX_INTENT
+    from .intent import checked_text
 
-    text = " ".join("".join(c if c.isprintable() or c in "\t\n" else " " for c in intent).split())
-    if not text:
-        raise UsageError("the intent is empty", 'say what to trace, e.g. gpttrace "trace files opened by nginx"')
-    if len(text) > MAX_INTENT:
-        raise UsageError(f"the intent is {len(text)} characters long; the limit is {MAX_INTENT}",
-                         "say what to trace in a sentence or two")
-    return text
+    return checked_text(" ".join("".join(c if c.isprintable() or c in "\t\n" else " " for c in checked_text(intent))
+                                 .split()))
 
 
 def _check_coverage(request: str, spec: ProgramSpec, ctx: PlanContext) -> None:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
-from ..errors import GpttraceError, UnmappableIntent, UsageError
+from ..errors import GpttraceError, UnmappableIntent
 from ..kernel.catalog import Catalog
 from ..run.failure import LoadFailure
 from ..spec import ProgramSpec
@@ -378,14 +378,7 @@ def _match_spec(m: Match, it: Intent) -> ProgramSpec:
 
 
 def _parse(intent: str) -> Intent:
-    text = intent.strip()
-    if not text:
-        raise UsageError("the intent is empty", 'say what to trace, e.g. gpttrace "trace files opened by nginx"')
-    if len(text) > intent_mod.MAX_INTENT:
-        raise UsageError(
-            f"the intent is {len(text)} characters long; the limit is {intent_mod.MAX_INTENT}",
-            "say what to trace in a sentence or two",
-        )
+    text = intent_mod.checked_text(intent)
     if any(_control(c) for c in text):  # C0, DEL and C1 controls are no part of a request
         text = "".join(" " if _control(c) else c for c in text)
     return intent_mod.parse(text)
