@@ -10,8 +10,12 @@ escapes (rich: a highlighted listing and styled sections); without, it is plain 
 from __future__ import annotations
 
 import shutil
+from typing import TYPE_CHECKING
 
 from .model import ProgramModel
+
+if TYPE_CHECKING:
+    from ..kernel.catalog import Catalog
 
 __all__ = ["analyze", "detect_backend", "explain_program"]
 
@@ -60,7 +64,7 @@ def analyze(text: str, backend: str = "auto") -> ProgramModel:
 def explain_program(
     text: str,
     backend: str,
-    catalog=None,
+    catalog: Catalog | None = None,
     color: bool = False,
     *,
     path: str | None = None,

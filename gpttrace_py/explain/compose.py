@@ -25,7 +25,7 @@ def compose(
 
 
 def document(ctx: Context, listing: bool) -> Document:
-    m = ctx.m
+    m = ctx.model
     what = (
         "bpftrace script"
         if ctx.bt

@@ -15,9 +15,9 @@ class Context:
     probe, and the alternatives suggested so far."""
 
     def __init__(self, model: ProgramModel, catalog: Catalog, g: Glossary, path: str | None) -> None:
-        self.m = model
+        self.model = model
         self.catalog = catalog
-        self.g = g
+        self.glossary = g
         self.path = path
         self.facts: list[ProbeFacts] = []
         for p in model.probes:
@@ -28,12 +28,12 @@ class Context:
     # -- helpers -------------------------------------------------------------------------------------
     @property
     def bt(self) -> bool:
-        return self.m.backend == "bpftrace"
+        return self.model.backend == "bpftrace"
 
     def block_label(self, index: int | None) -> str:
-        if index is None or index >= len(self.m.blocks):
+        if index is None or index >= len(self.model.blocks):
             return "?"
-        b = self.m.blocks[index]
+        b = self.model.blocks[index]
         if b.function == "__outside__":
             return "code spliced in by the Python"
         if b.function:
@@ -41,18 +41,18 @@ class Context:
         return b.label if len(b.label) < 70 else b.label[:67] + "..."
 
     def probes_of(self, index: int | None) -> str:
-        if index is None or index >= len(self.m.blocks):
+        if index is None or index >= len(self.model.blocks):
             return "?"
-        texts = [self.m.probes[i].text for i in self.m.blocks[index].probes]
+        texts = [self.model.probes[i].text for i in self.model.blocks[index].probes]
         return ", ".join(texts) if texts else self.block_label(index)
 
     def is_event_block(self, index: int | None) -> bool:
-        if index is None or index >= len(self.m.blocks):
+        if index is None or index >= len(self.model.blocks):
             return False
-        kinds = {self.m.probes[i].kind for i in self.m.blocks[index].probes}
+        kinds = {self.model.probes[i].kind for i in self.model.blocks[index].probes}
         return bool(kinds) and not kinds <= {"BEGIN", "END", "interval"}
 
     def block_kinds(self, index: int | None) -> set[str]:
-        if index is None or index >= len(self.m.blocks):
+        if index is None or index >= len(self.model.blocks):
             return set()
-        return {self.m.probes[i].kind for i in self.m.blocks[index].probes}
+        return {self.model.probes[i].kind for i in self.model.blocks[index].probes}

@@ -24,7 +24,7 @@ def _gloss_bt(ctx: Context, t: str, block: int) -> str:
     if t.startswith("unroll"):
         return "repeat the next block a fixed number of times (unrolled by the compiler)"
     mm = re.match(r"(@\w*)\s*(?:\[(.*)\])?\s*=\s*(\w+)\s*\((.*)\)$", t, re.S)
-    if mm and ctx.g.bt_function(mm.group(3)) and ctx.g.bt_function(mm.group(3)).kind == "aggregate":
+    if mm and (function := ctx.glossary.bt_function(mm.group(3))) and function.kind == "aggregate":
         mp, key, fn, arg = mm.groups()
         per = f", one per {keys(ctx, key)}" if key else ""
         return {
@@ -97,7 +97,7 @@ def _gloss_bt(ctx: Context, t: str, block: int) -> str:
             return "print the strings of the array on one line"
         if fn == "system":
             return "run a shell command (changes the system)"
-        e = ctx.g.bt_function(fn)
+        e = ctx.glossary.bt_function(fn)
         if e:
             return first_sentence(e.text)
     return ""
@@ -118,7 +118,7 @@ def _gloss_c(ctx: Context, t: str, block: int) -> str:
         val = mm.group(1).strip()
         kinds = ctx.block_kinds(block)
         if val.startswith("XDP_") or val.startswith("TC_ACT_"):
-            e = ctx.g.bcc(val)
+            e = ctx.glossary.bcc(val)
             return f"hand the packet back with the verdict {val}" + (
                 f" ({first_sentence(e.text).split(' - ')[-1]})" if e else ""
             )
@@ -129,7 +129,7 @@ def _gloss_c(ctx: Context, t: str, block: int) -> str:
             return "leave the function (for tracing programs the return value is ignored)"
         return f"return {val}"
     mm = re.search(r"\b(\w+)\s*\.\s*(\w+)\s*\((.*)\)", t, re.S)
-    if mm and mm.group(1) in ctx.m.maps:
+    if mm and mm.group(1) in ctx.model.maps:
         mp, meth, args = mm.groups()
         a = split_top(args)
         return {
@@ -156,9 +156,9 @@ def _gloss_c(ctx: Context, t: str, block: int) -> str:
             return name + "the process id (the upper 32 bits of bpf_get_current_pid_tgid())"
         if re.match(r"\s*(u32|__u32|pid_t|int|u32\s+\w+)\b", t) or "(u32)" in t:
             return name + "the thread id (u32 keeps the lower 32 bits of bpf_get_current_pid_tgid())"
-    calls = [c for c in re.findall(r"\b(\w+)\s*\(", t) if ctx.g.bcc(c)]
+    calls = [c for c in re.findall(r"\b(\w+)\s*\(", t) if ctx.glossary.bcc(c)]
     if calls:
-        e = ctx.g.bcc(calls[0])
+        e = ctx.glossary.bcc(calls[0])
         assert e is not None
         short = e.get("short") or first_sentence(e.text)
         lhs = re.match(r"(?:[\w\s\*]+?\s)?\**([\w.>-]+?)\s*=(?!=)\s*", t)

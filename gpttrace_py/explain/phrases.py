@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import re
 
+from ..spec import units
 from .context import Context
 from .source import split_logical, split_top, strip_parens
+
+# nanoseconds divided by one of these are in that unit ("1000" -> "microseconds"), from spec/units.py
+DIVISOR_UNITS = {str(f): units.TIME_WORDS[u][-1] for u, f in units.NS.items() if f > 1}
 
 
 def expr(ctx: Context, e: str) -> str:
     e = strip_parens(e.strip())
     if ctx.bt:
-        b = ctx.g.bt_builtin(e)
+        b = ctx.glossary.bt_builtin(e)
         if b and b.noun and re.fullmatch(r"\w+|\$\d+", e):
             return f"{e} ({b.noun})"
         mm = re.fullmatch(r"args(?:->|\.)(\w+)", e)
@@ -27,9 +31,9 @@ def expr(ctx: Context, e: str) -> str:
         mm = re.fullmatch(r"(@\w*)\[(.*)\]", e)
         if mm:
             return f"{mm.group(1)}'s entry for {keys(ctx, mm.group(2))}"
-        mm = re.fullmatch(r"(.+?)\s*/\s*(1000|1000000|1000000000)", e)
+        mm = re.fullmatch(r"(.+?)\s*/\s*(" + "|".join(DIVISOR_UNITS) + ")", e)
         if mm and re.search(r"nsecs|\$\w+|delta", mm.group(1)):
-            unit = {"1000": "microseconds", "1000000": "milliseconds", "1000000000": "seconds"}[mm.group(2)]
+            unit = DIVISOR_UNITS[mm.group(2)]
             return f"`{e}` (in {unit})"
     return f"`{e}`"
 

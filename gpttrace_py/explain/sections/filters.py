@@ -9,7 +9,7 @@ from ..phrases import cond
 
 def filters_section(ctx: Context) -> Section:
     s = Section("filters", "Filters")
-    m = ctx.m
+    m = ctx.model
     for f in m.filters:
         where = ctx.probes_of(f.block) if ctx.bt else ctx.block_label(f.block)
         if f.kind == "predicate":

@@ -5,15 +5,16 @@ from __future__ import annotations
 from .. import lessons
 from ..context import Context
 from ..doc import Para
+from ..model import SPECIAL_KINDS
 from .maps import map_role
 
 
 def intro(ctx: Context) -> list:
-    m = ctx.m
+    m = ctx.model
     out: list = []
     kinds: dict[str, int] = {}
     for p in m.probes:
-        if p.kind not in ("BEGIN", "END"):
+        if p.kind not in SPECIAL_KINDS:
             kinds[p.kind] = kinds.get(p.kind, 0) + 1
     counted = ", ".join(f"{n} {k}{'s' if n > 1 else ''}" for k, n in kinds.items()) or "no event probes"
     does = summary_actions(ctx)
@@ -69,7 +70,7 @@ def intro(ctx: Context) -> list:
 
 
 def summary_actions(ctx: Context) -> str:
-    m = ctx.m
+    m = ctx.model
     parts = []
     per_event = [b for i, b in enumerate(m.blocks) if b.prints and ctx.is_event_block(i)]
     aggs = sorted({a.func for mp in m.maps.values() for a in mp.accesses if a.op == "aggregate" and a.func})
@@ -108,7 +109,7 @@ def how_to_run(ctx: Context) -> str:
                 "or through gpttrace; stop it with Ctrl-C."
             )
         return "bpftrace is not installed here; install it to run this script."
-    if ctx.m.libbpf:
+    if ctx.model.libbpf:
         return (
             "Build it with `make` in its project directory (clang, bpftool and libbpf, or Go with bpf2go), "
             "then run the tool it builds as root; stop it with Ctrl-C."

@@ -19,6 +19,7 @@ KEY_REASONS = {
 
 def map_role(ctx: Context, mp: MapInfo) -> tuple[str, str]:
     """(role, sentence) for a map."""
+    k: str | None  # the key, in words
     acc = mp.accesses
     ops = mp.ops()
     if ctx.bt:
@@ -85,14 +86,14 @@ def map_role(ctx: Context, mp: MapInfo) -> tuple[str, str]:
         return "read", "only read here (never written by this program)."
     # BCC
     t = mp.map_type or "?"
-    e = ctx.g.bcc(mp.macro or "")
+    e = ctx.glossary.bcc(mp.macro or "")
     decl = f"{mp.macro}({mp.name})" if mp.macro else mp.name
     key = f"key type {mp.key_type}" if mp.key_type else ""
     val = f"value type {mp.value_type}" if mp.value_type else ""
     kv = ", ".join(x for x in (key, val, f"up to {mp.size} entries" if mp.size else "") if x)
     if "submit" in ops or t in ("perf_event_array", "ringbuf"):
         rec = next((a.value for a in mp.accesses if a.op == "submit" and a.value), None)
-        cb = [c for c, tb in (ctx.m.python.callbacks.items() if ctx.m.python else []) if tb == mp.name]
+        cb = [c for c, tb in (ctx.model.python.callbacks.items() if ctx.model.python else []) if tb == mp.name]
         return "events", (
             f"an event channel to user space ({decl}): each record"
             + (f" ({rec})" if rec else "")
@@ -101,7 +102,7 @@ def map_role(ctx: Context, mp: MapInfo) -> tuple[str, str]:
                 f" reaches the Python callback {', '.join(cb)}()"
                 if cb
                 else " is read by the loader"
-                if ctx.m.libbpf
+                if ctx.model.libbpf
                 else " is read by Python"
             )
             + ". One record per event: the output is as frequent as the events."
@@ -126,11 +127,11 @@ def map_role(ctx: Context, mp: MapInfo) -> tuple[str, str]:
     updates = [a for a in mp.accesses if a.op == "update"]
     if updates and ({"lookup", "delete"} & ops):
         k = updates[0].key or "?"
-        clock = ctx.m.uses.get("bpf_ktime_get_ns")
-        timed = any(a.value and re.search(r"ts|time|start", a.value) for a in updates) or bool(
+        clock = ctx.model.uses.get("bpf_ktime_get_ns")
+        clocked = any(a.value and re.search(r"ts|time|start", a.value) for a in updates) or bool(
             clock and any(a.block in clock.blocks for a in updates)
         )
-        fields = ctx.m.structs.get(mp.key_type or "", [])
+        fields = ctx.model.structs.get(mp.key_type or "", [])
         key_desc = f"{k}, a {mp.key_type} holding {'; '.join(fields)}" if fields else k
         reason = (
             "keyed per thread: the start and end of one operation happen on the same thread"
@@ -139,7 +140,7 @@ def map_role(ctx: Context, mp: MapInfo) -> tuple[str, str]:
         )
         if fields and "keyed per thread" in reason:
             reason += f" (the key {mp.key_type} holds {'; '.join(fields)})"
-        what = "a start map for latency: it remembers when" if timed else "a map that saves a value when"
+        what = "a start map for latency: it remembers when" if clocked else "a map that saves a value when"
         return "start", (
             f"{what} something began ({decl}, {kv}) so that a later probe can find it with "
             f"lookup() and delete() it afterwards; {reason}."
@@ -150,7 +151,7 @@ def map_role(ctx: Context, mp: MapInfo) -> tuple[str, str]:
 
 def maps_section(ctx: Context) -> Section:
     s = Section("maps", "Maps")
-    m = ctx.m
+    m = ctx.model
     if not m.maps:
         s.blocks.append(
             Para("No maps: the program keeps no state between events" + (" and prints as it goes." if ctx.bt else "."))
@@ -202,8 +203,8 @@ def maps_section(ctx: Context) -> Section:
             "stackid": "stacks stored",
             "reserve": "reserved",
         }
-        for op, where in by_op.items():
-            it.sub.append(f"{names.get(op, op)}: {', '.join(where[:4])}" + (" ..." if len(where) > 4 else ""))
+        for op, places in by_op.items():
+            it.sub.append(f"{names.get(op, op)}: {', '.join(places[:4])}" + (" ..." if len(places) > 4 else ""))
         if ctx.bt:
             it.sub.append(bt_map_fate(ctx, mp))
         elif m.python:

@@ -26,7 +26,7 @@ def names_section(ctx: Context) -> Section:
         "python": "BCC Python API",
         "unknown": "Not in the glossary",
     }
-    for name, use in ctx.m.uses.items():
+    for name, use in ctx.model.uses.items():
         entry = glossary_entry(ctx, name, use.category)
         lines = ", ".join(str(x) for x in sorted(use.lines)[:6]) + (" ..." if len(use.lines) > 6 else "")
         shown = name if use.category != "function" else f"{name}()"
@@ -52,8 +52,8 @@ def names_section(ctx: Context) -> Section:
             s.blocks.append(Para(titles[key] + ":"))
             s.blocks.extend(groups[key])
             s.blocks.append(Para(""))
-    if ctx.bt and ctx.m.variables:
-        names = sorted(ctx.m.variables)
+    if ctx.bt and ctx.model.variables:
+        names = sorted(ctx.model.variables)
         s.blocks.append(
             Para(
                 "Variables: "
@@ -65,13 +65,13 @@ def names_section(ctx: Context) -> Section:
                 "run of the block that sets them (see Maps)."
             )
         )
-    if not ctx.m.uses:
+    if not ctx.model.uses:
         s.blocks.append(Para("No builtins or functions are used."))
     return s
 
 
 def glossary_entry(ctx: Context, name: str, category: str) -> Entry | None:
-    g = ctx.g
+    g = ctx.glossary
     if category == "builtin":
         return g.bt_builtin(name) if name != "$N" else g.bt_builtin("$1")
     if category == "function":

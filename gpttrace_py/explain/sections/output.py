@@ -10,7 +10,7 @@ from ..phrases import expr
 
 def output_section(ctx: Context) -> Section:
     s = Section("output", "Output")
-    m = ctx.m
+    m = ctx.model
     if ctx.bt:
         for i, b in enumerate(m.blocks):
             kinds = ctx.block_kinds(i)

@@ -9,7 +9,7 @@ from .maps import map_role
 
 def overhead_section(ctx: Context) -> Section:
     s = Section("overhead", "Overhead")
-    m = ctx.m
+    m = ctx.model
     notes: list[Item] = []
     worst = "low"
     per_event_blocks = [i for i, b in enumerate(m.blocks) if b.prints and ctx.is_event_block(i)]

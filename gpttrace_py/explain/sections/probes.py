@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import re
 
+from ...spec import kinds
 from ..context import HIGH, Context
 from ..doc import Item, Para, Section, Table
-from ..probes import KERNEL_FUNCTION_KINDS, ProbeFacts, field_hint, stable_alternatives
+from ..model import SPECIAL_KINDS
+from ..probes import ProbeFacts, field_hint, stable_alternatives
+
+# probes of a kernel function or an LSM hook: a tracepoint may see the same thing more stably
+FUNCTION_OR_HOOK_KINDS = kinds.of_family("kernel-function", "security")
 
 
 def probes_section(ctx: Context) -> Section:
     s = Section("probes", "Probes")
-    if not ctx.m.probes:
+    if not ctx.model.probes:
         s.blocks.append(
             Para(
                 "No probe found: nothing attaches this program to an event."
@@ -25,12 +30,12 @@ def probes_section(ctx: Context) -> Section:
         )
         return s
     kinds_seen: list[str] = []
-    for p in ctx.m.probes:
+    for p in ctx.model.probes:
         if p.kind not in kinds_seen:
             kinds_seen.append(p.kind)
     intro = []
     for k in kinds_seen:
-        e = ctx.g.probe_kind(k)
+        e = ctx.glossary.probe_kind(k)
         if e:
             intro.append(Item(k, e.text + (f" Stability: {e.get('stability')}." if e.get("stability") else "")))
         else:
@@ -51,7 +56,7 @@ def probes_section(ctx: Context) -> Section:
 def probe_item(ctx: Context, f: ProbeFacts) -> Item:
     p = f.probe
     head = p.text
-    if ctx.bt and p.canonical != p.text and not p.wildcard and p.kind not in ("BEGIN", "END"):
+    if ctx.bt and p.canonical != p.text and not p.wildcard and p.kind not in SPECIAL_KINDS:
         head += f" (= {p.canonical})"
     it = Item(head, f"line {p.line}", style="warn" if f.available is False else "")
     it.sub.append(f"Fires {f.fires}.")
@@ -62,8 +67,8 @@ def probe_item(ctx: Context, f: ProbeFacts) -> Item:
             f", runs the C function {p.handler}" if p.handler and not p.via.endswith("attached by BCC itself") else ""
         )
         it.sub.append(f"Attached by: {p.via}{runs}.")
-    if p.block is not None and p.block < len(ctx.m.blocks):
-        b = ctx.m.blocks[p.block]
+    if p.block is not None and p.block < len(ctx.model.blocks):
+        b = ctx.model.blocks[p.block]
         it.sub.append(
             f"Runs: {'the block' if ctx.bt else 'the function ' + (b.function or '?') + '()'} at lines "
             f"{b.start_line}-{b.end_line}."
@@ -79,8 +84,8 @@ def probe_item(ctx: Context, f: ProbeFacts) -> Item:
     else:
         it.sub.append(Item("NOT AVAILABLE on this kernel", (f.reason or "unknown reason") + ".", style="warn"))
     alts, note = list(f.alternatives), f.alternative_note
-    if p.kind in KERNEL_FUNCTION_KINDS | {"lsm"}:
-        more, note2 = stable_alternatives(p, ctx.catalog, ctx.g)
+    if p.kind in FUNCTION_OR_HOOK_KINDS:
+        more, note2 = stable_alternatives(p, ctx.catalog, ctx.glossary)
         alts = [a for a in more if a not in alts] + alts
         note = note2 or note
     if alts:
@@ -92,7 +97,7 @@ def probe_item(ctx: Context, f: ProbeFacts) -> Item:
         if p.kind == "lsm":
             text += ". A tracepoint only observes; it cannot refuse the operation like an LSM hook"
         it.sub.append(Item(label, text + ".", style="ok"))
-    elif f.available is False and p.kind in KERNEL_FUNCTION_KINDS | {"lsm"}:
+    elif f.available is False and p.kind in FUNCTION_OR_HOOK_KINDS:
         words = sorted(re.findall(r"[a-z]{3,}", (p.name or "").lower()), key=len, reverse=True)
         word = words[0] if words else "NAME"
         it.sub.append(
@@ -108,7 +113,11 @@ def probe_item(ctx: Context, f: ProbeFacts) -> Item:
         it.sub.append(f"Matches {len(f.matches)} tracepoint(s) here: {shown}.")
     tp = f.tracepoint
     if tp is not None:
-        used = set(ctx.m.blocks[p.block].fields_used) if p.block is not None and p.block < len(ctx.m.blocks) else set()
+        used = (
+            set(ctx.model.blocks[p.block].fields_used)
+            if p.block is not None and p.block < len(ctx.model.blocks)
+            else set()
+        )
         rows = []
         for fld in tp.user_fields:
             t = fld.ctype + (f"[{fld.array}]" if fld.array else "")
@@ -134,13 +143,13 @@ def probe_item(ctx: Context, f: ProbeFacts) -> Item:
         ctx.bt
         and p.kind in ("kprobe", "kretprobe", "uprobe", "uretprobe")
         and p.block is not None
-        and p.block < len(ctx.m.blocks)
-        and ctx.m.blocks[p.block].fields_used
+        and p.block < len(ctx.model.blocks)
+        and ctx.model.blocks[p.block].fields_used
     ):
         it.sub.append(
             Item(
                 "Problem",
-                f"the block reads args->{ctx.m.blocks[p.block].fields_used[0]}, but a "
+                f"the block reads args->{ctx.model.blocks[p.block].fields_used[0]}, but a "
                 f"{p.kind} has no args in bpftrace {ctx.catalog.features.bpftrace_version or ''}: "
                 "use arg0, arg1, ... (or retval in a return probe).",
                 style="warn",

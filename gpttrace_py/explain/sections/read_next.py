@@ -9,7 +9,7 @@ from ..doc import Item, Para, Section
 
 def next_section(ctx: Context) -> Section:
     s = Section("next", "Read next")
-    sugg = lessons.suggest(ctx.m, ctx.suggested)
+    sugg = lessons.suggest(ctx.model, ctx.suggested)
     if not sugg:
         s.blocks.append(Para("No related lesson found in the examples corpus (`gpttrace examples` lists them)."))
         return s

@@ -11,7 +11,7 @@ from ..source import split_top
 
 def walkthrough(ctx: Context) -> Section:
     s = Section("walkthrough", "Walkthrough")
-    m = ctx.m
+    m = ctx.model
     for i, b in enumerate(m.blocks):
         label = b.label if ctx.bt or len(b.label) < 90 else f"{b.function}(...)"
         head = f"lines {b.start_line}-{b.end_line}: {label}"
