@@ -19,9 +19,9 @@ from .sections.walkthrough import walkthrough
 
 
 def compose(
-    model: ProgramModel, catalog: Catalog, g: Glossary, *, path: str | None = None, listing: bool = True
+    model: ProgramModel, catalog: Catalog, glossary: Glossary, *, path: str | None = None, listing: bool = True
 ) -> Document:
-    return document(Context(model, catalog, g, path), listing)
+    return document(Context(model, catalog, glossary, path), listing)
 
 
 def document(ctx: Context, listing: bool) -> Document:

@@ -5,27 +5,27 @@ from __future__ import annotations
 from ..kernel.catalog import Catalog
 from .glossary import Glossary
 from .model import ProgramModel
-from .probes import ProbeFacts, facts
+from .probe_facts import ProbeFacts, facts
 
-HIGH = {"high", "very high"}
+HIGH_RATES = {"high", "very high"}  # probe rates (ProbeFacts.rate) worth a note
 
 
 class Context:
     """What every section reads: the program's model, the kernel catalog, the glossary, the facts about each
     probe, and the alternatives suggested so far."""
 
-    def __init__(self, model: ProgramModel, catalog: Catalog, g: Glossary, path: str | None) -> None:
+    def __init__(self, model: ProgramModel, catalog: Catalog, glossary: Glossary, path: str | None) -> None:
         self.model = model
         self.catalog = catalog
-        self.glossary = g
+        self.glossary = glossary
         self.path = path
         self.facts: list[ProbeFacts] = []
         for p in model.probes:
             used = model.blocks[p.block].fields_used if p.block is not None and p.block < len(model.blocks) else []
-            self.facts.append(facts(p, catalog, g, used))
+            self.facts.append(facts(p, catalog, glossary, used))
         self.suggested: list[str] = []
 
-    # -- helpers -------------------------------------------------------------------------------------
+    # -- questions about blocks ----------------------------------------------------------------------
     @property
     def bt(self) -> bool:
         return self.model.backend == "bpftrace"

@@ -19,7 +19,7 @@ KEY_REASONS = {
 
 def map_role(ctx: Context, mp: MapInfo) -> tuple[str, str]:
     """(role, sentence) for a map."""
-    k: str | None  # the key, in words
+    k: str | None  # a key expression as written
     acc = mp.accesses
     ops = mp.ops()
     if ctx.bt:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..context import HIGH, Context
+from ..context import HIGH_RATES, Context
 from ..doc import Item, Para, Section
 from .maps import map_role
 
@@ -14,7 +14,7 @@ def overhead_section(ctx: Context) -> Section:
     worst = "low"
     per_event_blocks = [i for i, b in enumerate(m.blocks) if b.prints and ctx.is_event_block(i)]
     for f in ctx.facts:
-        if f.rate in HIGH:
+        if f.rate in HIGH_RATES:
             printing = f.probe.block in per_event_blocks
             text = (
                 f"fires {'very often' if f.rate == 'very high' else 'often'}"
@@ -33,7 +33,7 @@ def overhead_section(ctx: Context) -> Section:
             notes.append(Item(f.probe.text, text))
         elif f.probe.kind in ("uprobe", "uretprobe"):
             notes.append(Item(f.probe.text, f.rate_note or "each call traps into the kernel (about a microsecond)."))
-            worst = _max(worst, "moderate" if f.rate not in HIGH else "high")
+            worst = _max(worst, "moderate" if f.rate not in HIGH_RATES else "high")
         elif f.probe.kind == "profile":
             notes.append(
                 Item(

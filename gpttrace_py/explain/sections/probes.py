@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 
 from ...spec import kinds
-from ..context import HIGH, Context
+from ..context import HIGH_RATES, Context
 from ..doc import Item, Para, Section, Table
 from ..model import SPECIAL_KINDS
-from ..probes import ProbeFacts, field_hint, stable_alternatives
+from ..probe_facts import ProbeFacts, field_hint, stable_alternatives
 
 # probes of a kernel function or an LSM hook: a tracepoint may see the same thing more stably
 FUNCTION_OR_HOOK_KINDS = kinds.of_family("kernel-function", "security")
@@ -164,6 +164,6 @@ def probe_item(ctx: Context, f: ProbeFacts) -> Item:
                 style="warn",
             )
         )
-    if f.rate in HIGH:
+    if f.rate in HIGH_RATES:
         it.sub.append(f"Rate: {f.rate}" + (f" ({f.rate_note})" if f.rate_note else "") + ".")
     return it
