@@ -5,13 +5,22 @@ kernel's catalog, the project's glossary (``glossary.yaml``) and the examples co
 
 ``backend`` is "bpftrace", "bcc" or "auto" (detected from the text). With ``color`` the result carries ANSI
 escapes (rich: a highlighted listing and styled sections); without, it is plain text for pipes.
+
+Reading a program into a ProgramModel (model.py): bt.py (bpftrace), bcc.py with bcc_python.py and bcc_c.py
+(BCC and libbpf), on source.py's text helpers. Facts about each probe on this kernel: probe_facts.py; names:
+glossary.py; lessons to read next: lessons.py. Writing the explanation: compose.py puts the sections/ in order,
+each reading a Context (context.py) and putting code in words with phrases.py and glosses.py; doc.py renders.
 """
 
 from __future__ import annotations
 
 import shutil
+from typing import TYPE_CHECKING
 
 from .model import ProgramModel
+
+if TYPE_CHECKING:
+    from ..kernel.catalog import Catalog
 
 __all__ = ["analyze", "detect_backend", "explain_program"]
 
@@ -60,7 +69,7 @@ def analyze(text: str, backend: str = "auto") -> ProgramModel:
 def explain_program(
     text: str,
     backend: str,
-    catalog=None,
+    catalog: Catalog | None = None,
     color: bool = False,
     *,
     path: str | None = None,

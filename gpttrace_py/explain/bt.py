@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import re
 
-# bpftrace's short probe names: the spec's own table, plus kinds only explanations meet
-from ..spec.kinds import ALIASES
+from ..spec import kinds
 from .glossary import Glossary
 from .glossary import load as load_glossary
-from .model import Access, Block, Filter, Probe, ProgramModel, Variable
+from .model import KERNEL_FUNCTION_KINDS, PERF_KINDS, TIMER_KINDS, Access, Block, Filter, Probe, ProgramModel, Variable
 from .source import (
     Source,
     enclosing_call,
     match_bracket,
-    prev_nonspace,
     scan,
     skip_space,
     split_top,
@@ -22,30 +20,9 @@ from .source import (
     statements,
 )
 
-KIND_ALIASES = {**ALIASES, "w": "watchpoint", "aw": "asyncwatchpoint", "rt": "rawtracepoint", "it": "iter"}
-KINDS = {
-    "tracepoint",
-    "kprobe",
-    "kretprobe",
-    "uprobe",
-    "uretprobe",
-    "kfunc",
-    "kretfunc",
-    "profile",
-    "interval",
-    "software",
-    "hardware",
-    "usdt",
-    "watchpoint",
-    "asyncwatchpoint",
-    "rawtracepoint",
-    "iter",
-    "lsm",
-    "BEGIN",
-    "END",
-    "xdp",
-    "tc",
-}
+# How a probe's text after the kind is split (kind:[module:]function, or kind:file:place)
+MODULE_FUNCTION_KINDS = KERNEL_FUNCTION_KINDS | {"rawtracepoint", "lsm"}
+FILE_PLACE_KINDS = (kinds.USER_KINDS - {"usdt"}) | kinds.of_family("memory")
 PROBE_TOKEN = re.compile(r"[^\s,]+")
 TOKEN = re.compile(
     r"(?P<map>@[A-Za-z_]\w*|@)|(?P<var>\$[A-Za-z_]\w*|\$\d+)|(?P<id>[A-Za-z_]\w*)"
@@ -81,20 +58,20 @@ def parse_probe(token: str, line: int) -> Probe:
     if token in ("BEGIN", "END", "begin", "end"):
         return Probe(token, token.upper(), line)
     kind, _, rest = token.partition(":")
-    kind = KIND_ALIASES.get(kind, kind)
+    kind = kinds.ALL_ALIASES.get(kind, kind)  # bpftrace's short names (k:, ur:, w:, ...)
     wildcard = any(ch in token for ch in "*?[")
     p = Probe(token, kind, line, wildcard=wildcard)
     parts = rest.split(":") if rest else []
     if kind == "tracepoint" and len(parts) >= 2:
         p.category, p.name = parts[0], ":".join(parts[1:])
-    elif kind in ("kprobe", "kretprobe", "kfunc", "kretfunc", "rawtracepoint", "lsm"):
+    elif kind in MODULE_FUNCTION_KINDS:
         if len(parts) >= 2:  # module:function
             p.target, p.name = parts[0], parts[-1]
         else:
             p.name = rest
         if p.name and "+" in p.name:
             p.name = p.name.split("+")[0]
-    elif kind in ("uprobe", "uretprobe", "watchpoint", "asyncwatchpoint"):
+    elif kind in FILE_PLACE_KINDS:
         if len(parts) >= 2:
             p.target, p.name = ":".join(parts[:-1]), parts[-1]
         else:
@@ -106,13 +83,13 @@ def parse_probe(token: str, line: int) -> Probe:
             p.target, p.name = parts
         else:
             p.name = rest
-    elif kind in ("profile", "interval"):
+    elif kind in TIMER_KINDS:
         if len(parts) >= 2:
             p.unit, p.rate = parts[0], parts[1]
         elif parts:
             m = re.match(r"(\d+)(\w*)", parts[0])
             p.unit, p.rate = (m.group(2) or "hz", m.group(1)) if m else (None, parts[0])
-    elif kind in ("software", "hardware"):
+    elif kind in PERF_KINDS:
         p.name = parts[0] if parts else rest
         p.rate = parts[1] if len(parts) > 1 else None
     elif kind == "iter":
@@ -218,15 +195,15 @@ class _Scanner:
                 elif value in self.keywords or value in self.types:
                     if value == "if":
                         self.if_cond(after, end, block)
-                elif is_call and g.bt_function(value):
+                elif is_call and (function := g.bt_function(value)):
                     m.use(value, "function", line, block)
-                    if g.bt_function(value).kind == "print" and blk is not None:
+                    if function.kind == "print" and blk is not None:
                         blk.prints.append((line, value))
                 elif g.bt_builtin(value):
                     m.use(_builtin_key(value), "builtin", line, block)
                 elif value in m.defines:
                     m.use(value, "macro", line, block, note="a macro #define'd in this program")
-                elif value.isupper() and g.bcc(value) and g.bcc(value).section == "bcc_macros":
+                elif value.isupper() and (c_name := g.bcc(value)) and c_name.section == "bcc_macros":
                     m.use(value, "constant", line, block)
                 else:
                     note = None
@@ -262,7 +239,7 @@ class _Scanner:
             value = src.show(rhs_start, rhs_end) if op.group(1) not in ("++", "--") else None
             func = None
             fm = re.match(r"([a-z_]+)\s*\(", code[rhs_start:rhs_end])
-            if fm and self.g.bt_function(fm.group(1)) and self.g.bt_function(fm.group(1)).kind == "aggregate":
+            if fm and (function := self.g.bt_function(fm.group(1))) and function.kind == "aggregate":
                 func = fm.group(1)
             if op.group(1) in ("++", "--", "+=", "-="):
                 info.accesses.append(Access("increment", line, block, key, value, op.group(1)))
@@ -326,4 +303,4 @@ def printf_pairs(statement: str) -> tuple[str, list[tuple[str, str]]] | None:
     return fmt, list(zip(convs, parts[1:], strict=False))
 
 
-__all__ = ["analyze", "looks_like_bpftrace", "parse_probe", "prev_nonspace", "printf_pairs"]
+__all__ = ["analyze", "looks_like_bpftrace", "parse_probe", "printf_pairs"]

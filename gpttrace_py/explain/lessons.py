@@ -5,7 +5,16 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .model import ProgramModel
+from .. import corpus
+from ..corpus import Example
+from ..spec import kinds
+from .model import SPECIAL_KINDS, ProgramModel
+
+# A probe written out in a program's text: an event kind (every spec kind but rawtracepoint) and where
+PROBE_IN_TEXT = re.compile(
+    r"\b(?:" + "|".join(k for k in kinds.SPEC_KINDS if k not in SPECIAL_KINDS and k != "rawtracepoint")
+    + r"):[\w:./*+-]+"
+)
 
 
 @dataclass
@@ -21,7 +30,7 @@ def _norm(text: str) -> str:
     return " ".join(text.split())
 
 
-def same_program(model: ProgramModel):  # -> Example | None
+def same_program(model: ProgramModel) -> Example | None:
     """The corpus entry whose program (or BCC program) is this very text."""
     entries = _entries()
     mine = _norm(model.text)
@@ -39,16 +48,14 @@ def same_program(model: ProgramModel):  # -> Example | None
     return None
 
 
-def _entries() -> tuple:
+def _entries() -> tuple[Example, ...]:
     try:
-        from .. import corpus
-
         return corpus.load()
-    except Exception:
+    except corpus.CorpusError:  # an entry being written right now: no lessons rather than no explanation
         return ()
 
 
-def _probe_names(e) -> set[str]:
+def _probe_names(e: Example) -> set[str]:
     out: set[str] = set()
     specs = [e.spec, *e.alternatives]
     if e.original and e.original.spec:
@@ -59,11 +66,7 @@ def _probe_names(e) -> set[str]:
     for t in (e.program, e.bcc_program):
         if t:
             out.update(
-                re.findall(
-                    r"\b(?:tracepoint|kprobe|kretprobe|uprobe|uretprobe|kfunc|kretfunc|profile|"
-                    r"interval|software|hardware|usdt|lsm|xdp|tc):[\w:./*+-]+",
-                    t,
-                )
+                PROBE_IN_TEXT.findall(t)
             )
             for cat, name in re.findall(r"TRACEPOINT_PROBE\s*\(\s*(\w+)\s*,\s*(\w+)\s*\)", t):
                 out.add(f"tracepoint:{cat}:{name}")
@@ -77,7 +80,7 @@ def suggest(model: ProgramModel, extra_probes: list[str] | None = None, limit: i
     if not entries:
         return []
     own = same_program(model)
-    probes = {p.canonical for p in model.probes if p.kind not in ("BEGIN", "END")}
+    probes = {p.canonical for p in model.probes if p.kind not in SPECIAL_KINDS}
     probes |= set(extra_probes or [])
     categories = {p.split(":")[1] for p in probes if p.startswith("tracepoint:") and p.count(":") >= 2}
     kinds = {p.kind for p in model.probes}
@@ -90,9 +93,9 @@ def suggest(model: ProgramModel, extra_probes: list[str] | None = None, limit: i
         words.add(name.strip(".").lower())
     for m in model.maps.values():
         words.update(w for w in re.split(r"\W+", m.name.lower()) if len(w) > 2)
-    scores: dict[str, tuple[float, list[str], object]] = {}
+    scores: dict[str, tuple[float, list[str], Example]] = {}
 
-    def add(e, score: float, reason: str) -> None:
+    def add(e: Example, score: float, reason: str) -> None:
         s, reasons, _ = scores.get(e.id, (0.0, [], e))
         if reason and reason not in reasons:
             reasons.append(reason)
@@ -110,7 +113,7 @@ def suggest(model: ProgramModel, extra_probes: list[str] | None = None, limit: i
             if cats:
                 add(e, 1.5, f"also uses {'/'.join(sorted(cats))} tracepoints")
         tkinds = {p.split(":")[0] for p in theirs}
-        rare = (kinds & tkinds) - {"tracepoint", "BEGIN", "END", "interval"}
+        rare = (kinds & tkinds) - {"tracepoint", "interval", *SPECIAL_KINDS}
         if rare:
             add(e, 2.0, f"also a {'/'.join(sorted(rare))} program")
         tags = {t.lower() for t in e.tags}
@@ -125,7 +128,7 @@ def suggest(model: ProgramModel, extra_probes: list[str] | None = None, limit: i
             if own is not None and hit.example.id == own.id:
                 continue
             add(hit.example, 3.0 - rank * 0.5, "")
-    except Exception:
+    except corpus.CorpusError:
         pass
     ranked = sorted(scores.values(), key=lambda v: (-v[0], v[2].id))
     # Tutorial lessons first (one entry per lesson), then the closest other examples.

@@ -5,6 +5,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from ..spec import kinds
+
+# Families of probe kinds, from the one registry (spec/kinds.py)
+SPECIAL_KINDS = kinds.of_family("special")  # BEGIN and END: once, at start and at the end
+KERNEL_FUNCTION_KINDS = kinds.of_family("kernel-function")
+TIMER_KINDS = kinds.of_family("timer")
+PERF_KINDS = kinds.of_family("perf")
+PACKET_KINDS = kinds.of_family("packet")
+
 
 @dataclass
 class Probe:
@@ -24,7 +33,7 @@ class Probe:
     @property
     def canonical(self) -> str:
         k = self.kind
-        if k in ("BEGIN", "END"):
+        if k in SPECIAL_KINDS:
             return k
         if k in ("tracepoint", "usdt") and self.category:
             return (
@@ -32,11 +41,11 @@ class Probe:
                 if k == "tracepoint"
                 else f"usdt:{self.target}:{self.category}:{self.name}"
             )
-        if k in ("uprobe", "uretprobe", "usdt"):
+        if k in kinds.USER_KINDS:
             return f"{k}:{self.target}:{self.name}"
-        if k in ("profile", "interval"):
+        if k in TIMER_KINDS:
             return f"{k}:{self.unit}:{self.rate}" if self.unit else f"{k}:{self.rate}"
-        if k in ("software", "hardware"):
+        if k in PERF_KINDS:
             return f"{k}:{self.name}" + (f":{self.rate}" if self.rate else "")
         if k == "xdp":
             return f"xdp:{self.target}"

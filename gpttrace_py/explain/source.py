@@ -141,7 +141,9 @@ def match_bracket(code: str, i: int) -> int:
 
 def split_top(text: str, sep: str = ",") -> list[str]:
     """Split at ``sep`` outside brackets (strings must already be blanked or simple)."""
-    parts, depth, cur, in_str = [], 0, [], False
+    parts: list[str] = []
+    cur: list[str] = []
+    depth, in_str = 0, False
     for ch in text:
         if ch == '"':
             in_str = not in_str

@@ -8,15 +8,19 @@ import os
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from ..kernel import syscalls
 from ..kernel.catalog import Catalog
 from ..kernel.tracefs import TpField, Tracepoint
+from ..spec import kinds
 from .glossary import Glossary
-from .model import Probe
 
-RETURN_KINDS = {"kretprobe", "kretfunc", "uretprobe"}
-KERNEL_FUNCTION_KINDS = {"kprobe", "kretprobe", "kfunc", "kretfunc"}
+if TYPE_CHECKING:
+    from ..corpus import Example
+    from ..spec.model import ProbeRef
+from .model import KERNEL_FUNCTION_KINDS, PACKET_KINDS, SPECIAL_KINDS, Probe
+
 RATE_ORDER = ["once", "rare", "low", "moderate", "depends", "high", "very high"]
 
 
@@ -65,7 +69,7 @@ def facts(probe: Probe, catalog: Catalog, glossary: Glossary, fields_used: list[
         if not f.available:
             f.reason = "this kernel refuses BPF LSM programs (BPF is not in its LSM list, or fentry is off)"
         f.rate = "high"
-    elif kind in ("uprobe", "uretprobe", "usdt"):
+    elif kind in kinds.USER_KINDS:
         _user(f, catalog)
     elif kind in ("profile",):
         rate = _int(probe.rate)
@@ -78,7 +82,7 @@ def facts(probe: Probe, catalog: Catalog, glossary: Glossary, fields_used: list[
     elif kind == "interval":
         f.rate = "low"
         f.rate_note = "a timer on one CPU"
-    elif kind in ("BEGIN", "END"):
+    elif kind in SPECIAL_KINDS:
         f.rate = "once"
     elif kind == "software":
         f.rate = "depends"
@@ -89,7 +93,7 @@ def facts(probe: Probe, catalog: Catalog, glossary: Glossary, fields_used: list[
             f.reason = "no hardware performance counters are exposed here (usually a VM without a PMU)"
             f.alternatives = ["profile:hz:99", "software:cpu-clock:1000000"]
         f.rate_note = f"once every {probe.rate or 'N'} {probe.name}"
-    elif kind in ("xdp", "tc"):
+    elif kind in PACKET_KINDS:
         target = probe.target
         if target and re.fullmatch(r"[A-Za-z0-9_.-]{1,15}", target):
             f.available = os.path.exists(f"/sys/class/net/{target}")
@@ -102,7 +106,7 @@ def facts(probe: Probe, catalog: Catalog, glossary: Glossary, fields_used: list[
         f.rate_note = "once per packet"
     elif kind == "perf_event":
         f.rate = "moderate"
-    elif kind in ("watchpoint", "asyncwatchpoint", "iter"):
+    elif kind in kinds.of_family("memory", "iterator"):
         f.available = None
     return f
 
@@ -220,7 +224,7 @@ def _tracepoint(f: ProbeFacts, catalog: Catalog, g: Glossary, fields_used: list[
             f.alternative_note = "tracepoints with similar names here"
         return
     f.tracepoint = tp
-    f.format_path = str(idx.root / "events" / p.category / p.name / "format") if idx.root else None
+    f.format_path = str(idx.root / "events" / (p.category or "") / (p.name or "") / "format") if idx.root else None
     f.missing_fields = [name for name in fields_used if tp.field(name) is None]
     f.rate = _tracepoint_rate(g, p.category or "", p.name or "")
 
@@ -264,7 +268,7 @@ def field_hint(fld: TpField) -> str:
 def _kernel_function(f: ProbeFacts, catalog: Catalog) -> None:
     p = f.probe
     feats = catalog.features
-    if p.kind in ("kprobe", "kretprobe"):
+    if kinds.KINDS[p.kind].needs == "kprobes":  # kprobe, kretprobe (not kfunc, kretfunc)
         if not feats.kprobes:
             f.available = False
             f.reason = "this kernel has no kprobes (CONFIG_KPROBES is off)"
@@ -374,7 +378,7 @@ def _user(f: ProbeFacts, catalog: Catalog) -> None:
 def stable_alternatives(probe: Probe, catalog: Catalog, glossary: Glossary) -> tuple[list[str], str | None]:
     """Tracepoints that see the same thing as a kprobe/kfunc/lsm probe, that exist on this kernel."""
     name = probe.name or ""
-    ret = probe.kind in RETURN_KINDS
+    ret = probe.kind in kinds.RETURN_KINDS
     out: list[str] = []
     note: str | None = None
     # 1. The corpus: an entry whose original method used this probe has a working spec.
@@ -382,21 +386,17 @@ def stable_alternatives(probe: Probe, catalog: Catalog, glossary: Glossary) -> t
         from .. import corpus
 
         candidates = [
-            e
-            for e in corpus.load()
-            if e.original
-            and e.original.spec
-            and any(_same_function(p.kind, p.name, probe) for p in e.original.spec.all_probes)
+            e for e in corpus.load() if any(_same_function(p.kind, p.name, probe) for p in _original_probes(e))
         ]
         # the same kind of probe first (a kprobe program learns most from the kprobe lesson)
-        candidates.sort(key=lambda e: (not any(p.kind == probe.kind for p in e.original.spec.all_probes), e.id))
+        candidates.sort(key=lambda e: (not any(p.kind == probe.kind for p in _original_probes(e)), e.id))
         if candidates:
             e = candidates[0]
-            out += [p.text for p in e.spec.all_probes if p.kind not in ("BEGIN", "END")]
+            out += [p.text for p in e.spec.all_probes if p.kind not in SPECIAL_KINDS]
             note = f"as in the corpus example {e.id}" + (f" (lesson {e.lesson})" if e.lesson else "")
-            if e.original.note:
+            if e.original and e.original.note:
                 note += ": " + " ".join(e.original.note.split()).rstrip(".")
-    except Exception:  # the corpus is optional help here
+    except corpus.CorpusError:  # the corpus is optional help here
         pass
     # 2. The glossary's table of kernel functions and LSM hooks.
     entry = glossary.lsm_hook(name) if probe.kind == "lsm" else glossary.kernel_function(name)
@@ -430,11 +430,18 @@ def stable_alternatives(probe: Probe, catalog: Catalog, glossary: Glossary) -> t
     return here[:4], note
 
 
+def _original_probes(e: Example) -> list[ProbeRef]:
+    """The probes of an entry's original method (what the classic tool attaches), if it has one."""
+    return list(e.original.spec.all_probes) if e.original and e.original.spec else []
+
+
 def _same_function(kind: str, name: str | None, probe: Probe) -> bool:
-    families = ({"kprobe", "kretprobe", "kfunc", "kretfunc"}, {"lsm"}, {"uprobe", "uretprobe"})
-    for fam in families:
-        if kind in fam and probe.kind in fam:
-            return (name or "") == (probe.name or "")
+    # the same function seen by kprobe/kfunc (entry or return), an LSM hook, or a uprobe; usdt is no function
+    mine, theirs = kinds.KINDS.get(kind), kinds.KINDS.get(probe.kind)
+    if mine is None or theirs is None or "usdt" in (kind, probe.kind):
+        return False
+    if mine.family == theirs.family and mine.family in ("kernel-function", "security", "user-function"):
+        return (name or "") == (probe.name or "")
     return False
 
 
