@@ -4,6 +4,9 @@ calls, builtins and the statements of each block."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+
+from ..lang.bpftrace_lexer import Token, iter_tokens
 
 # bpftrace's short probe names: the spec's own table, plus kinds only explanations meet
 from ..spec.model import ALIASES
@@ -47,10 +50,7 @@ KINDS = {
     "tc",
 }
 PROBE_TOKEN = re.compile(r"[^\s,]+")
-TOKEN = re.compile(
-    r"(?P<map>@[A-Za-z_]\w*|@)|(?P<var>\$[A-Za-z_]\w*|\$\d+)|(?P<id>[A-Za-z_]\w*)"
-    r"|(?P<num>\d[\w.]*)|(?P<str>\"[^\"\n]*\")|(?P<arrow>->)|(?P<op>[^\s\w])"
-)
+_NUMBER_TAIL = re.compile(r"[\w.]+")
 MAP_FUNCS = {"delete", "clear", "print", "zero", "len", "has_key"}
 
 
@@ -196,18 +196,18 @@ class _Scanner:
         src, m, g, code = self.src, self.m, self.g, self.src.code
         blk = m.blocks[block] if block < len(m.blocks) else None
         prev: list[str] = []  # the last few significant tokens
-        for t in TOKEN.finditer(code, start, end):
-            kind, value, pos = t.lastgroup, t.group(0), t.start()
+        for t in _words(code, start, end):
+            kind, value, pos = t.kind, t.text, t.pos
             line = src.line(pos)
             if kind == "map":
-                self.map_token(value, pos, t.end(), block)
+                self.map_token(value, pos, t.end, block)
             elif kind == "var":
                 if re.fullmatch(r"\$\d+", value):
                     m.use("$N", "builtin", line, block)
                 else:
-                    self.var_token(value, pos, t.end(), block)
-            elif kind == "id":
-                after = skip_space(code, t.end())
+                    self.var_token(value, pos, t.end, block)
+            elif kind == "ident":
+                after = skip_space(code, t.end)
                 is_call = after < end and code[after] == "("
                 last = prev[-1] if prev else ""
                 if last in ("->", "."):
@@ -287,6 +287,27 @@ class _Scanner:
         if pos < end and code[pos] == "(":
             close = match_bracket(code, pos)
             self.m.filters.append(Filter("if", self.src.show(pos + 1, close), self.src.line(pos), block))
+
+
+def _words(code: str, start: int, end: int) -> Iterator[Token]:
+    """The lexer's tokens of ``code[start:end]`` (comments and strings already blanked), whitespace left out,
+    and a number read with the letters, digits and dots written against it (10ms, 0xffULL, 1.5, 1_000)."""
+    number: Token | None = None
+    for tok in iter_tokens(code, start, end):
+        if number is not None:
+            if tok.pos == number.end and _NUMBER_TAIL.fullmatch(tok.text):
+                number = Token("num", number.text + tok.text, number.pos)
+                continue
+            yield number
+            number = None
+        if tok.kind == "ws" or tok.text.isspace():
+            continue
+        if tok.kind == "num":
+            number = tok
+        else:
+            yield tok
+    if number is not None:
+        yield number
 
 
 def _builtin_key(name: str) -> str:
