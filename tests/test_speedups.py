@@ -52,3 +52,11 @@ def test_switched_off_pydantic_keeps_its_plugin_loader() -> None:
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                        env={"GPTTRACE_SPEEDUPS": "0", "PATH": "/usr/bin:/bin"})
     assert r.returncode == 0, r.stderr
+
+
+def test_switched_off_bcc_programs_are_compiled_every_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    from gpttrace_py.run import bcc
+
+    assert bcc.cache_dir() is not None
+    monkeypatch.setenv("GPTTRACE_SPEEDUPS", "0")
+    assert bcc.cache_dir() is None  # no bytecode cache: the launcher is not used

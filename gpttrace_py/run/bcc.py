@@ -37,10 +37,10 @@ BCC_NOISE = (
 
 
 def cache_dir() -> Path | None:
-    if os.environ.get("GPTTRACE_BCC_CACHE", "1").lower() in ("0", "no", "off", "false"):
-        return None
-    from .. import paths
+    from .. import paths, speedups
 
+    if not speedups.enabled() or os.environ.get("GPTTRACE_BCC_CACHE", "1").lower() in ("0", "no", "off", "false"):
+        return None
     return paths.cache_dir() / "bcc"
 
 
