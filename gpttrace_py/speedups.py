@@ -68,7 +68,6 @@ def no_pydantic_plugins() -> None:
     if not enabled() or PYDANTIC_PLUGIN_LOADER in sys.modules:
         return
     stand_in = types.ModuleType(PYDANTIC_PLUGIN_LOADER)
-    stand_in.get_plugins = lambda: ()  # type: ignore[attr-defined]
 
     def real(name: str) -> object:
         if name.startswith("__"):  # the import system asks a module for __path__ and the like
@@ -78,5 +77,5 @@ def no_pydantic_plugins() -> None:
         sys.modules.pop(PYDANTIC_PLUGIN_LOADER, None)
         return getattr(importlib.import_module(PYDANTIC_PLUGIN_LOADER), name)
 
-    stand_in.__getattr__ = real  # type: ignore[attr-defined]
+    vars(stand_in).update(get_plugins=lambda: (), __getattr__=real)  # a module's __getattr__: PEP 562
     sys.modules[PYDANTIC_PLUGIN_LOADER] = stand_in
