@@ -15,6 +15,7 @@ import itertools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 _TOKEN = re.compile(
     r"""
@@ -40,8 +41,7 @@ _KEYWORDS = {"if", "else", "while", "unroll", "for", "return", "sizeof", "offset
 TRIVIA = ("ws", "comment", "directive")  # the kinds of token that mean nothing to the program
 
 
-@dataclass(frozen=True)
-class Token:
+class Token(NamedTuple):
     kind: str  # ws comment directive str char map var ident num punct, and the errors badstr badcomment other
     text: str
     pos: int
