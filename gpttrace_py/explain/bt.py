@@ -4,9 +4,8 @@ calls, builtins and the statements of each block."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
-from ..lang.bpftrace_lexer import Token, iter_tokens
+from ..lang.bpftrace_lexer import loose_tokens
 
 # bpftrace's short probe names: the spec's own table, plus kinds only explanations meet
 from ..spec.model import ALIASES
@@ -50,7 +49,6 @@ KINDS = {
     "tc",
 }
 PROBE_TOKEN = re.compile(r"[^\s,]+")
-_NUMBER_TAIL = re.compile(r"[\w.]+")
 MAP_FUNCS = {"delete", "clear", "print", "zero", "len", "has_key"}
 
 
@@ -196,7 +194,7 @@ class _Scanner:
         src, m, g, code = self.src, self.m, self.g, self.src.code
         blk = m.blocks[block] if block < len(m.blocks) else None
         prev: list[str] = []  # the last few significant tokens
-        for t in _words(code, start, end):
+        for t in loose_tokens(code, start, end):
             kind, value, pos = t.kind, t.text, t.pos
             line = src.line(pos)
             if kind == "map":
@@ -287,27 +285,6 @@ class _Scanner:
         if pos < end and code[pos] == "(":
             close = match_bracket(code, pos)
             self.m.filters.append(Filter("if", self.src.show(pos + 1, close), self.src.line(pos), block))
-
-
-def _words(code: str, start: int, end: int) -> Iterator[Token]:
-    """The lexer's tokens of ``code[start:end]`` (comments and strings already blanked), whitespace left out,
-    and a number read with the letters, digits and dots written against it (10ms, 0xffULL, 1.5, 1_000)."""
-    number: Token | None = None
-    for tok in iter_tokens(code, start, end):
-        if number is not None:
-            if tok.pos == number.end and _NUMBER_TAIL.fullmatch(tok.text):
-                number = Token("num", number.text + tok.text, number.pos)
-                continue
-            yield number
-            number = None
-        if tok.kind == "ws" or tok.text.isspace():
-            continue
-        if tok.kind == "num":
-            number = tok
-        else:
-            yield tok
-    if number is not None:
-        yield number
 
 
 def _builtin_key(name: str) -> str:

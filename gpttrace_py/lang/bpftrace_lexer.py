@@ -2,8 +2,9 @@
 
 * ``iter_tokens(text)`` / ``bpftrace_tokens(text)``: the tokens of bpftrace text, with bpftrace 0.17's string
   rules. It never fails: text that is not bpftrace becomes ``badstr``, ``badcomment`` and ``other`` tokens, so
-  the explainer can read anything; the unsafe-call check (safety.py) finds calls outside strings and comments
-  with ``called_names``; the runner finds the last top-level END block with ``top_level_blocks``.
+  the explainer can read anything (``loose_tokens``); the unsafe-call check (safety.py) finds calls outside
+  strings and comments with ``called_names``; the runner finds the last top-level END block with
+  ``top_level_blocks``.
 * ``bpftrace_outline(text)``: probes, predicates, blocks, statements, string literals and calls. The injection
   tests use it to show that text from a user or a model never changes a program's structure, and a client's
   program must read as one before it runs (agent/client_program.py).
@@ -38,6 +39,7 @@ _TOKEN = re.compile(
 _GOOD_STRING = re.compile(r'"(?:[ !#-\[\]-~]|\\(?:[ntr"\\]|[0-7]{1,3}|x[0-9a-fA-F]{2}))*"\Z')
 _ATTACH = re.compile(r"[A-Za-z_][^\s,{}]*")
 _KEYWORDS = {"if", "else", "while", "unroll", "for", "return", "sizeof", "offsetof"}
+_NUMBER_TAIL = re.compile(r"[\w.]+")
 TRIVIA = ("ws", "comment", "directive")  # the kinds of token that mean nothing to the program
 
 
@@ -69,6 +71,28 @@ def iter_tokens(text: str, pos: int = 0, end: int | None = None) -> Iterator[Tok
         assert m is not None  # the last alternative matches any character
         yield Token(m.lastgroup or "other", m.group(), pos)
         pos = m.end()
+
+
+def loose_tokens(code: str, start: int, end: int) -> Iterator[Token]:
+    """The explainer's reading of ``code[start:end]``, text that may not be bpftrace (a newer bpftrace's, C's):
+    the tokens without whitespace, and a number read with the letters, digits and dots written against it
+    (10ms, 0xffULL, 1.5, 1_000)."""
+    number: Token | None = None
+    for tok in iter_tokens(code, start, end):
+        if number is not None:
+            if tok.pos == number.end and _NUMBER_TAIL.fullmatch(tok.text):
+                number = Token("num", number.text + tok.text, number.pos)
+                continue
+            yield number
+            number = None
+        if tok.kind == "ws" or tok.text.isspace():
+            continue
+        if tok.kind == "num":
+            number = tok
+        else:
+            yield tok
+    if number is not None:
+        yield number
 
 
 def bpftrace_tokens(text: str) -> list[Token]:
