@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
+from . import speedups
 from .paths import data_dir
 from .spec import ProgramSpec
 
@@ -137,11 +138,11 @@ def load(directory: str | None = None) -> tuple[Example, ...]:
     """Every entry, sorted by id. A malformed entry is an error naming its file (the corpus ships with the tool).
 
     Parsing the YAML is most of the cost of loading (and of a one-shot trace's planning), so the parsed
-    data of the shipped corpus is kept in the cache dir and reused while no file changed; it is validated
-    into models every time."""
+    data of the shipped corpus is kept in the cache dir and reused while no file changed (a speed trick:
+    GPTTRACE_SPEEDUPS=0 parses every time); it is validated into models every time."""
     root = Path(directory) if directory else corpus_dir()
     paths = sorted(root.glob("*.yaml"))
-    key = _fingerprint(root, paths) if directory is None else None
+    key = _fingerprint(root, paths) if directory is None and speedups.enabled() else None
     parsed = _cached_parse(key) if key is not None else None
     if parsed is None:
         parsed = [_parse(path) for path in paths]

@@ -121,7 +121,7 @@ class TrustedDir:
     def __del__(self) -> None:
         try:
             self.close()
-        except Exception:
+        except (OSError, AttributeError, TypeError):  # at interpreter exit, os may already be torn down
             pass
 
     def subdir(self, name: str, create: bool = False) -> TrustedDir:

@@ -8,9 +8,8 @@
 * ``preflight(backend)`` runs before anything is planned or loaded: root and the capabilities to load eBPF
   (CapEff from /proc/self/status), a mounted tracefs, and the tracer for the backend. Each failure is one
   line, a fix, and exit code 2.
-* ``bpftrace_outline(text)`` is a small lexer/parser of bpftrace scripts (probes, predicates, blocks,
-  statements, string literals, calls). The injection tests use it to show that text from a user or a model
-  never changes a program's structure; ``check`` uses its lexer to find calls outside strings and comments.
+* ``check`` finds bpftrace calls outside strings and comments with the one bpftrace lexer
+  (lang/bpftrace_lexer.py, which also outlines a script's structure for the injection tests).
 
 bpftrace 0.17 has no builtin that writes user memory; its unsafe builtins are ``system``, ``signal`` and
 ``override`` (plus C preprocessor macros, which could spell them indirectly and are refused too).
@@ -18,13 +17,12 @@ bpftrace 0.17 has no builtin that writes user memory; its unsafe builtins are ``
 
 from __future__ import annotations
 
-import itertools
 import os
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import ExitCode, GpttraceError, UsageError
+from .lang.bpftrace_lexer import bpftrace_tokens, called_names
 
 UNSAFE_CALLS: dict[str, dict[str, str]] = {
     "bpftrace": {
@@ -62,181 +60,6 @@ _BCC_PATTERNS: list[tuple[re.Pattern[str], str, str]] = [
     (re.compile(r"\bos\.(?:exec|spawn)\w*\s*\("), "os.exec/os.spawn", "runs programs as root"),
 ]
 
-# -- the bpftrace lexer ------------------------------------------------------------------------------------
-_BT_TOKEN = re.compile(
-    r"""
-    (?P<ws>[ \t\r\n\f\v]+)
-  | (?P<comment>//[^\n]*|/\*.*?\*/)
-  | (?P<badcomment>/\*)
-  | (?P<str>"(?:[^"\\\n]|\\.)*")
-  | (?P<badstr>"[^\n]*)
-  | (?P<char>'(?:[^'\\\n]|\\[^\n]{1,3})')
-  | (?P<map>@[A-Za-z0-9_]*)
-  | (?P<var>\$[A-Za-z0-9_]+)
-  | (?P<ident>[A-Za-z_][A-Za-z0-9_]*)
-  | (?P<num>0[xX][0-9a-fA-F]+|[0-9]+)
-  | (?P<punct>->|&&|\|\||<<=|>>=|<<|>>|<=|>=|==|!=|\+\+|--|[-+*/%&|^]=|[-+*/%<>!~&|^?:(),.\[\];{}=])
-  | (?P<other>.)
-    """,
-    re.S | re.X,
-)
-# What the bpftrace 0.17 lexer accepts inside "...": printable characters and these escapes.
-_GOOD_STRING = re.compile(r'"(?:[ !#-\[\]-~]|\\(?:[ntr"\\]|[0-7]{1,3}|x[0-9a-fA-F]{2}))*"\Z')
-_ATTACH = re.compile(r"[A-Za-z_][^\s,{}]*")
-_KEYWORDS = {"if", "else", "while", "unroll", "for", "return", "sizeof", "offsetof"}
-
-
-@dataclass(frozen=True)
-class Token:
-    kind: str  # ws comment directive str char map var ident num punct, and the errors badstr badcomment other
-    text: str
-    pos: int
-
-
-def bpftrace_tokens(text: str) -> list[Token]:
-    """Tokens of bpftrace text; a ``#`` at the start of a line is a preprocessor ``directive`` token."""
-    return list(_iter_tokens(text, 0))
-
-
-def _calls(tokens: list[Token]) -> list[str]:
-    """Identifiers called like functions (``name(``), outside strings and comments."""
-    code = [t for t in tokens if t.kind not in ("ws", "comment", "directive")]
-    return [t.text for t, nxt in itertools.pairwise(code)
-            if t.kind == "ident" and nxt.text == "(" and t.text not in _KEYWORDS]
-
-
-@dataclass
-class Block:
-    probes: tuple[str, ...]
-    predicate: str | None
-    statements: int  # ';' in the body, nested blocks included
-    nested: int  # '{' inside the body (if/else/unroll)
-    calls: tuple[str, ...]
-
-
-@dataclass
-class Outline:
-    """The structure of a bpftrace script, as far as injection is concerned."""
-
-    blocks: list[Block] = field(default_factory=list)
-    strings: list[str] = field(default_factory=list)  # every string literal, quotes included
-    calls: list[str] = field(default_factory=list)  # every name(...) outside strings and comments
-    directives: list[str] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-
-    @property
-    def probes(self) -> list[str]:
-        return [p for b in self.blocks for p in b.probes]
-
-    @property
-    def shape(self) -> list[tuple[tuple[str, ...], int, int]]:
-        return [(b.probes, b.statements, b.nested) for b in self.blocks]
-
-    @property
-    def ok(self) -> bool:
-        return not self.errors
-
-
-def _skip_trivia(text: str, pos: int, out: Outline) -> int:
-    while pos < len(text):
-        if text[pos] in " \t\r\n\f\v":
-            pos += 1
-        elif text.startswith("//", pos):
-            nl = text.find("\n", pos)
-            pos = len(text) if nl == -1 else nl
-        elif text.startswith("/*", pos):
-            close = text.find("*/", pos + 2)
-            if close == -1:
-                out.errors.append(f"unterminated comment at offset {pos}")
-                return len(text)
-            pos = close + 2
-        elif text[pos] == "#" and text[text.rfind("\n", 0, pos) + 1:pos].strip() == "":
-            nl = text.find("\n", pos)
-            nl = len(text) if nl == -1 else nl
-            out.directives.append(text[pos:nl])
-            pos = nl
-        else:
-            break
-    return pos
-
-
-def _scan(text: str, pos: int, out: Outline, closer: str) -> tuple[list[Token], int]:
-    """Tokens from ``pos`` up to ``closer`` at bracket depth 0 (``/`` ends a predicate, ``}`` a block)."""
-    depth = 0
-    toks: list[Token] = []
-    for tok in _iter_tokens(text, pos):
-        if tok.kind in ("badstr", "badcomment", "other"):
-            out.errors.append(f"bad token {tok.text[:20]!r} at offset {tok.pos}")
-        if tok.kind == "str":
-            out.strings.append(tok.text)
-            if not _GOOD_STRING.match(tok.text):
-                out.errors.append(f"malformed string literal {tok.text[:40]!r}")
-        if tok.kind == "directive":
-            out.directives.append(tok.text)
-        if tok.kind == "punct":
-            if tok.text == closer and depth == 0:
-                return toks, tok.pos + 1
-            if tok.text in "([{":
-                depth += 1
-            elif tok.text in ")]}":
-                depth -= 1
-                if depth < 0:
-                    out.errors.append(f"unbalanced {tok.text!r} at offset {tok.pos}")
-                    depth = 0
-        toks.append(tok)
-    out.errors.append(f"missing {closer!r} at the end")
-    return toks, len(text)
-
-
-def _iter_tokens(text: str, pos: int):
-    while pos < len(text):
-        if text[pos] == "#" and text[text.rfind("\n", 0, pos) + 1:pos].strip() == "":
-            nl = text.find("\n", pos)
-            nl = len(text) if nl == -1 else nl
-            yield Token("directive", text[pos:nl], pos)
-            pos = nl
-            continue
-        m = _BT_TOKEN.match(text, pos)
-        assert m is not None
-        yield Token(m.lastgroup or "other", m.group(), pos)
-        pos = m.end()
-
-
-def bpftrace_outline(text: str) -> Outline:
-    """Probes, predicates, blocks, statements, strings and calls of a bpftrace script."""
-    out = Outline()
-    pos = _skip_trivia(text, 0, out)
-    while pos < len(text):
-        probes: list[str] = []
-        while True:
-            m = _ATTACH.match(text, pos)
-            if not m:
-                out.errors.append(f"expected a probe at offset {pos}: {text[pos:pos + 30]!r}")
-                return out
-            probes.append(m.group())
-            pos = _skip_trivia(text, m.end(), out)
-            if text.startswith(",", pos):
-                pos = _skip_trivia(text, pos + 1, out)
-                continue
-            break
-        predicate = None
-        if text.startswith("/", pos):
-            toks, pos = _scan(text, pos + 1, out, "/")
-            predicate = " ".join(t.text for t in toks if t.kind not in ("ws", "comment"))
-            out.calls += _calls(toks)
-            pos = _skip_trivia(text, pos, out)
-        if not text.startswith("{", pos):
-            out.errors.append(f"expected '{{' after {', '.join(probes)} at offset {pos}")
-            return out
-        toks, pos = _scan(text, pos + 1, out, "}")
-        calls = _calls(toks)
-        out.calls += calls
-        out.blocks.append(Block(tuple(probes), predicate, sum(1 for t in toks if t.text == ";" and t.kind == "punct"),
-                                sum(1 for t in toks if t.text == "{" and t.kind == "punct"), tuple(calls)))
-        pos = _skip_trivia(text, pos, out)
-    return out
-
-
 # -- unsafe capabilities -----------------------------------------------------------------------------------
 def unsafe_uses(text: str, backend: str) -> list[tuple[str, str]]:
     """(call, what it does) for each unsafe capability the program text uses."""
@@ -249,7 +72,7 @@ def unsafe_uses(text: str, backend: str) -> list[tuple[str, str]]:
     if backend == "bpftrace":
         tokens = bpftrace_tokens(text)
         table = UNSAFE_CALLS["bpftrace"]
-        for name in _calls(tokens):
+        for name in called_names(tokens):
             if name in table:
                 add(name, table[name])
         for tok in tokens:

@@ -7,8 +7,11 @@ so that a new version of a package that breaks one can be told from a bug (the t
 - pydantic: its plugin loader, which scans every installed package's entry points, stood in for (this module)
 - the interpreter: fewer garbage collections while starting, no teardown at exit (this module)
 - the corpus: its parsed YAML kept as marshal data (``corpus.py``)
-- the OpenAI SDK: the client's retry back-off (``planning/llm.py``)
-- BCC: a compiled program's bytecode kept and loaded without clang (``run/bcc_cache.py``)
+- BCC: a compiled program's bytecode kept and loaded without clang (``run/bcc_cache.py``, used by ``run/bcc.py``;
+  GPTTRACE_BCC_CACHE=0 turns off this one alone)
+
+(The OpenAI SDK's retries are not one: the client is made with ``max_retries=0`` and the planner's own loop
+waits, planning/llm.py.)
 """
 
 from __future__ import annotations
@@ -65,7 +68,6 @@ def no_pydantic_plugins() -> None:
     if not enabled() or PYDANTIC_PLUGIN_LOADER in sys.modules:
         return
     stand_in = types.ModuleType(PYDANTIC_PLUGIN_LOADER)
-    stand_in.get_plugins = lambda: ()  # type: ignore[attr-defined]
 
     def real(name: str) -> object:
         if name.startswith("__"):  # the import system asks a module for __path__ and the like
@@ -75,5 +77,5 @@ def no_pydantic_plugins() -> None:
         sys.modules.pop(PYDANTIC_PLUGIN_LOADER, None)
         return getattr(importlib.import_module(PYDANTIC_PLUGIN_LOADER), name)
 
-    stand_in.__getattr__ = real  # type: ignore[attr-defined]
+    vars(stand_in).update(get_plugins=lambda: (), __getattr__=real)  # a module's __getattr__: PEP 562
     sys.modules[PYDANTIC_PLUGIN_LOADER] = stand_in

@@ -1,5 +1,6 @@
-"""BCC's tools l-z in the corpus: the table in examples_corpus/TOOLS-l-z.md agrees with the entries, and
-entries run by name with a workload print the workload's events.
+"""BCC's tools l-z in the corpus: the table in examples_corpus/TOOLS-l-z.md is generated from classic-tools.json
+and the entries (classic_tools.bcc_l_z) and agrees with them, and entries run by name with a workload print the
+workload's events.
 
 Each run is ``gpttrace examples run ID`` with a workload that makes the traced event happen, and the
 assertions name something only that workload produces (its port, its function name, its byte count).
@@ -35,6 +36,15 @@ def _rows() -> tuple[dict[str, tuple[list[str], str]], set[str]]:
         else:
             covered[m.group(1)] = ([i.strip() for i in m.group(2).split(",")], m.group(3))
     return covered, reasons
+
+
+def test_the_table_is_generated_from_the_lists_and_the_entries() -> None:
+    """TOOLS-l-z.md is not kept by hand: classic-tools.json and the entries' tools: are its one home."""
+    from gpttrace_py.classic_tools import bcc_l_z
+
+    assert TABLE.read_text() == bcc_l_z(), (
+        "regenerate it: .venv/bin/python -c 'from gpttrace_py.classic_tools import bcc_l_z; "
+        "print(bcc_l_z(), end=\"\")' > examples_corpus/TOOLS-l-z.md")
 
 
 def _raw(entry_id: str) -> dict:

@@ -65,6 +65,20 @@ def test_an_END_that_is_not_last_gets_no_marker() -> None:
     assert with_end_marker(END + "\n" + PROGRAM, "gpttrace-end-1234") is None
 
 
+def test_END_is_found_by_its_tokens_not_its_lines() -> None:
+    """The last top-level block whose only probe is END, wherever it is written; an END in a comment or a
+    string is not one, an END sharing its block with BEGIN gets no marker (BEGIN would print it too), nor one
+    whose last statement has no ';'."""
+    mark = '\tprintf("m\\n");\n'
+    assert with_end_marker("END\n{\n\tprint(@x);\n}\n", "m") == "END\n{\n\tprint(@x);\n" + mark + "}\n"
+    assert with_end_marker("BEGIN { }\nEND { clear(@x); } // done\n", "m") == (
+        "BEGIN { }\nEND { clear(@x); " + mark + "} // done\n")
+    commented = 'BEGIN { printf("END {"); }\n// END\n/* END { } */\n'
+    assert with_end_marker(commented, "m") == commented.rstrip("\n") + "\n\nEND\n{\n" + mark + "}\n"
+    assert with_end_marker("BEGIN, END\n{\n}\n", "m") is None
+    assert with_end_marker("END { print(@x) }\n", "m") is None
+
+
 def test_each_run_has_its_own_marker() -> None:
     a, b = end_marker(), end_marker()
     assert a != b and a.startswith(END_MARKER_PREFIX) and b.startswith(END_MARKER_PREFIX)

@@ -33,6 +33,7 @@ from gpttrace_py.errors import GpttraceError
 from gpttrace_py.kernel.catalog import Catalog
 from gpttrace_py.kernel.features import Features
 from gpttrace_py.kernel.tracefs import TracepointIndex
+from gpttrace_py.lang.bpftrace_lexer import Outline, OutlineBlock, bpftrace_outline, bpftrace_tokens
 from gpttrace_py.render import escape
 from gpttrace_py.render.bpftrace import render
 from gpttrace_py.spec import ProgramSpec
@@ -196,21 +197,21 @@ def _set(data: dict[str, Any], path: tuple[Any, ...], value: Any) -> dict[str, A
     return out
 
 
-_clean_cache: dict[str, safety.Outline] = {}
+_clean_cache: dict[str, Outline] = {}
 
 
-def clean_outline(base: str, catalog: Catalog) -> safety.Outline:
+def clean_outline(base: str, catalog: Catalog) -> Outline:
     if base not in _clean_cache:
         text = render(ProgramSpec.model_validate(BASES[base]), catalog).text
-        outline = safety.bpftrace_outline(text)
+        outline = bpftrace_outline(text)
         assert outline.ok, outline.errors
         assert not safety.unsafe_uses(text, "bpftrace")
         _clean_cache[base] = outline
     return _clean_cache[base]
 
 
-def assert_same_structure(text: str, clean: safety.Outline, probes_may_change: bool = False) -> safety.Outline:
-    outline = safety.bpftrace_outline(text)
+def assert_same_structure(text: str, clean: Outline, probes_may_change: bool = False) -> Outline:
+    outline = bpftrace_outline(text)
     assert outline.ok, (outline.errors, text)
     if probes_may_change:
         # Another probe may have other value names (fewer BEGIN/END statements); the probe blocks are the same.
@@ -361,7 +362,7 @@ def test_intents_cannot_inject(live_planner: Any, form: str, text: str) -> None:
     if program.backend != "bpftrace":
         assert not safety.unsafe_uses(program.text, program.backend)
         return
-    outline = safety.bpftrace_outline(program.text)
+    outline = bpftrace_outline(program.text)
     assert outline.ok, (outline.errors, intent, program.text)
     assert not safety.unsafe_uses(program.text, "bpftrace"), intent
     from gpttrace_py.render.bpftrace import probe_text
@@ -375,15 +376,15 @@ def test_intents_cannot_inject(live_planner: Any, form: str, text: str) -> None:
 
 # -- the outline parser itself -----------------------------------------------------------------------------------
 def test_outline_sees_injections():
-    clean = safety.bpftrace_outline('BEGIN { printf("a\\"b"); }\n'
+    clean = bpftrace_outline('BEGIN { printf("a\\"b"); }\n'
                                     'tracepoint:a:b\n/comm == "x"/\n{ @c[comm] = count(); }')
     assert clean.ok and clean.shape == [(("BEGIN",), 1, 0), (("tracepoint:a:b",), 1, 0)]
-    dirty = safety.bpftrace_outline('BEGIN { printf("a"); system("id"); printf("b"); }')
+    dirty = bpftrace_outline('BEGIN { printf("a"); system("id"); printf("b"); }')
     assert dirty.shape == [(("BEGIN",), 3, 0)] and "system" in dirty.calls
-    broken = safety.bpftrace_outline('BEGIN { printf("a\nb"); }')
+    broken = bpftrace_outline('BEGIN { printf("a\nb"); }')
     assert not broken.ok
-    assert not safety.bpftrace_outline('BEGIN { printf("\\q"); }').ok
-    outline = safety.bpftrace_outline("#!/usr/bin/env bpftrace\n#define S system\nBEGIN { }")
+    assert not bpftrace_outline('BEGIN { printf("\\q"); }').ok
+    outline = bpftrace_outline("#!/usr/bin/env bpftrace\n#define S system\nBEGIN { }")
     assert outline.directives[1] == "#define S system"
 
 
@@ -399,7 +400,7 @@ def test_outline_agrees_with_bpftrace_parser(fake_catalog: Catalog):
     text = render(ProgramSpec.model_validate(data), fake_catalog).text
     text = text.replace("tracepoint:syscalls:sys_enter_openat\n", "BEGIN\n")  # parse only: no kernel lookups
     text = text.replace("args->filename", "0").replace("args->flags", "0")
-    outline = safety.bpftrace_outline(text)
+    outline = bpftrace_outline(text)
     assert outline.ok
     proc = subprocess.run([bpftrace, "-d", "-"], input=text, capture_output=True, text=True, timeout=120)
     ast = proc.stdout.split("AST after: parser", 1)[1].split("AST after:", 1)[0]
@@ -418,7 +419,7 @@ def _bcc_render():
     return bcc.render
 
 
-def _bcc_parts(text: str) -> tuple[list[str], safety.Outline]:
+def _bcc_parts(text: str) -> tuple[list[str], Outline]:
     """The kinds of the Python program's top-level statements, and the C text's tokens seen by the lexer."""
     import ast
 
@@ -427,16 +428,16 @@ def _bcc_parts(text: str) -> tuple[list[str], safety.Outline]:
     c_text = next((node.value.value for node in module.body if isinstance(node, ast.Assign)
                    and any(getattr(t, "id", "") == "BPF_TEXT" for t in node.targets)
                    and isinstance(node.value, ast.Constant)), "")
-    tokens = safety.bpftrace_tokens(c_text)  # C's comments, strings and punctuation lex the same way
-    outline = safety.Outline(strings=[t.text for t in tokens if t.kind in ("str", "char")],
+    tokens = bpftrace_tokens(c_text)  # C's comments, strings and punctuation lex the same way
+    outline = Outline(strings=[t.text for t in tokens if t.kind in ("str", "char")],
                              errors=[t.text for t in tokens if t.kind in ("badstr", "badcomment")],
                              directives=[t.text for t in tokens if t.kind == "directive"])
-    outline.blocks = [safety.Block((), None, sum(t.text == ";" for t in tokens if t.kind == "punct"),
+    outline.blocks = [OutlineBlock((), None, sum(t.text == ";" for t in tokens if t.kind == "punct"),
                                    sum(t.text == "{" for t in tokens if t.kind == "punct"), ())]
     return kinds, outline
 
 
-_bcc_clean: dict[str, tuple[list[str], safety.Outline]] = {}
+_bcc_clean: dict[str, tuple[list[str], Outline]] = {}
 
 
 @pytest.mark.skipif(_bcc_render() is None, reason="no BCC renderer in this build")

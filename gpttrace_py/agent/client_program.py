@@ -1,6 +1,6 @@
 """A bpftrace program written by the client, made ready to run through the same gates as a planned one.
 
-What it passes: a size bound, bpftrace's structure (safety.bpftrace_outline: every block, string and
+What it passes: a size bound, bpftrace's structure (bpftrace_outline: every block, string and
 comment closed), the unsafe-call check (safety.check, refused unless the server was started with
 --unsafe), and then the load itself (the verifier) when it runs. BCC programs are refused: a BCC program
 is a Python program, and running a client's Python as root is running anything at all.
@@ -22,6 +22,7 @@ import re
 
 from .. import safety
 from ..errors import UsageError
+from ..lang.bpftrace_lexer import Outline, Token, bpftrace_outline, bpftrace_tokens
 from ..render.program import ProgramLayout, RenderedProgram
 from ..service.options import PlannedProgram
 
@@ -41,7 +42,7 @@ def prepare(text: str, allow_unsafe: bool) -> PlannedProgram:
     if _looks_like_bcc(text):
         raise UsageError("only bpftrace programs run from a client: a BCC program is Python, run as root",
                          "send a bpftrace program, or a request in words (the planner writes BCC when needed)")
-    outline = safety.bpftrace_outline(text)
+    outline = bpftrace_outline(text)
     if not outline.ok:
         raise UsageError(f"not a bpftrace program gpttrace can read: {'; '.join(outline.errors[:3])}",
                          "check its braces, quotes and comments")
@@ -59,7 +60,7 @@ def prepare(text: str, allow_unsafe: bool) -> PlannedProgram:
                           overload_hint=OVERLOAD_HINT)
 
 
-def file_reads(outline: safety.Outline) -> list[tuple[str, str]]:
+def file_reads(outline: Outline) -> list[tuple[str, str]]:
     """(what, why) for each way the program reads files of this machine other than system headers."""
     found = [(name, why) for name, why in READS_FILES.items() if name in outline.calls]
     for directive in outline.directives:
@@ -72,7 +73,7 @@ def file_reads(outline: safety.Outline) -> list[tuple[str, str]]:
 def with_ready_line(text: str, line: str) -> str:
     """The program printing ``line`` last in BEGIN. Refused when BEGIN shares its block with other probes."""
     statement = f'\tprintf("{line}\\n");\n'
-    tokens = [t for t in safety.bpftrace_tokens(text) if t.kind not in ("ws", "comment", "directive")]
+    tokens = [t for t in bpftrace_tokens(text) if t.kind not in ("ws", "comment", "directive")]
     depth = 0
     for i, tok in enumerate(tokens):
         if tok.kind == "punct" and tok.text == "{":
@@ -92,7 +93,7 @@ def with_ready_line(text: str, line: str) -> str:
     return text.rstrip("\n") + "\n\nBEGIN\n{\n" + statement + "}\n"
 
 
-def _matching_brace(tokens: list[safety.Token], open_at: int) -> int:
+def _matching_brace(tokens: list[Token], open_at: int) -> int:
     depth = 0
     for tok in tokens[open_at:]:
         if tok.kind == "punct" and tok.text == "{":

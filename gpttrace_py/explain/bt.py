@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+from ..lang.bpftrace_lexer import loose_tokens
 from ..spec import kinds
 from .glossary import Glossary
 from .glossary import load as load_glossary
@@ -24,10 +25,6 @@ from .source import (
 MODULE_FUNCTION_KINDS = KERNEL_FUNCTION_KINDS | {"rawtracepoint", "lsm"}
 FILE_PLACE_KINDS = (kinds.USER_KINDS - {"usdt"}) | kinds.of_family("memory")
 PROBE_TOKEN = re.compile(r"[^\s,]+")
-TOKEN = re.compile(
-    r"(?P<map>@[A-Za-z_]\w*|@)|(?P<var>\$[A-Za-z_]\w*|\$\d+)|(?P<id>[A-Za-z_]\w*)"
-    r"|(?P<num>\d[\w.]*)|(?P<str>\"[^\"\n]*\")|(?P<arrow>->)|(?P<op>[^\s\w])"
-)
 MAP_FUNCS = {"delete", "clear", "print", "zero", "len", "has_key"}
 
 
@@ -173,18 +170,18 @@ class _Scanner:
         src, m, g, code = self.src, self.m, self.g, self.src.code
         blk = m.blocks[block] if block < len(m.blocks) else None
         prev: list[str] = []  # the last few significant tokens
-        for t in TOKEN.finditer(code, start, end):
-            kind, value, pos = t.lastgroup, t.group(0), t.start()
+        for t in loose_tokens(code, start, end):
+            kind, value, pos = t.kind, t.text, t.pos
             line = src.line(pos)
             if kind == "map":
-                self.map_token(value, pos, t.end(), block)
+                self.map_token(value, pos, t.end, block)
             elif kind == "var":
                 if re.fullmatch(r"\$\d+", value):
                     m.use("$N", "builtin", line, block)
                 else:
-                    self.var_token(value, pos, t.end(), block)
-            elif kind == "id":
-                after = skip_space(code, t.end())
+                    self.var_token(value, pos, t.end, block)
+            elif kind == "ident":
+                after = skip_space(code, t.end)
                 is_call = after < end and code[after] == "("
                 last = prev[-1] if prev else ""
                 if last in ("->", "."):

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -319,9 +320,9 @@ def _stats(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
 
 def _hist(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> list[dict[str, Any]]:
     buckets: dict[tuple[Any, Any], int] = {}
-    for bucket in [*a, *b]:
-        key = (bucket.get("min"), bucket.get("max"))
-        buckets[key] = buckets.get(key, 0) + int(bucket.get("count", 0))
+    for given in [*a, *b]:
+        key = (given.get("min"), given.get("max"))
+        buckets[key] = buckets.get(key, 0) + int(given.get("count", 0))
     ordered = sorted(buckets.items(), key=lambda kv: (kv[0][0] is not None, kv[0][0] or 0, kv[0][1] is None))
     out = []
     for (lo, hi), count in ordered:
@@ -352,7 +353,8 @@ def _fill_gaps(buckets: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-COMBINE = {"count": _add, "sum": _add, "min": min, "max": max, "stats": _stats, "hist": _hist, "lhist": _hist}
+COMBINE: dict[str, Callable[[Any, Any], Any]] = {
+    "count": _add, "sum": _add, "min": min, "max": max, "stats": _stats, "hist": _hist, "lhist": _hist}
 
 
 def _fold(func: str | None, values: list[Any]) -> Any:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import atexit
 import errno
 import os
-import re
 import shutil
 import subprocess
 import tempfile
@@ -15,6 +14,7 @@ from dataclasses import dataclass
 
 from ..errors import ExitCode, GpttraceError
 from ..kernel.features import find_bpftrace
+from ..lang.bpftrace_lexer import top_level_blocks
 from ..render.dialect import Dialect, installed
 from ..render.program import RenderedProgram
 from .failure import parse_bpftrace_error
@@ -59,7 +59,6 @@ def _env(text: str) -> dict[str, str]:
 
 
 END_MARKER_PREFIX = "gpttrace-end-"
-_END_BLOCK = re.compile(r"\nEND\n\{\n(?:(?!\})[^\n]*\n)*\}\n*\Z")  # END, last, as the templates write it
 
 
 def end_marker() -> str:
@@ -69,13 +68,17 @@ def end_marker() -> str:
 
 def with_end_marker(text: str, marker: str) -> str | None:
     """The program, printing ``marker`` as the last thing END does (after its aggregates), so that the runner
-    knows when everything has come; None when the program's END is not the last block, as the templates
-    write it. The text shown and saved is the program without it; lines keep their numbers."""
+    knows when everything has come; None when the program has an END that is not the last block, shares its
+    block, or ends on a statement without its ';'. The text shown and saved is the program without it; lines
+    keep their numbers."""
     statement = f'\tprintf("{marker}\\n");\n'
-    if _END_BLOCK.search(text):
-        close = text.rindex("}")
-        return text[:close] + statement + text[close:]
-    if re.search(r"^\s*END\b", text, re.MULTILINE):
+    blocks, trailing = top_level_blocks(text)
+    if blocks and not trailing:
+        last = blocks[-1]
+        if (last.probes == ("END",) and last.close is not None
+                and (last.last is None or last.last.text in (";", "{", "}"))):
+            return text[:last.close] + statement + text[last.close:]
+    if any("END" in b.probes for b in blocks):
         return None
     return text.rstrip("\n") + "\n\nEND\n{\n" + statement + "}\n"
 
