@@ -53,6 +53,12 @@ def run_cli(*args: str, timeout: float = 60, env: dict[str, str] | None = None,
 
 
 @pytest.fixture
+def speedups_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """For a test of a speed trick itself: the trick on, whatever GPTTRACE_SPEEDUPS the suite runs with."""
+    monkeypatch.setenv("GPTTRACE_SPEEDUPS", "1")
+
+
+@pytest.fixture
 def cli():
     return run_cli
 

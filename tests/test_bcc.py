@@ -425,7 +425,7 @@ def test_attach_failure_is_reported_before_ready(catalog: Catalog) -> None:
 @pytest.mark.bcc
 @needs_bcc
 def test_compile_cache_makes_a_repeated_program_start_faster(catalog: Catalog, isolated_home: Path,
-                                                             tmp_path: Path) -> None:
+                                                             tmp_path: Path, speedups_on: None) -> None:
     target = tmp_path / "cached.txt"
     target.write_text("x\n")
     program = bcc.render(opens().model_copy(update={"title": f"Cache test {os.getpid()}"}), catalog)
@@ -441,7 +441,8 @@ def test_compile_cache_makes_a_repeated_program_start_faster(catalog: Catalog, i
 @pytest.mark.kernel
 @pytest.mark.bcc
 @needs_bcc
-def test_cached_object_still_goes_through_the_verifier(catalog: Catalog, isolated_home: Path) -> None:
+def test_cached_object_still_goes_through_the_verifier(catalog: Catalog, isolated_home: Path,
+                                                       speedups_on: None) -> None:
     """A cache entry whose instructions were damaged is refused by the kernel, not trusted."""
     program = bcc.render(spec(title=f"Verifier cache {os.getpid()}", probes=["tracepoint:syscalls:sys_enter_openat"],
                               aggregates=[{"func": "count"}]), catalog)

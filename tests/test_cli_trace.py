@@ -144,7 +144,7 @@ def test_help_is_fast():
     assert time.monotonic() - started < 1.0  # 0.3 s on an idle machine; CI shares 2 cores
 
 
-def test_no_plugin_scan_at_start_and_pydantic_still_whole():
+def test_no_plugin_scan_at_start_and_pydantic_still_whole(speedups_on):
     """The CLI stands in for pydantic's plugin loader (no importlib.metadata scan at every start); models
     still build and validate, and any other name of the loader comes from the real module."""
     import subprocess

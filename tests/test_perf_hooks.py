@@ -61,7 +61,7 @@ def test_timings_printed_when_planning_fails(monkeypatch, capsys):
 
 
 # -- the corpus parse cache -------------------------------------------------------------------------------
-def test_corpus_parse_cache_is_used_and_gives_the_same_entries(isolated_home):
+def test_corpus_parse_cache_is_used_and_gives_the_same_entries(isolated_home, speedups_on):
     corpus.load.cache_clear()
     first = corpus.load()
     cache = corpus._parse_cache_file()
@@ -71,7 +71,7 @@ def test_corpus_parse_cache_is_used_and_gives_the_same_entries(isolated_home):
     assert corpus.load() == first
 
 
-def test_corpus_parse_cache_is_not_trusted_when_others_can_write_it(isolated_home, monkeypatch):
+def test_corpus_parse_cache_is_not_trusted_when_others_can_write_it(isolated_home, monkeypatch, speedups_on):
     corpus.load.cache_clear()
     corpus.load()
     root = corpus.corpus_dir()

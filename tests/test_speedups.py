@@ -57,6 +57,7 @@ def test_switched_off_pydantic_keeps_its_plugin_loader() -> None:
 def test_switched_off_bcc_programs_are_compiled_every_time(monkeypatch: pytest.MonkeyPatch) -> None:
     from gpttrace_py.run import bcc
 
+    monkeypatch.setenv("GPTTRACE_SPEEDUPS", "1")
     assert bcc.cache_dir() is not None
     monkeypatch.setenv("GPTTRACE_SPEEDUPS", "0")
     assert bcc.cache_dir() is None  # no bytecode cache: the launcher is not used
