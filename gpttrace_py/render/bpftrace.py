@@ -12,7 +12,7 @@ from ..spec.kinds import PACKET_KINDS
 from ..spec.model import Filter
 from . import lower
 from .common import column_width, default_title, probe_comment, ready_title, value_label
-from .dialect import Dialect, installed
+from .dialect import Dialect, dialect_for
 from .escape import Code, comment, environment, ident, integer, string_literal
 from .lower import Context
 from .program import COLUMN_SEP, NAME_MARK, AggregateLayout, ProgramLayout, RenderedProgram
@@ -79,10 +79,8 @@ def _is_data_loc(node: E.Node, ctx: Context) -> bool:
         text, sctx = ctx.saved[node.name]
         return _is_data_loc(E.parse(text), sctx)
     if isinstance(node, E.Field):
-        for p in ctx.probes:
-            f = ctx.catalog.field(p, node.name)
-            if f is not None:
-                return f.data_loc
+        f = ctx.first_field(node.name)
+        return f is not None and f.data_loc
     return False
 
 
@@ -296,9 +294,9 @@ def probe_text(probe: ProbeRef, catalog: Catalog) -> str:
 
 
 def render(spec: ProgramSpec, catalog: Catalog, dialect: Dialect | None = None) -> RenderedProgram:
-    """The program for bpftrace of ``dialect`` (default: the bpftrace installed here)."""
+    """The program for bpftrace of ``dialect`` (default: the one this catalog's machine has)."""
     spec = lower.read_saves_only(spec)
-    dialect = dialect or installed()
+    dialect = dialect or dialect_for(catalog.features.bpftrace_version)
     b = _Builder(spec, catalog, dialect)
     print_stmts, header = b.print_statements()
     agg_stmts = [b.aggregate_statement(a) for a in spec.aggregates]

@@ -458,15 +458,7 @@ class _Kernel:
 
     def agg_lines(self, gen: CGen, plan: AggPlan, v: AggView) -> list[str]:
         agg = plan.agg
-        body: list[str] = []
-        if v.key:
-            body += [f"struct {v.map}_key_t k;", "__builtin_memset(&k, 0, sizeof(k));"]
-            for s in plan.slots:
-                body += gen.fill(s, "k.")
-        val = ""
-        if agg.value:
-            val, _ = gen.value(E.parse(agg.value))
-            body += gen.take_pre()
+        body, val = gen.agg_prelude(v.map, bool(v.key), plan.slots, agg.value)
         if v.hist:
             if v.hist == 1:
                 self.helpers.setdefault("log2", _LOG2)

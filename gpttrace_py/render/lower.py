@@ -5,9 +5,11 @@ Both renderers start here, so a spec means the same thing whichever backend runs
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from ..kernel.catalog import Catalog
+from ..kernel.tracefs import TpField
 from ..spec import OutputField, ProbeRef, ProgramSpec, units
 from ..spec import expr as E
 from .dialect import Dialect, dialect_for
@@ -24,12 +26,20 @@ class Context:
     saved: dict[str, tuple[str, Context]] = field(default_factory=dict)
     dialect: Dialect = field(default_factory=lambda: dialect_for(None))  # the bpftrace written for
 
-    def field_kind(self, name: str) -> str:
+    def fields(self, name: str) -> Iterator[TpField]:
+        """The field ``name`` of each of the probes that has one, in probe order."""
         for p in self.probes:
             f = self.catalog.field(p, name)
             if f is not None:
-                return {"ptr": "int", "array": "int"}.get(f.kind, f.kind)
-        return "int"
+                yield f
+
+    def first_field(self, name: str) -> TpField | None:
+        """The field ``name`` of the first probe that has one."""
+        return next(self.fields(name), None)
+
+    def field_kind(self, name: str) -> str:
+        f = self.first_field(name)
+        return {"ptr": "int", "array": "int"}.get(f.kind, f.kind) if f is not None else "int"
 
     def symbols(self, name: str) -> dict[int, str] | None:
         for p in self.probes:
@@ -72,11 +82,8 @@ def infer(node: E.Node, ctx: Context) -> str:
 
 
 def ctx_field_is_argv(node: E.Field, ctx: Context) -> bool:
-    for p in ctx.probes:
-        f = ctx.catalog.field(p, node.name)
-        if f is not None:
-            return f.ctype.replace(" ", "").endswith("char*const*")
-    return False
+    f = ctx.first_field(node.name)
+    return f is not None and f.ctype.replace(" ", "").endswith("char*const*")
 
 
 def default_label(node: E.Node) -> str:

@@ -13,7 +13,7 @@ import os
 import threading
 from dataclasses import InitVar, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from ..errors import ExitCode, GpttraceError, UsageError
 from ..render.program import RenderedProgram
@@ -50,13 +50,16 @@ class TraceOptions:
     stop_event: InitVar[threading.Event | None] = None  # lets a REPL stop a running trace
     session_log: InitVar[SessionLog | None] = None  # the runner appends events and aggregates as they arrive
     run: RunOptions = field(init=False)
-    log: SessionLog | None = field(init=False, default=None)  # the same log, as the service writes to it
 
     def __post_init__(self, command: list[str] | None, duration: float | None, json_out: bool, dry_run: bool,
                       stop_event: threading.Event | None, session_log: SessionLog | None) -> None:
         self.run = RunOptions(command=command, duration=duration, json=json_out, dry_run=dry_run,
                               stop_event=stop_event, session_log=session_log)
-        self.log = session_log
+
+    @property
+    def log(self) -> SessionLog | None:
+        """The session log, as the service writes to it (the runner sees only its ``event``)."""
+        return cast("SessionLog | None", self.run.session_log)
 
 
 for _keyword in ("command", "duration", "json_out", "dry_run", "stop_event", "session_log"):

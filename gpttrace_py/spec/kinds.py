@@ -84,17 +84,6 @@ RETURN_KIND: dict[str, str] = {k.name: k.return_kind for k in _ALL if k.return_k
 RETURN_KINDS: frozenset[str] = frozenset(k.name for k in _ALL if k.returns)
 
 
-def canonical(name: str) -> str | None:
-    """The kind a name or alias stands for, or None."""
-    return name if name in KINDS else ALL_ALIASES.get(name)
-
-
-def family(name: str) -> set[str]:
-    """Every kind of the family ``name`` belongs to (kprobe → the four kernel-function kinds)."""
-    fam = KINDS[name].family
-    return {k.name for k in _ALL if k.family == fam}
-
-
 def of_family(*families: Family) -> frozenset[str]:
     return frozenset(k.name for k in _ALL if k.family in families)
 

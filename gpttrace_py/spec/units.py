@@ -7,6 +7,7 @@ periods and latencies through ``NS``; the edits rescale a program through ``NS``
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 # Nanoseconds in one of each time unit a spec may name (``ProgramSpec.unit``, timer probe units).
 NS: dict[str, int] = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 1_000_000_000}
@@ -30,8 +31,8 @@ SIZE_WORDS: dict[str, int] = {
 }
 
 
-def _alternation(words: object) -> str:
-    return "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))  # type: ignore[call-overload]
+def _alternation(words: Iterable[str]) -> str:
+    return "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
 
 
 TIME_WORD_RE = _alternation(TIME_WORD)  # for a regex: (?:TIME_WORD_RE)\b

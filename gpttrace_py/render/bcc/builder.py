@@ -87,9 +87,8 @@ class Builder:
             if isinstance(n, E.Num) and n.value >= 1:
                 return min(n.value, STRLEN)
         if isinstance(node, E.Field):
-            for p in ctx.probes:
-                f = self.catalog.field(p, node.name)
-                if f is not None and f.kind == "str" and f.array:
+            for f in ctx.fields(node.name):
+                if f.kind == "str" and f.array:
                     return min(f.array, STRLEN)
         if isinstance(node, E.Saved) and node.name in self.saved:
             return self.saved[node.name].size
@@ -97,11 +96,8 @@ class Builder:
 
     def signed(self, node: E.Node, ctx: Context) -> bool:
         if isinstance(node, E.Field):
-            for p in ctx.probes:
-                f = self.catalog.field(p, node.name)
-                if f is not None:
-                    return f.signed
-            return True
+            f = ctx.first_field(node.name)
+            return f.signed if f is not None else True
         if isinstance(node, E.Builtin):
             return node.name == "retval"
         if isinstance(node, E.Saved):
@@ -135,9 +131,8 @@ class Builder:
             inner = node.args[0] if isinstance(node, E.Call) and node.fn == "ntop" else node
             ik = lower.infer(inner, ctx)
             if isinstance(inner, E.Field):
-                for p in ctx.probes:
-                    f = self.catalog.field(p, inner.name)
-                    if f is not None and f.array in (4, 16):
+                for f in ctx.fields(inner.name):
+                    if f.array in (4, 16):
                         ik = "ip4" if f.array == 4 else "ip6"
             if isinstance(inner, E.Saved) and inner.name in self.saved:
                 return Slot(member, self.saved[inner.name].kind, node=node)
@@ -296,16 +291,7 @@ class Builder:
     def agg_lines(self, gen: CGen, p: AggPlan) -> list[str]:
         agg = p.agg
         func = agg.func
-        body: list[str] = []
-        if p.keyed:
-            body += [f"struct {p.map}_key_t k;", "__builtin_memset(&k, 0, sizeof(k));"]
-            for s in p.slots:
-                body += gen.fill(s, "k.")
-        val = ""
-        if agg.value:
-            v, _ = gen.value(E.parse(agg.value))
-            body += gen.take_pre()
-            val = v
+        body, val = gen.agg_prelude(p.map, p.keyed, p.slots, agg.value)
         if func == "count":
             if not p.keyed:
                 body.append("u32 k = 0;")

@@ -320,6 +320,20 @@ class CGen:
         c, _ = self.value(E.parse(text))
         return c
 
+    def agg_prelude(self, map_name: str, keyed: bool, slots: list[Slot], value: str | None) -> tuple[list[str], str]:
+        """Statements that fill an aggregate's key struct ``k`` (when keyed) and compute its value; the value's C
+        expression ("" without one)."""
+        body: list[str] = []
+        if keyed:
+            body += [f"struct {map_name}_key_t k;", "__builtin_memset(&k, 0, sizeof(k));"]
+            for s in slots:
+                body += self.fill(s, "k.")
+        val = ""
+        if value:
+            val, _ = self.value(E.parse(value))
+            body += self.take_pre()
+        return body, val
+
     # -- storing values -------------------------------------------------------------------------------
     def fill(self, slot: Slot, dst: str, node: E.Node | None = None) -> list[str]:
         """Statements storing the slot's value into ``dst.<member>`` (dst like 'e->' or 'k.')."""
